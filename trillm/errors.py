@@ -1,0 +1,302 @@
+"""trillm's exceptions, and the scrubbing of secrets out of what they carry.
+
+The hierarchy::
+
+    TrillmError
+    └── APIError(message, *, status_code, provider, model, request_id, body, headers, retry_after)
+        ├── BadRequestError              400, any other 4xx, bad arguments, unknown provider
+        │   ├── ContextWindowExceededError
+        │   └── ContentPolicyViolationError
+        ├── AuthenticationError          401
+        ├── PermissionDeniedError        403
+        ├── NotFoundError                404
+        ├── RequestTimeoutError          408
+        ├── ConflictError                409
+        ├── UnprocessableEntityError     422
+        ├── RateLimitError               429
+        ├── InternalServerError          >= 500
+        │   └── ServiceUnavailableError  503, 529 (overloaded)
+        ├── APIConnectionError           no HTTP answer (connect, read, protocol)
+        │   └── Timeout                  trillm's own timeouts; also a builtin TimeoutError
+        └── StreamError                  malformed or truncated stream
+
+Every class can be built from a message alone (``RateLimitError("slow down")``);
+the keywords default to the class's own status and ``None``.  ``headers`` and
+``body`` are always stored redacted, and no API key ever appears in a message, a
+repr or ``str()`` of an error: :func:`redact` scrubs known secret header names,
+``key=`` query values and the values of the keys the Client was configured with.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "ContentPolicyViolationError",
+    "ContextWindowExceededError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ServiceUnavailableError",
+    "StreamError",
+    "Timeout",
+    "TrillmError",
+    "UnprocessableEntityError",
+    "class_for_status",
+    "redact",
+    "redact_headers",
+]
+
+REDACTED = "[REDACTED]"
+
+#: Header names whose values are secrets, whatever the provider.
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie",
+     "set-cookie"}
+)
+
+# `key=...` in URLs and messages (Gemini), bearer tokens, and the usual key shapes
+# (sk-..., sk-ant-..., AIza...) even when we were not told the key.
+_SECRET_PATTERNS = re.compile(
+    r"(?i)(?<=[?&]key=)[^&\s'\"]+"
+    r"|(?i:(?<=bearer )[A-Za-z0-9._~+/=-]{8,})"
+    r"|\bsk-[A-Za-z0-9_-]{8,}"
+    r"|\bAIza[A-Za-z0-9_-]{20,}"
+)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Return *text* with every secret in it replaced by ``[REDACTED]``.
+
+    *secrets* are literal values (the API keys in use); known key shapes,
+    bearer tokens and ``key=`` query values are scrubbed as well.
+    """
+    for secret in secrets:
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, REDACTED)
+    return _SECRET_PATTERNS.sub(REDACTED, text)
+
+
+def redact_headers(
+    headers: Iterable[tuple[str, str]] | Mapping[str, str], secrets: Iterable[str] = ()
+) -> dict[str, str]:
+    """A plain dict of lower-cased headers with secret values replaced."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    secrets = tuple(secrets)
+    out: dict[str, str] = {}
+    for name, value in items:
+        lname = name.lower()
+        out[lname] = REDACTED if lname in SECRET_HEADERS else redact(value, secrets)
+    return out
+
+
+def redact_body(body: Any, secrets: Iterable[str] = ()) -> Any:
+    """Redact every string inside a JSON-like body (dicts, lists, strings)."""
+    secrets = tuple(secrets)
+    if isinstance(body, str):
+        return redact(body, secrets)
+    if isinstance(body, bytes):
+        return redact(body.decode("utf-8", "replace"), secrets)
+    if isinstance(body, Mapping):
+        return {
+            str(k): (REDACTED if str(k).lower() in SECRET_HEADERS else redact_body(v, secrets))
+            for k, v in body.items()
+        }
+    if isinstance(body, list | tuple):
+        return [redact_body(v, secrets) for v in body]
+    return body
+
+
+class TrillmError(Exception):
+    """Base class of every exception trillm raises on purpose."""
+
+
+class APIError(TrillmError):
+    """An error talking to a model provider (or refusing to before talking).
+
+    Attributes: ``status_code`` (int or None), ``provider``, ``model``,
+    ``request_id``, ``body`` (redacted JSON or text), ``headers`` (redacted,
+    lower-cased), ``retry_after`` (seconds the server asked us to wait, or None).
+    """
+
+    default_status: ClassVar[int | None] = None
+
+    message: str
+    status_code: int | None
+    provider: str | None
+    model: str | None
+    request_id: str | None
+    body: Any
+    headers: dict[str, str]
+    retry_after: float | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        request_id: str | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        retry_after: float | None = None,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        secrets = tuple(secrets)
+        self.message = redact(str(message), secrets)
+        self.status_code = self.default_status if status_code is None else status_code
+        self.provider = provider
+        self.model = model
+        self.request_id = request_id
+        self.body = None if body is None else redact_body(body, secrets)
+        self.headers = {} if headers is None else redact_headers(headers, secrets)
+        self.retry_after = retry_after
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        where = "/".join(p for p in (self.provider, self.model) if p)
+        parts = [self.message]
+        extra = []
+        if self.status_code is not None:
+            extra.append(f"status {self.status_code}")
+        if where:
+            extra.append(where)
+        if self.request_id:
+            extra.append(f"request id {self.request_id}")
+        if extra:
+            parts.append(f"({', '.join(extra)})")
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, status_code={self.status_code!r}, "
+            f"provider={self.provider!r}, model={self.model!r}, request_id={self.request_id!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {
+            "status_code": self.status_code, "provider": self.provider, "model": self.model,
+            "request_id": self.request_id, "body": self.body, "headers": self.headers,
+            "retry_after": self.retry_after,
+        }
+        return (_rebuild, (type(self), self.message, kwargs))
+
+
+def _rebuild(cls: type[APIError], message: str, kwargs: dict[str, Any]) -> APIError:
+    return cls(message, **kwargs)
+
+
+class BadRequestError(APIError):
+    """The request was refused as invalid (400, any other 4xx, or bad arguments)."""
+
+    default_status = 400
+
+
+class ContextWindowExceededError(BadRequestError):
+    """The prompt (plus max tokens) does not fit the model's context window."""
+
+
+class ContentPolicyViolationError(BadRequestError):
+    """The provider's safety system blocked the prompt or the answer."""
+
+
+class AuthenticationError(APIError):
+    """401: the API key is missing, wrong or revoked."""
+
+    default_status = 401
+
+
+class PermissionDeniedError(APIError):
+    """403: the key is valid but may not use this model or endpoint."""
+
+    default_status = 403
+
+
+class NotFoundError(APIError):
+    """404: unknown model, deployment or endpoint."""
+
+    default_status = 404
+
+
+class RequestTimeoutError(APIError):
+    """408: the server timed the request out (retried)."""
+
+    default_status = 408
+
+
+class ConflictError(APIError):
+    """409: a conflicting request (retried)."""
+
+    default_status = 409
+
+
+class UnprocessableEntityError(APIError):
+    """422: the body was well-formed but not acceptable."""
+
+    default_status = 422
+
+
+class RateLimitError(APIError):
+    """429: too many requests or tokens; ``retry_after`` says how long to wait."""
+
+    default_status = 429
+
+
+class InternalServerError(APIError):
+    """5xx: the provider failed (retried)."""
+
+    default_status = 500
+
+
+class ServiceUnavailableError(InternalServerError):
+    """503 or 529: the provider is overloaded (retried)."""
+
+    default_status = 503
+
+
+class APIConnectionError(APIError):
+    """No HTTP answer: the connection could not be made or broke (retried)."""
+
+
+class Timeout(APIConnectionError, TimeoutError):
+    """One of trillm's own time limits (``timeout``, ``deadline``, ``idle_timeout``) expired."""
+
+
+class StreamError(APIError):
+    """A stream was malformed or ended before the provider's end marker."""
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: RequestTimeoutError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+    503: ServiceUnavailableError,
+    529: ServiceUnavailableError,
+}
+
+
+def class_for_status(status: int) -> type[APIError]:
+    """The error class for an HTTP status (the structured body may refine it later)."""
+    cls = _BY_STATUS.get(status)
+    if cls is not None:
+        return cls
+    if status >= 500:
+        return InternalServerError
+    if 400 <= status < 500:
+        return BadRequestError
+    return APIError

@@ -1,0 +1,193 @@
+"""What every provider module offers the Client, and the values passed between them.
+
+A provider is a sans-I/O translator (in the style of h11): it turns a
+:class:`~trillm.types.ChatRequest` into an :class:`HTTPRequestSpec`, and
+response bytes, SSE events and error bodies back into :mod:`trillm.types`
+records and :mod:`trillm.errors` exceptions.  It never opens a socket, sleeps
+or imports trio; the Client does the I/O once for all of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from .. import errors
+from ..retry import parse_retry_after
+
+if TYPE_CHECKING:
+    from ..sse import SSEEvent
+    from ..types import ChatRequest, ModelResponse, StreamChunk
+
+__all__ = [
+    "HTTPRequestSpec",
+    "Provider",
+    "ProviderConfig",
+    "StreamParser",
+    "error_from_response",
+    "loads_json",
+]
+
+
+@attrs.frozen
+class ProviderConfig:
+    """Where and as whom to send: resolved by the Client from arguments and environment.
+
+    ``key_var`` names the environment variable a missing key should be set in;
+    ``api_key`` is never shown in a repr.
+    """
+
+    name: str
+    api_base: str
+    api_key: str | None = attrs.field(default=None, repr=False)
+    key_var: str | None = None
+    api_version: str | None = None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values to scrub from errors and logs."""
+        return (self.api_key,) if self.api_key else ()
+
+
+@attrs.frozen
+class HTTPRequestSpec:
+    """One HTTP request, as data.  ``headers`` may hold keys, so it is never shown."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=False)
+    json: Any = None
+    content: bytes | None = attrs.field(default=None, repr=False)
+    provider: str = ""
+    model: str = ""
+
+
+class StreamParser(Protocol):
+    """Turns a provider's stream events into OpenAI-shaped chunks (stateful, per stream)."""
+
+    def feed(self, event: SSEEvent) -> StreamChunk | None:
+        """Translate one event; None for events that carry nothing for the caller."""
+        ...
+
+    @property
+    def done(self) -> bool:
+        """True once the provider's end marker (or a finish reason) was seen."""
+        ...
+
+
+class Provider(Protocol):
+    """The sans-I/O interface every provider module implements."""
+
+    name: str
+
+    def build_chat(self, req: ChatRequest, cfg: ProviderConfig) -> HTTPRequestSpec:
+        """The HTTP request for a chat completion (streaming when ``req.stream``)."""
+        ...
+
+    def parse_chat(self, body: bytes, req: ChatRequest) -> ModelResponse:
+        """A 2xx response body as a :class:`ModelResponse`."""
+        ...
+
+    def stream_parser(self, req: ChatRequest) -> StreamParser:
+        """A fresh parser for one streamed answer."""
+        ...
+
+    def parse_error(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        req: ChatRequest,
+        cfg: ProviderConfig,
+    ) -> errors.APIError:
+        """A non-2xx response as the most specific :mod:`trillm.errors` class."""
+        ...
+
+
+def loads_json(body: bytes | str, *, provider: str, model: str | None) -> Any:
+    """``json.loads`` that raises :class:`~trillm.errors.APIError` on a malformed body."""
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        text = body[:200].decode("utf-8", "replace") if isinstance(body, bytes) else body[:200]
+        raise errors.APIError(
+            f"the server's answer is not valid JSON ({exc}); it began: {text!r}",
+            provider=provider,
+            model=model,
+            body=text,
+        ) from exc
+
+
+_CONTEXT_CODES = frozenset(
+    {"context_length_exceeded", "string_above_max_length", "context_window_exceeded"}
+)
+_CONTEXT_PHRASES = (
+    "context length", "context_length", "maximum context", "context window",
+    "too many tokens", "prompt is too long", "input is too long", "exceeds the maximum",
+    "reduce the length",
+)
+_POLICY_CODES = frozenset({"content_policy_violation", "content_filter", "safety"})
+_POLICY_PHRASES = ("content policy", "content management policy", "safety system", "flagged")
+
+
+def error_from_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    provider: str,
+    model: str | None,
+    cfg: ProviderConfig,
+    message: str | None = None,
+    code: str | None = None,
+    err_type: str | None = None,
+    now: float | None = None,
+) -> errors.APIError:
+    """Build the most specific error for a non-2xx answer.
+
+    *code* and *err_type* are the provider's structured fields (checked first);
+    the message text is the last resort for spotting context-window and
+    content-policy errors.  ``retry_after`` is parsed from the headers.
+    """
+    cls = errors.class_for_status(status)
+    text = message or body[:500].decode("utf-8", "replace") or f"HTTP {status}"
+    if cls is errors.BadRequestError or status in (400, 413, 422):
+        structured = {c.lower() for c in (code, err_type) if c}
+        lowered = text.lower()
+        if structured & _CONTEXT_CODES:
+            cls = errors.ContextWindowExceededError
+        elif structured & _POLICY_CODES:
+            cls = errors.ContentPolicyViolationError
+        elif any(p in lowered for p in _CONTEXT_PHRASES):
+            cls = errors.ContextWindowExceededError
+        elif any(p in lowered for p in _POLICY_PHRASES):
+            cls = errors.ContentPolicyViolationError
+    hint = _HINTS.get(cls)
+    if hint is not None:
+        hint = hint.format(var=cfg.key_var or "the provider's API key variable")
+        text = f"{text} ({hint})"
+    try:
+        parsed_body: Any = json.loads(body) if body else None
+    except ValueError:
+        parsed_body = body[:2000].decode("utf-8", "replace")
+    return cls(
+        text,
+        status_code=status,
+        provider=provider,
+        model=model,
+        request_id=headers.get("x-request-id") or headers.get("request-id"),
+        body=parsed_body,
+        headers=headers,
+        retry_after=parse_retry_after(headers, now=now),
+        secrets=cfg.secrets,
+    )
+
+
+_HINTS: dict[type[errors.APIError], str] = {
+    errors.AuthenticationError: "check the API key: set {var} or pass api_key=",
+    errors.NotFoundError: "check the model name and api_base",
+    errors.ContextWindowExceededError: "shorten the messages or lower max_tokens",
+}

@@ -1,0 +1,248 @@
+"""Values trillm returns and takes: frozen attrs records in the OpenAI chat shape.
+
+Every response and chunk record supports attribute access (``r.choices[0].message.content``)
+and read-only ``Mapping`` access over its public fields, where a field holding ``None``
+counts as absent, as in the JSON the providers send::
+
+    r["choices"][0]["message"]["content"]
+    "choices" in chunk
+    chunk["choices"][0].get("delta", {}).get("content", "")
+
+``to_dict()`` gives plain JSON-able data (None fields omitted).  The provider's raw
+JSON stays reachable as ``.raw``, and ``ModelResponse.headers`` holds the redacted
+response headers; neither is part of the mapping view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, TypeVar
+
+import attrs
+
+__all__ = [
+    "ChatRequest",
+    "Choice",
+    "Delta",
+    "FunctionCall",
+    "FunctionDelta",
+    "Message",
+    "ModelResponse",
+    "StreamChoice",
+    "StreamChunk",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+]
+
+_R = TypeVar("_R", bound="_Record")
+_HIDDEN = {"hidden": True}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _Record):
+        return value.to_dict()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class _Record(Mapping[str, Any]):
+    """Read-only mapping view over the public, non-None fields of an attrs record."""
+
+    __slots__ = ()
+    _keys: ClassVar[tuple[str, ...]] = ()
+    _keyset: ClassVar[frozenset[str]] = frozenset()
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._keyset:
+            value = getattr(self, key)
+            if value is not None:
+                return value
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k in self._keys if getattr(self, k) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for k in self._keys if getattr(self, k) is not None)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keyset and getattr(self, key) is not None  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data: nested records become dicts, tuples lists; None omitted."""
+        out: dict[str, Any] = {}
+        for k in self._keys:
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = _plain(v)
+        return out
+
+
+def _record(cls: type[_R]) -> type[_R]:
+    """Make *cls* a frozen, slotted attrs class and index its public fields."""
+    new = attrs.frozen(cls)
+    keys = tuple(f.name for f in attrs.fields(new) if not f.metadata.get("hidden"))
+    new._keys = keys
+    new._keyset = frozenset(keys)
+    return new
+
+
+# ---------------------------------------------------------------- complete answers
+
+
+@_record
+class FunctionCall(_Record):
+    """The function a tool call invokes; ``arguments`` is a JSON string."""
+
+    name: str
+    arguments: str = ""
+
+
+@_record
+class ToolCall(_Record):
+    """One tool call the model asked for."""
+
+    id: str
+    function: FunctionCall
+    type: str = "function"
+
+
+@_record
+class Message(_Record):
+    """A chat message from the model (``role`` is ``"assistant"``)."""
+
+    role: str = "assistant"
+    content: str | None = None
+    tool_calls: tuple[ToolCall, ...] | None = None
+    reasoning_content: str | None = None
+    refusal: str | None = None
+
+
+@_record
+class Choice(_Record):
+    """One alternative answer (``n`` > 1 gives several)."""
+
+    index: int
+    message: Message
+    finish_reason: str | None = None
+    logprobs: Any = None
+
+
+@_record
+class Usage(_Record):
+    """Token counts; the ``*_details`` hold provider breakdowns (cache, reasoning)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    prompt_tokens_details: Mapping[str, Any] | None = None
+    completion_tokens_details: Mapping[str, Any] | None = None
+
+
+@_record
+class ModelResponse(_Record):
+    """A chat completion in the OpenAI shape, whichever provider answered."""
+
+    id: str
+    created: int
+    model: str
+    choices: tuple[Choice, ...]
+    usage: Usage | None = None
+    object: str = "chat.completion"
+    system_fingerprint: str | None = None
+    raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
+    headers: Mapping[str, str] = attrs.field(
+        factory=dict, repr=False, eq=False, metadata=_HIDDEN
+    )
+
+
+# ---------------------------------------------------------------- stream chunks
+
+
+@_record
+class FunctionDelta(_Record):
+    """A piece of a streamed function call: the name once, then argument fragments."""
+
+    name: str | None = None
+    arguments: str | None = None
+
+
+@_record
+class ToolCallDelta(_Record):
+    """A piece of a streamed tool call; ``index`` says which call it extends."""
+
+    index: int
+    id: str | None = None
+    type: str | None = None
+    function: FunctionDelta | None = None
+
+
+@_record
+class Delta(_Record):
+    """What one stream chunk adds to a choice's message."""
+
+    role: str | None = None
+    content: str | None = None
+    tool_calls: tuple[ToolCallDelta, ...] | None = None
+    reasoning_content: str | None = None
+    refusal: str | None = None
+
+
+_EMPTY_DELTA = Delta()
+
+
+@_record
+class StreamChoice(_Record):
+    """One choice's part of a stream chunk."""
+
+    index: int = 0
+    delta: Delta = _EMPTY_DELTA
+    finish_reason: str | None = None
+    logprobs: Any = None
+
+
+EMPTY_STREAM_CHOICES = (StreamChoice(),)
+
+
+@_record
+class StreamChunk(_Record):
+    """One streamed event in the OpenAI ``chat.completion.chunk`` shape.
+
+    It always has at least one choice: the usage-only chunk at the end of an
+    OpenAI stream carries ``usage`` and one empty choice, so
+    ``chunk.choices[0].delta.content`` never raises.
+    """
+
+    id: str
+    created: int
+    model: str
+    choices: tuple[StreamChoice, ...] = EMPTY_STREAM_CHOICES
+    usage: Usage | None = None
+    object: str = "chat.completion.chunk"
+    system_fingerprint: str | None = None
+    raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
+
+
+# ---------------------------------------------------------------- requests
+
+
+@attrs.frozen
+class ChatRequest:
+    """A normalized chat request, before any provider translates it.
+
+    ``provider`` and ``model`` are the two halves of ``"provider/model"``;
+    ``params`` holds the OpenAI-named optional parameters the caller gave
+    (``temperature``, ``max_tokens``, ``tools``, ...) with None values removed.
+    """
+
+    provider: str
+    model: str
+    messages: tuple[Mapping[str, Any], ...]
+    stream: bool = False
+    params: Mapping[str, Any] = attrs.field(factory=dict)
+    extra_body: Mapping[str, Any] | None = None
+    extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
