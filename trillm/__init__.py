@@ -1,1 +1,86 @@
-"""trillm."""
+"""trillm: a trio-native, structured-concurrency client for LLM APIs.
+
+``await trillm.acompletion(model=..., messages=...)`` and ``async with
+trillm.stream(...) as s:`` use a default :class:`Client` kept per trio run;
+``async with trillm.Client(...) as client:`` gives you your own, with its own
+limits.  See the README and ``docs/`` for the guarantees and the recipes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, overload
+
+from . import errors as errors
+from ._default import default_client
+from ._stream import Stream as Stream
+from .accumulate import stream_chunk_builder as stream_chunk_builder
+from .client import Client as Client
+from .client import ClientStatistics as ClientStatistics
+from .client import StreamOpener as StreamOpener
+from .retry import RetryPolicy as RetryPolicy
+from .types import ChatRequest as ChatRequest
+from .types import Choice as Choice
+from .types import Delta as Delta
+from .types import FunctionCall as FunctionCall
+from .types import FunctionDelta as FunctionDelta
+from .types import Message as Message
+from .types import ModelResponse as ModelResponse
+from .types import StreamChoice as StreamChoice
+from .types import StreamChunk as StreamChunk
+from .types import ToolCall as ToolCall
+from .types import ToolCallDelta as ToolCallDelta
+from .types import Usage as Usage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChatRequest",
+    "Choice",
+    "Client",
+    "ClientStatistics",
+    "Delta",
+    "FunctionCall",
+    "FunctionDelta",
+    "Message",
+    "ModelResponse",
+    "RetryPolicy",
+    "Stream",
+    "StreamChoice",
+    "StreamChunk",
+    "StreamOpener",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+    "acompletion",
+    "errors",
+    "stream",
+    "stream_chunk_builder",
+]
+
+
+@overload
+async def acompletion(
+    model: str, messages: Sequence[Mapping[str, Any]], *,
+    stream: Literal[False] = False, **kwargs: Any,
+) -> ModelResponse: ...
+
+
+@overload
+async def acompletion(
+    model: str, messages: Sequence[Mapping[str, Any]], *, stream: Literal[True], **kwargs: Any,
+) -> Stream: ...
+
+
+async def acompletion(
+    model: str, messages: Sequence[Mapping[str, Any]], *, stream: bool = False, **kwargs: Any
+) -> ModelResponse | Stream:
+    """:meth:`Client.acompletion` on this trio run's default client."""
+    return await default_client().acompletion(  # type: ignore[call-overload,no-any-return]
+        model, messages, stream=stream, **kwargs
+    )
+
+
+def stream(model: str, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> StreamOpener:
+    """``async with trillm.stream(model=..., messages=...) as s:`` on the default client."""
+    return StreamOpener(None, model, messages, kwargs)

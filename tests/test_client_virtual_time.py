@@ -1,0 +1,444 @@
+"""The Client's timing promises on virtual time: autojump MockClock + in-memory transport.
+
+Every test asserts exact virtual times.  No real socket is ever opened here
+(autojump would jump the clock while real I/O is in flight).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+import trio
+import trio.testing
+
+import trillm
+from trillm import errors
+
+MSGS = [{"role": "user", "content": "x"}]
+NO_JITTER = trillm.RetryPolicy(jitter=0)
+
+
+def chat_payload(text: str) -> dict[str, object]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text},
+             "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+
+def sse_events(words: list[str]) -> list[bytes]:
+    out = []
+    for i, w in enumerate(words):
+        chunk = {
+            "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"content": w},
+                         "finish_reason": "stop" if i == len(words) - 1 else None}],
+        }
+        out.append(f"data: {json.dumps(chunk)}\n\n".encode())
+    out.append(b"data: [DONE]\n\n")
+    return out
+
+
+Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+
+def client_for(handler: Handler, **kw: object) -> trillm.Client:
+    kw.setdefault("retry", NO_JITTER)
+    return trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test", **kw)  # type: ignore[arg-type]
+
+
+async def test_429_retry_after_then_success(autojump_clock: trio.testing.MockClock) -> None:
+    seen: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(trio.current_time())
+        if len(seen) < 3:
+            return httpx.Response(429, headers={"retry-after": "7"},
+                                  json={"error": {"message": "slow down"}})
+        return httpx.Response(200, json=chat_payload("hi"))
+
+    async with client_for(handler, max_retries=3) as client:
+        r = await client.acompletion("openai/gpt-4o-mini", MSGS)
+    assert r.choices[0].message.content == "hi"
+    assert seen == [0.0, 7.0, 14.0]
+
+
+async def test_retry_after_ms_and_http_date(autojump_clock: trio.testing.MockClock) -> None:
+    seen: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(trio.current_time())
+        if len(seen) == 1:
+            return httpx.Response(503, headers={"retry-after-ms": "1500"})
+        if len(seen) == 2:
+            return httpx.Response(429, headers={
+                "date": "Wed, 21 Oct 2026 07:28:00 GMT",
+                "retry-after": "Wed, 21 Oct 2026 07:28:04 GMT"})
+        return httpx.Response(200, json=chat_payload("ok"))
+
+    async with client_for(handler, max_retries=2) as client:
+        await client.acompletion("openai/gpt-4o-mini", MSGS)
+    assert seen == [0.0, 1.5, 5.5]
+
+
+async def test_500_storm_until_retries_run_out(autojump_clock: trio.testing.MockClock) -> None:
+    seen: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(trio.current_time())
+        return httpx.Response(500, json={"error": {"message": "boom"}})
+
+    async with client_for(handler, max_retries=4) as client:
+        with pytest.raises(errors.InternalServerError) as info:
+            await client.acompletion("openai/gpt-4o-mini", MSGS)
+    assert info.value.status_code == 500
+    # back-off 0.5, 1, 2, 4: growing, exact without jitter
+    assert seen == [0.0, 0.5, 1.5, 3.5, 7.5]
+
+
+async def test_default_is_two_retries_with_jittered_backoff(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    seen: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(trio.current_time())
+        return httpx.Response(502)
+
+    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k") as client:
+        with pytest.raises(errors.InternalServerError):
+            await client.acompletion("openai/gpt-4o-mini", MSGS)
+    assert len(seen) == 3
+    first, second = seen[1] - seen[0], seen[2] - seen[1]
+    assert 0.375 <= first <= 0.5
+    assert 0.75 <= second <= 1.0
+
+
+async def test_long_retry_after_is_raised_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    calls = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(429, headers={"retry-after": "120"})
+
+    async with client_for(handler) as client:
+        with pytest.raises(errors.RateLimitError) as info:
+            await client.acompletion("openai/gpt-4o-mini", MSGS)
+    assert calls == 1
+    assert info.value.retry_after == 120.0
+    assert trio.current_time() == 0.0
+
+
+async def test_x_should_retry_header_decides_first(autojump_clock: trio.testing.MockClock) -> None:
+    statuses = iter([(500, "false"), (400, "true"), (200, None)])
+    seen: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(trio.current_time())
+        status, should = next(statuses)
+        headers = {"x-should-retry": should} if should else {}
+        if status == 200:
+            return httpx.Response(200, json=chat_payload("ok"))
+        return httpx.Response(status, headers=headers)
+
+    async with client_for(handler) as client:
+        with pytest.raises(errors.InternalServerError):
+            await client.acompletion("openai/gpt-4o-mini", MSGS)  # 500 + "false": no retry
+        assert seen == [0.0]
+        r = await client.acompletion("openai/gpt-4o-mini", MSGS)  # 400 + "true": retried
+    assert r.choices[0].message.content == "ok"
+    assert seen == [0.0, 0.0, 0.5]
+
+
+async def test_4xx_is_not_retried(autojump_clock: trio.testing.MockClock) -> None:
+    calls = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(401, json={"error": {"message": "bad key"}})
+
+    async with client_for(handler) as client:
+        with pytest.raises(errors.AuthenticationError):
+            await client.acompletion("openai/gpt-4o-mini", MSGS)
+    assert calls == 1
+
+
+async def test_per_attempt_timeout_is_a_cancel_scope(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    starts: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        starts.append(trio.current_time())
+        await trio.sleep_forever()
+        raise AssertionError
+
+    async with client_for(handler, max_retries=1) as client:
+        with pytest.raises(errors.Timeout) as info:
+            await client.acompletion("openai/gpt-4o-mini", MSGS, timeout=10)
+        assert client.statistics().requests_in_flight == 0
+    assert isinstance(info.value, TimeoutError)
+    assert starts == [0.0, 10.5]
+    assert trio.current_time() == 20.5
+
+
+async def test_total_deadline_across_retries(autojump_clock: trio.testing.MockClock) -> None:
+    starts: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        starts.append(trio.current_time())
+        await trio.sleep_forever()
+        raise AssertionError
+
+    async with client_for(handler, max_retries=5) as client:
+        with pytest.raises(errors.Timeout, match="deadline"):
+            await client.acompletion("openai/gpt-4o-mini", MSGS, timeout=10, deadline=25)
+    assert starts == [0.0, 10.5, 21.5]
+    assert trio.current_time() == 25.0
+
+
+async def test_deadline_stops_a_backoff_that_would_end_after_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"retry-after": "30"})
+
+    async with client_for(handler) as client:
+        with pytest.raises(errors.RateLimitError):
+            await client.acompletion("openai/gpt-4o-mini", MSGS, deadline=20)
+    assert trio.current_time() == 0.0
+
+
+async def test_limiter_slot_is_free_during_backoff(autojump_clock: trio.testing.MockClock) -> None:
+    done: dict[str, float] = {}
+    first = True
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal first
+        body = json.loads(request.content)
+        if body["messages"][0]["content"] == "a" and first:
+            first = False
+            return httpx.Response(429, headers={"retry-after": "5"})
+        await trio.sleep(1)
+        return httpx.Response(200, json=chat_payload(body["messages"][0]["content"]))
+
+    async with client_for(handler, max_concurrency=1) as client:
+
+        async def ask(text: str, start_at: float) -> None:
+            await trio.sleep(start_at)
+            await client.acompletion("openai/gpt-4o-mini", [{"role": "user", "content": text}])
+            done[text] = trio.current_time()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask, "a", 0)
+            nursery.start_soon(ask, "b", 0.1)
+    # b ran (0.1 -> 1.1) while a slept on its back-off (0 -> 5); a then took 1 s
+    assert done == {"b": 1.1, "a": 6.0}
+
+
+async def test_caller_cancellation_is_not_converted_or_retried(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    calls = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        await trio.sleep_forever()
+        raise AssertionError
+
+    async with client_for(handler, max_retries=5) as client:
+        with trio.move_on_after(3) as scope:
+            await client.acompletion("openai/gpt-4o-mini", MSGS, timeout=10)
+        assert client.statistics().requests_in_flight == 0
+    assert scope.cancelled_caught
+    assert calls == 1
+    assert trio.current_time() == 3.0
+
+
+async def test_limiter_wait_counts_against_deadline_not_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(4)
+        return httpx.Response(200, json=chat_payload("ok"))
+
+    async with client_for(handler, max_concurrency=1) as client:
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):  # each waits its turn: 4, 8, 12 s; timeout=5 applies on the wire
+                nursery.start_soon(lambda: client.acompletion("openai/gpt-4o-mini", MSGS,
+                                                              timeout=5))
+        assert trio.current_time() == 12.0
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.acompletion, "openai/gpt-4o-mini", MSGS)  # holds 12 -> 16
+            await trio.sleep(0.1)
+            with pytest.raises(errors.Timeout, match="deadline"):
+                await client.acompletion("openai/gpt-4o-mini", MSGS, deadline=3)
+            assert trio.current_time() == 15.1
+
+
+# ------------------------------------------------------------------ streams
+
+
+def streaming_handler(
+    events: list[bytes], gap: float, *, head_delay: float = 0.0
+) -> Handler:
+    async def body() -> AsyncIterator[bytes]:
+        for e in events:
+            await trio.sleep(gap)
+            yield e
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(head_delay)
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    return handler
+
+
+async def test_stream_chunks_arrive_on_virtual_time(autojump_clock: trio.testing.MockClock) -> None:
+    handler = streaming_handler(sse_events(["a", "b", "c"]), gap=2, head_delay=1)
+    times = []
+    async with client_for(handler) as client:
+        async with client.stream("openai/gpt-4o-mini", MSGS) as s:
+            assert trio.current_time() == 1.0  # entered after the headers
+            async for chunk in s:
+                times.append((trio.current_time(), chunk.choices[0].delta.content))
+        assert client.statistics().open_streams == 0
+    assert times == [(3.0, "a"), (5.0, "b"), (7.0, "c")]
+
+
+async def test_stream_idle_timeout_per_chunk(autojump_clock: trio.testing.MockClock) -> None:
+    handler = streaming_handler(sse_events(["a", "b"]), gap=5)
+    async with client_for(handler) as client:
+        async with client.stream("openai/gpt-4o-mini", MSGS, idle_timeout=4) as s:
+            with pytest.raises(errors.Timeout, match="idle_timeout"):
+                await s.__anext__()
+            assert s.closed
+        assert trio.current_time() == 4.0
+        assert client.statistics().open_streams == 0
+
+
+async def test_stream_deadline_bounds_the_whole_stream(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    handler = streaming_handler(sse_events(["a", "b", "c", "d"]), gap=3)
+    got = []
+    async with client_for(handler) as client:
+        with pytest.raises(errors.Timeout, match="deadline"):
+            async with client.stream("openai/gpt-4o-mini", MSGS, deadline=10,
+                                     idle_timeout=4) as s:
+                async for chunk in s:
+                    got.append(chunk.choices[0].delta.content)
+    assert got == ["a", "b", "c"]
+    assert trio.current_time() == 10.0
+
+
+async def test_stream_status_error_is_retried_before_first_chunk(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    calls: list[float] = []
+    ok = streaming_handler(sse_events(["x"]), gap=0)
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(trio.current_time())
+        if len(calls) == 1:
+            return httpx.Response(503)
+        return await ok(request)
+
+    async with client_for(handler) as client:
+        s = await client.acompletion("openai/gpt-4o-mini", MSGS, stream=True)
+        async with s:
+            text = [c.choices[0].delta.content async for c in s]
+    assert text == ["x"]
+    assert calls == [0.0, 0.5]
+
+
+async def test_stream_holds_its_slot_until_closed(autojump_clock: trio.testing.MockClock) -> None:
+    handler = streaming_handler(sse_events(["a", "b"]), gap=1)
+    async with client_for(handler, max_concurrency=1) as client:
+        order = []
+
+        async def second() -> None:
+            await client.acompletion("mock/x", MSGS)
+            order.append(("second", trio.current_time()))
+
+        async with trio.open_nursery() as nursery:
+            async with client.stream("openai/gpt-4o-mini", MSGS) as s:
+                nursery.start_soon(second)
+                await trio.sleep(5)
+                order.append(("stream-closing", trio.current_time()))
+                assert s.closed is False
+        assert order == [("stream-closing", 5.0), ("second", 5.0)]
+
+
+# ------------------------------------------------------------------ mock provider
+
+
+async def test_mock_latency_chunk_delay_and_timeout(autojump_clock: trio.testing.MockClock) -> None:
+    async with trillm.Client() as client:
+        r = await client.acompletion("mock/echo", [{"role": "user", "content": "one two"}],
+                                     mock_latency=2)
+        assert r.choices[0].message.content == "one two"
+        assert trio.current_time() == 2.0
+        times = []
+        async with client.stream("mock/echo", [{"role": "user", "content": "a b c"}],
+                                 mock_chunk_delay=0.5) as s:
+            async for c in s:
+                times.append(trio.current_time())
+        assert times == [2.5, 3.0, 3.5, 4.0]
+        with pytest.raises(errors.Timeout):
+            await client.acompletion("mock/x", MSGS, mock_latency=100, timeout=1, max_retries=0)
+        assert trio.current_time() == 5.0
+
+
+async def test_mock_error_goes_through_the_retry_loop(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trillm.Client(retry=NO_JITTER) as client:
+        with pytest.raises(errors.RateLimitError):
+            await client.acompletion("mock/x", MSGS, mock_response=errors.RateLimitError("slow"))
+        assert trio.current_time() == 1.5  # attempts at 0, 0.5, 1.5
+        with pytest.raises(errors.BadRequestError):
+            await client.acompletion("mock/x", MSGS, mock_response=errors.BadRequestError("no"))
+        assert trio.current_time() == 1.5
+
+
+async def test_every_public_call_is_a_checkpoint() -> None:
+    async with trillm.Client() as client:
+        with trio.testing.assert_checkpoints():
+            await client.acompletion("mock/x", MSGS)
+        with trio.testing.assert_checkpoints(), pytest.raises(errors.BadRequestError):
+            await client.acompletion("mock/x", [])
+        with trio.testing.assert_checkpoints(), pytest.raises(errors.BadRequestError):
+            await client.acompletion("nosuchprovider/x", MSGS)
+        async with client.stream("mock/x", MSGS) as s:
+            with trio.testing.assert_checkpoints():
+                await s.__anext__()
+
+
+async def test_cancelled_loop_of_mock_calls_stops() -> None:
+    count = 0
+    async with trillm.Client() as client:
+        with trio.move_on_after(0.05):
+            while True:
+                await client.acompletion("mock/x", MSGS)
+                count += 1
+    assert count > 0
+
+
+async def test_infinite_limits_are_accepted(autojump_clock: trio.testing.MockClock) -> None:
+    async with trillm.Client(timeout=math.inf, deadline=math.inf) as client:
+        r = await client.acompletion("mock/x", MSGS, mock_latency=10_000)
+    assert r.choices[0].message.content == "x"

@@ -1,0 +1,106 @@
+"""Accumulate stream chunks into the answer the plain (non-streamed) call gives."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .types import (
+    Choice,
+    FunctionCall,
+    Message,
+    ModelResponse,
+    StreamChunk,
+    ToolCall,
+    Usage,
+)
+
+__all__ = ["stream_chunk_builder"]
+
+
+class _ChoiceParts:
+    __slots__ = ("content", "finish_reason", "reasoning", "refusal", "role", "tools")
+
+    def __init__(self) -> None:
+        self.role = "assistant"
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.refusal: list[str] = []
+        self.finish_reason: str | None = None
+        # tool index -> [id, type, name, argument fragments]
+        self.tools: dict[int, list[Any]] = {}
+
+    def message(self) -> Message:
+        calls = tuple(
+            ToolCall(id=t[0] or "", type=t[1] or "function",
+                     function=FunctionCall(name=t[2] or "", arguments="".join(t[3])))
+            for _, t in sorted(self.tools.items())
+        )
+        return Message(
+            role=self.role,
+            content="".join(self.content) if self.content or not calls else None,
+            tool_calls=calls or None,
+            reasoning_content="".join(self.reasoning) if self.reasoning else None,
+            refusal="".join(self.refusal) if self.refusal else None,
+        )
+
+
+def stream_chunk_builder(chunks: Iterable[StreamChunk]) -> ModelResponse:
+    """Build the :class:`ModelResponse` that a stream of *chunks* amounts to.
+
+    Content, reasoning and tool-call argument fragments are concatenated per
+    choice (tool calls by their ``index``); the last finish reason and the last
+    usage seen win.  Raises ``ValueError`` for an empty stream.
+    """
+    first: StreamChunk | None = None
+    usage: Usage | None = None
+    parts: dict[int, _ChoiceParts] = {}
+    for chunk in chunks:
+        if first is None:
+            first = chunk
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for sc in chunk.choices:
+            p = parts.get(sc.index)
+            if p is None:
+                p = parts[sc.index] = _ChoiceParts()
+            d = sc.delta
+            if d.role:
+                p.role = d.role
+            if d.content:
+                p.content.append(d.content)
+            if d.reasoning_content:
+                p.reasoning.append(d.reasoning_content)
+            if d.refusal:
+                p.refusal.append(d.refusal)
+            if d.tool_calls:
+                for tc in d.tool_calls:
+                    t = p.tools.get(tc.index)
+                    if t is None:
+                        t = p.tools[tc.index] = [None, None, None, []]
+                    if tc.id:
+                        t[0] = tc.id
+                    if tc.type:
+                        t[1] = tc.type
+                    if tc.function is not None:
+                        if tc.function.name:
+                            t[2] = tc.function.name
+                        if tc.function.arguments:
+                            t[3].append(tc.function.arguments)
+            if sc.finish_reason is not None:
+                p.finish_reason = sc.finish_reason
+    if first is None:
+        raise ValueError("cannot build a response from an empty stream")
+    # A usage-only chunk adds an empty delta to choice 0, which changes nothing.
+    choices = tuple(
+        Choice(index=i, message=p.message(), finish_reason=p.finish_reason)
+        for i, p in sorted(parts.items())
+    )
+    return ModelResponse(
+        id=first.id,
+        created=first.created,
+        model=first.model,
+        choices=choices,
+        usage=usage,
+        system_fingerprint=first.system_fingerprint,
+    )

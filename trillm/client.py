@@ -1,0 +1,578 @@
+"""``Client``: the one orchestrator — routing, time limits, the retry loop, the limiter.
+
+Everything with a clock or a socket happens here or below: providers only
+translate (``providers/``), ``_transport`` only moves bytes, ``_stream`` only
+iterates.  One call is::
+
+    validate + route (before any traffic) -> for each attempt:
+        take a concurrency slot (bounded by the deadline only)
+        -> send under the attempt's cancel scope (timeout, and the deadline)
+        -> give the slot back -> parse, or decide a retry (pure) and sleep outside `except`
+
+Only scopes trillm opened turn into :class:`~trillm.errors.Timeout`; the
+caller's cancellation passes through untouched, is never retried, and closes
+the connection on its way out (the transport's responses close on every exit).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+
+import attrs
+import trio
+
+from . import errors
+from ._stream import HTTPChunkSource, ScriptedChunkSource, Stream
+from ._transport import Transport
+from .providers import mock, openai
+from .retry import RetryPolicy
+from .routing import Route, parse_model, resolve_config
+from .types import ChatRequest, ModelResponse
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .providers.base import HTTPRequestSpec, Provider, ProviderConfig
+
+__all__ = ["Client", "ClientStatistics"]
+
+_log = logging.getLogger("trillm")
+_T = TypeVar("_T")
+
+# Provider modules by the `kind` of a routing preset.
+_PROVIDERS: dict[str, Provider] = {"openai": openai.PROVIDER}
+
+_NOT_OPEN = (
+    "this trillm.Client is not open: use it as `async with trillm.Client(...) as client:`, "
+    "or call the module-level trillm.acompletion() / trillm.stream(), which manage a client "
+    "for you"
+)
+
+
+@attrs.frozen
+class ClientStatistics:
+    """A snapshot of what a Client holds, to check that nothing leaked."""
+
+    requests_in_flight: int
+    open_streams: int
+    idle_connections: int
+    active_connections: int
+
+
+@attrs.frozen
+class _Limits:
+    """The time and retry settings of one call (the Client's, overridden per call)."""
+
+    timeout: float
+    deadline: float
+    idle_timeout: float
+    max_retries: int
+    retry: RetryPolicy
+
+
+@attrs.define(eq=False)
+class _Call:
+    """One prepared call: what to send (or what the mock will do) and within which limits."""
+
+    req: ChatRequest
+    limits: _Limits
+    deadline_at: float
+    provider: Provider | None = None
+    cfg: ProviderConfig | None = None
+    spec: HTTPRequestSpec | None = None
+    plan: mock.MockPlan | None = None
+
+
+class _Slot:
+    """A borrower token for one attempt or one open stream (never the task itself)."""
+
+    __slots__ = ()
+
+
+def _seconds(name: str, value: Any, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise errors.BadRequestError(
+            f"{name} must be a number of seconds > 0 (math.inf for no limit), not {value!r}"
+        )
+    return float(value)
+
+
+def _retries(value: Any, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise errors.BadRequestError(f"max_retries must be an int >= 0, not {value!r}")
+    return value
+
+
+def _check_messages(messages: Any) -> tuple[Mapping[str, Any], ...]:
+    if isinstance(messages, str) or not isinstance(messages, Sequence) or not messages:
+        raise errors.BadRequestError(
+            "messages must be a non-empty list of {'role': ..., 'content': ...} dicts"
+        )
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping) or "role" not in m:
+            raise errors.BadRequestError(
+                f"messages[{i}] must be a dict with a 'role' key, not {type(m).__name__}"
+            )
+    return tuple(messages)
+
+
+class Client:
+    """A trio-native client for chat models of every provider.
+
+    ``async with trillm.Client(...) as client:`` opens the connection pool and
+    closes it on exit; a Client holds no I/O resource before that, so one may
+    be built at import time.  Every keyword is a default that each call may
+    override; ``None`` inherits and ``math.inf`` means no limit:
+
+    * ``timeout`` bounds one attempt (for a stream: until the response headers),
+      ``deadline`` the whole call across retries (a stream until it closes),
+      ``idle_timeout`` each gap between stream events;
+    * ``max_retries`` and ``retry`` (a :class:`~trillm.retry.RetryPolicy`)
+      govern retries; ``max_concurrency`` caps requests on the wire and open
+      streams with a ``trio.CapacityLimiter``, never held during back-off;
+    * ``transport`` takes any ``httpx.AsyncBaseTransport`` (e.g.
+      ``httpx.MockTransport`` in tests; it stays the caller's to close);
+      ``proxy`` and the environment's ``HTTPS_PROXY`` / ``NO_PROXY`` apply
+      otherwise; ``headers`` are sent with every request.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        timeout: float | None = 600.0,
+        deadline: float | None = None,
+        idle_timeout: float | None = None,
+        max_retries: int = 2,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        proxy: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        trust_env: bool = True,
+    ) -> None:
+        self._api_key = api_key
+        self._api_base = api_base
+        self._limits = _Limits(
+            timeout=_seconds("timeout", timeout, math.inf),
+            deadline=_seconds("deadline", deadline, math.inf),
+            idle_timeout=_seconds("idle_timeout", idle_timeout, math.inf),
+            max_retries=_retries(max_retries, 2),
+            retry=RetryPolicy() if retry is None else retry,
+        )
+        if max_concurrency is not None and (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or max_concurrency < 1
+        ):
+            raise ValueError(f"max_concurrency must be an int >= 1, not {max_concurrency!r}")
+        self._max_concurrency = max_concurrency
+        self._user_transport = transport
+        self._proxy = proxy
+        self._trust_env = trust_env
+        self._headers = dict(headers) if headers else None
+        self._transport: Transport | None = None
+        self._limiter: trio.CapacityLimiter | None = None
+        self._rng = random.Random()
+        self._routes: dict[tuple[str, str | None, str | None, str | None],
+                           tuple[Route, ProviderConfig]] = {}
+        self._in_flight = 0
+        self._open_streams = 0
+
+    def __repr__(self) -> str:
+        state = "open" if self._transport is not None else "not open"
+        return f"<trillm.Client {state}>"
+
+    # -------------------------------------------------------------- lifetime
+
+    def _open(self) -> None:
+        if self._transport is not None:
+            raise RuntimeError("this trillm.Client is already open")
+        self._transport = Transport(
+            transport=self._user_transport, proxy=self._proxy, trust_env=self._trust_env
+        )
+        if self._max_concurrency is not None:
+            self._limiter = trio.CapacityLimiter(self._max_concurrency)
+
+    async def __aenter__(self) -> Client:
+        self._open()
+        await trio.lowlevel.checkpoint()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every pooled connection; the Client may be entered again later."""
+        transport, self._transport = self._transport, None
+        self._limiter = None
+        if transport is not None:
+            with trio.CancelScope(shield=True):
+                await transport.aclose()
+
+    def statistics(self) -> ClientStatistics:
+        """Requests in flight, open streams and pooled connections right now."""
+        idle = active = 0
+        if self._transport is not None:
+            t = self._transport.statistics()
+            idle, active = t.idle_connections, t.active_connections
+        return ClientStatistics(self._in_flight, self._open_streams, idle, active)
+
+    def _require_open(self) -> Transport:
+        if self._transport is None:
+            raise RuntimeError(_NOT_OPEN)
+        return self._transport
+
+    # -------------------------------------------------------------- public calls
+
+    @overload
+    async def acompletion(
+        self, model: str, messages: Sequence[Mapping[str, Any]], *,
+        stream: Literal[False] = False, **kwargs: Any,
+    ) -> ModelResponse: ...
+
+    @overload
+    async def acompletion(
+        self, model: str, messages: Sequence[Mapping[str, Any]], *,
+        stream: Literal[True], **kwargs: Any,
+    ) -> Stream: ...
+
+    async def acompletion(  # noqa: ASYNC109 - LiteLLM's `timeout=` spelling, a cancel scope
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        stream: bool = False,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        idle_timeout: float | None = None,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        api_version: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        mock_response: str | BaseException | None = None,
+        mock_latency: float | None = None,
+        mock_chunk_delay: float | None = None,
+        **params: Any,
+    ) -> ModelResponse | Stream:
+        """Ask *model* to continue *messages*; a :class:`ModelResponse`, or a
+        :class:`Stream` with ``stream=True`` (returned once the headers arrived).
+
+        Any other keyword (``temperature``, ``max_tokens``, ``tools``, ...) is
+        passed to the provider; ``num_retries`` and ``request_timeout`` are
+        accepted as LiteLLM's names for ``max_retries`` and ``timeout``.
+        """
+        try:
+            call = self._prepare(
+                model, messages, stream, params,
+                timeout=timeout, deadline=deadline, idle_timeout=idle_timeout,
+                max_retries=max_retries, retry=retry, api_key=api_key, api_base=api_base,
+                api_version=api_version, extra_headers=extra_headers, extra_body=extra_body,
+                mock_response=mock_response, mock_latency=mock_latency,
+                mock_chunk_delay=mock_chunk_delay,
+            )
+        except (errors.APIError, RuntimeError) as exc:
+            failure: BaseException = exc
+        else:
+            if stream:
+                return await self._with_retries(call, self._open_stream_once)
+            return await self._with_retries(call, self._complete_once)
+        await trio.lowlevel.checkpoint()  # a checkpoint even when refusing at once
+        raise failure
+
+    def stream(
+        self, model: str, messages: Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> StreamOpener:
+        """``async with client.stream(model=..., messages=...) as stream:`` — the
+        stream is open inside the block and closed when it is left, however it is left.
+        Takes the keywords of :meth:`acompletion`."""
+        return StreamOpener(self, model, messages, kwargs)
+
+    # -------------------------------------------------------------- preparation
+
+    def _prepare(
+        self,
+        model: Any,
+        messages: Any,
+        stream: bool,
+        params: dict[str, Any],
+        *,
+        timeout: float | None,
+        deadline: float | None,
+        idle_timeout: float | None,
+        max_retries: int | None,
+        retry: RetryPolicy | None,
+        api_key: str | None,
+        api_base: str | None,
+        api_version: str | None,
+        extra_headers: Mapping[str, str] | None,
+        extra_body: Mapping[str, Any] | None,
+        mock_response: str | BaseException | None,
+        mock_latency: float | None,
+        mock_chunk_delay: float | None,
+    ) -> _Call:
+        self._require_open()
+        if "num_retries" in params:
+            alias = params.pop("num_retries")
+            max_retries = alias if max_retries is None else max_retries
+        if "request_timeout" in params:
+            alias = params.pop("request_timeout")
+            timeout = alias if timeout is None else timeout
+        base = self._limits
+        limits = base
+        if timeout is not None or deadline is not None or idle_timeout is not None \
+                or max_retries is not None or retry is not None:
+            limits = _Limits(
+                timeout=_seconds("timeout", timeout, base.timeout),
+                deadline=_seconds("deadline", deadline, base.deadline),
+                idle_timeout=_seconds("idle_timeout", idle_timeout, base.idle_timeout),
+                max_retries=_retries(max_retries, base.max_retries),
+                retry=base.retry if retry is None else retry,
+            )
+        if not isinstance(model, str) or not model:
+            raise errors.BadRequestError(
+                f"model must be a non-empty string like 'openai/gpt-4o-mini', not {model!r}"
+            )
+        msgs = _check_messages(messages)
+        for k in [k for k, v in params.items() if v is None]:
+            del params[k]
+        if self._headers:
+            extra_headers = {**self._headers, **(extra_headers or {})}
+        deadline_at = trio.current_time() + limits.deadline
+        base_url = self._api_base if api_base is None else api_base
+        if mock_response is not None or model.startswith("mock/"):
+            name = model.partition("/")[2] if model.startswith("mock/") else model
+            req = ChatRequest("mock", name, msgs, stream, params, extra_body, extra_headers)
+            plan = mock.plan(req, mock_response=mock_response, latency=mock_latency,
+                             chunk_delay=mock_chunk_delay)
+            return _Call(req, limits, deadline_at, plan=plan)
+        route, cfg = self._resolve(model, api_key, base_url, api_version)
+        provider = _PROVIDERS.get(route.preset.kind)
+        if provider is None:
+            raise errors.BadRequestError(
+                f"the {route.provider!r} provider is not available in this version of trillm; "
+                "use an OpenAI-compatible endpoint with api_base=, or the mock/ provider",
+                provider=route.provider, model=route.model,
+            )
+        req = ChatRequest(route.provider, route.model, msgs, stream, params, extra_body,
+                          extra_headers)
+        spec = provider.build_chat(req, cfg)
+        return _Call(req, limits, deadline_at, provider=provider, cfg=cfg, spec=spec)
+
+    def _resolve(
+        self, model: str, api_key: str | None, api_base: str | None, api_version: str | None
+    ) -> tuple[Route, ProviderConfig]:
+        key = (model, api_key or self._api_key, api_base, api_version)
+        hit = self._routes.get(key)
+        if hit is None:
+            route = parse_model(model, api_base=api_base)
+            cfg = resolve_config(route, api_key=key[1], api_base=api_base,
+                                 environ=os.environ, api_version=api_version)
+            hit = self._routes[key] = (route, cfg)
+        return hit
+
+    # -------------------------------------------------------------- the retry loop
+
+    async def _with_retries(
+        self, call: _Call, once: Callable[[_Call], Awaitable[_T]]
+    ) -> _T:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await once(call)
+            except errors.APIError as exc:  # Exception only: Cancelled / KeyboardInterrupt pass
+                delay = self._retry_delay(call, attempt, exc)
+                if _log.isEnabledFor(logging.DEBUG):
+                    _log.debug("%s/%s attempt %d failed (status %s); %s", call.req.provider,
+                               call.req.model, attempt, exc.status_code,
+                               "giving up" if delay is None else f"retrying in {delay:.3f} s")
+                if delay is None:
+                    raise
+            await trio.sleep(delay)  # outside `except`: the slot was given back already
+
+    def _retry_delay(self, call: _Call, attempt: int, exc: errors.APIError) -> float | None:
+        if attempt > call.limits.max_retries:
+            return None
+        delay = call.limits.retry.delay(attempt, exc, self._rng)
+        if delay is None or trio.current_time() + delay >= call.deadline_at:
+            return None
+        return delay
+
+    def _timeout(self, call: _Call, timed_out_at: float) -> errors.Timeout:
+        if timed_out_at >= call.deadline_at:
+            msg = f"the call's deadline of {call.limits.deadline:g} s passed"
+        else:
+            msg = f"no response within timeout={call.limits.timeout:g} s"
+        return errors.Timeout(msg, provider=call.req.provider, model=call.req.model)
+
+    async def _acquire(self, call: _Call, slot: _Slot) -> None:
+        """Wait for a concurrency slot, bounded by the call's deadline only."""
+        assert self._limiter is not None
+        with trio.move_on_at(call.deadline_at) as scope:
+            await self._limiter.acquire_on_behalf_of(slot)
+        if scope.cancelled_caught:
+            raise self._timeout(call, call.deadline_at)
+
+    async def _complete_once(self, call: _Call) -> ModelResponse:
+        transport = self._require_open()
+        limiter = self._limiter
+        slot = _Slot()
+        if limiter is not None:
+            await self._acquire(call, slot)
+        self._in_flight += 1
+        try:
+            until = min(trio.current_time() + call.limits.timeout, call.deadline_at)
+            with trio.move_on_at(until) as scope:
+                if call.plan is not None:
+                    answer = await _mock_answer(call.plan)
+                else:
+                    assert call.spec is not None
+                    raw = await transport.send(call.spec)
+        finally:
+            self._in_flight -= 1
+            if limiter is not None:
+                limiter.release_on_behalf_of(slot)
+        if scope.cancelled_caught:
+            raise self._timeout(call, until)
+        if call.plan is not None:
+            return answer
+        provider, cfg = call.provider, call.cfg
+        assert provider is not None and cfg is not None
+        if raw.status >= 300:
+            raise provider.parse_error(raw.status, raw.headers, raw.content, call.req, cfg)
+        response = provider.parse_chat(raw.content, call.req)
+        return attrs.evolve(response, headers=_public_headers(raw.headers))
+
+    async def _open_stream_once(self, call: _Call) -> Stream:
+        transport = self._require_open()
+        limiter = self._limiter
+        slot = _Slot()
+        if limiter is not None:
+            await self._acquire(call, slot)
+        self._in_flight += 1
+        opened = None
+        try:
+            until = min(trio.current_time() + call.limits.timeout, call.deadline_at)
+            with trio.move_on_at(until) as scope:
+                if call.plan is not None:
+                    opened = await _mock_stream(call.plan)
+                else:
+                    assert call.spec is not None and call.provider is not None
+                    response = await transport.open_stream(call.spec)
+                    try:
+                        if response.status >= 300:
+                            body = await response.aread()
+                            assert call.cfg is not None
+                            raise call.provider.parse_error(
+                                response.status, response.headers, body, call.req, call.cfg
+                            )
+                        opened = HTTPChunkSource(
+                            response, call.provider.stream_parser(call.req),
+                            provider=call.req.provider, model=call.req.model,
+                            headers=_public_headers(response.headers),
+                        )
+                    finally:
+                        if opened is None:
+                            await response.aclose()
+        finally:
+            self._in_flight -= 1
+            if opened is None and limiter is not None:
+                limiter.release_on_behalf_of(slot)
+        if opened is None:
+            assert scope.cancelled_caught
+            raise self._timeout(call, until)
+        self._open_streams += 1
+
+        def release() -> None:
+            self._open_streams -= 1
+            if limiter is not None:
+                limiter.release_on_behalf_of(slot)
+
+        return Stream(
+            opened, provider=call.req.provider, model=call.req.model,
+            idle_timeout=call.limits.idle_timeout, deadline_at=call.deadline_at,
+            on_close=release,
+        )
+
+
+class StreamOpener:
+    """What :meth:`Client.stream` returns: ``async with`` it to get an open :class:`Stream`."""
+
+    __slots__ = ("_client", "_kwargs", "_messages", "_model", "_stream")
+
+    def __init__(
+        self, client: Client | None, model: str, messages: Sequence[Mapping[str, Any]],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self._client = client
+        self._model = model
+        self._messages = messages
+        self._kwargs = kwargs
+        self._stream: Stream | None = None
+
+    async def __aenter__(self) -> Stream:
+        if self._stream is not None:
+            raise RuntimeError("this stream() block was already entered")
+        client = self._client
+        if client is None:
+            from ._default import default_client  # the module-level trillm.stream()
+
+            client = default_client()
+        self._stream = await client.acompletion(
+            self._model, self._messages, stream=True, **self._kwargs
+        )
+        return self._stream
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._stream is not None:
+            await self._stream._close_now()
+
+
+async def _mock_answer(plan: mock.MockPlan) -> ModelResponse:
+    if plan.latency:
+        await trio.sleep(plan.latency)
+    else:
+        await trio.lowlevel.checkpoint()
+    if plan.error is not None:
+        raise plan.error
+    assert plan.response is not None
+    return plan.response
+
+
+async def _mock_stream(plan: mock.MockPlan) -> ScriptedChunkSource:
+    if plan.latency:
+        await trio.sleep(plan.latency)
+    else:
+        await trio.lowlevel.checkpoint()
+    if plan.error is not None:
+        raise plan.error
+    return ScriptedChunkSource(plan.chunks, plan.chunk_delay)
+
+
+def _public_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Response headers with secret-bearing ones (cookies) hidden; lower-case names."""
+    out = {}
+    for k, v in headers.items():
+        k = k.lower()
+        out[k] = errors.REDACTED if k in errors.SECRET_HEADERS else v
+    return out

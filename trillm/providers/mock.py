@@ -1,0 +1,133 @@
+"""The offline ``mock/`` provider: deterministic answers with no network at all.
+
+``mock/<anything>`` echoes the last user message; ``mock_response="text"`` (with
+any model) answers that text instead, and ``mock_response=SomeError("...")``
+raises that exception on every attempt, so it goes through the Client's retry
+loop like an error from the wire.  ``mock_latency`` (seconds before the answer
+or the stream's headers) and ``mock_chunk_delay`` (seconds before each streamed
+chunk) simulate time; the Client does the sleeping, this module only plans.
+Streams go word by word: the first chunk carries the role, the last one the
+finish reason and the usage.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from .. import errors
+from ..types import (
+    ChatRequest,
+    Choice,
+    Delta,
+    Message,
+    ModelResponse,
+    StreamChoice,
+    StreamChunk,
+    Usage,
+)
+
+__all__ = ["MockPlan", "plan", "PROVIDER_NAME"]
+
+PROVIDER_NAME = "mock"
+#: ``created`` of every mock answer, so answers are the same from run to run.
+CREATED = 1_700_000_000
+_WORDS = re.compile(r"\s*\S+")
+
+
+@attrs.frozen
+class MockPlan:
+    """What the mock call will do: wait ``latency``, then raise ``error`` or answer."""
+
+    latency: float
+    chunk_delay: float
+    error: BaseException | None = None
+    response: ModelResponse | None = None
+    chunks: tuple[StreamChunk, ...] = ()
+
+
+def _seconds(name: str, value: Any) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise errors.BadRequestError(
+            f"{name} must be a number of seconds >= 0, not {value!r}", provider=PROVIDER_NAME
+        )
+    return float(value)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list | tuple):  # content parts: keep the text ones
+        return " ".join(
+            str(p.get("text", "")) for p in content if isinstance(p, Mapping) and "text" in p
+        )
+    return "" if content is None else str(content)
+
+
+def echo_text(messages: tuple[Mapping[str, Any], ...]) -> str:
+    """The text the mock answers when no ``mock_response`` is given."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return _text_of(message.get("content"))
+    return "This is a mock response."
+
+
+def plan(
+    req: ChatRequest,
+    *,
+    mock_response: str | BaseException | None,
+    latency: float | None = None,
+    chunk_delay: float | None = None,
+) -> MockPlan:
+    """Plan the mock answer to *req* (a whole response, or chunks when streaming)."""
+    delay = _seconds("mock_latency", latency)
+    per_chunk = _seconds("mock_chunk_delay", chunk_delay)
+    if isinstance(mock_response, BaseException):
+        return MockPlan(delay, per_chunk, error=mock_response)
+    if mock_response is None:
+        text = echo_text(req.messages)
+    elif isinstance(mock_response, str):
+        text = mock_response
+    else:
+        raise errors.BadRequestError(
+            f"mock_response must be a string or an exception instance, not "
+            f"{type(mock_response).__name__}",
+            provider=PROVIDER_NAME, model=req.model,
+        )
+    prompt_chars = sum(len(_text_of(m.get("content"))) for m in req.messages)
+    words = _WORDS.findall(text) or [text]
+    usage = Usage(
+        prompt_tokens=math.ceil(prompt_chars / 4),
+        completion_tokens=len(words),
+        total_tokens=math.ceil(prompt_chars / 4) + len(words),
+    )
+    digest = zlib.crc32((req.model + "\0" + text).encode())
+    rid = f"mock-{digest:08x}"
+    if not req.stream:
+        response = ModelResponse(
+            id=rid, created=CREATED, model=req.model,
+            choices=(Choice(index=0, message=Message(content=text), finish_reason="stop"),),
+            usage=usage,
+        )
+        return MockPlan(delay, per_chunk, response=response)
+    chunks = [
+        StreamChunk(
+            id=rid, created=CREATED, model=req.model,
+            choices=(StreamChoice(delta=Delta(role="assistant" if i == 0 else None, content=w)),),
+        )
+        for i, w in enumerate(words)
+    ]
+    chunks.append(
+        StreamChunk(
+            id=rid, created=CREATED, model=req.model,
+            choices=(StreamChoice(finish_reason="stop"),), usage=usage,
+        )
+    )
+    return MockPlan(delay, per_chunk, chunks=tuple(chunks))
