@@ -17,6 +17,7 @@ with *u* uniform in [0, 1).
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -69,7 +70,7 @@ class RetryPolicy:
 
     def backoff(self, retry: int, rng: random.Random | None = None) -> float:
         """The back-off before retry number *retry* (1, 2, ...), without Retry-After."""
-        base = min(self.base_delay * 2 ** (retry - 1), self.max_delay)
+        base = min(self.base_delay * 2.0 ** (retry - 1), self.max_delay)
         if self.jitter:
             base *= 1 - self.jitter * (rng or random).random()
         return base
@@ -99,19 +100,15 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     is one, else to *now* (wall-clock seconds, default ``time.time()``).  Past
     dates give 0; unparseable values give None.
     """
-    ms = headers.get("retry-after-ms")
+    ms = _finite(headers.get("retry-after-ms"))
     if ms is not None:
-        try:
-            return max(float(ms) / 1000.0, 0.0)
-        except ValueError:
-            pass
+        return max(ms / 1000.0, 0.0)
     value = headers.get("retry-after")
     if value is None:
         return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+    seconds = _finite(value)
+    if seconds is not None:
+        return max(seconds, 0.0)
     from email.utils import parsedate_to_datetime  # rare path: keep import time low
 
     try:
@@ -128,3 +125,14 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     if reference is None:
         reference = time.time() if now is None else now
     return max(when - reference, 0.0)
+
+
+def _finite(value: str | None) -> float | None:
+    """*value* as a finite float, or None ("nan" and "inf" are not delays)."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

@@ -29,7 +29,7 @@ class SSEEvent:
 class SSEDecoder:
     """Feed it bytes, get complete :class:`SSEEvent` values back."""
 
-    __slots__ = ("_buf", "_data", "_event", "_last_id", "_retry", "_skip_lf")
+    __slots__ = ("_bom_checked", "_buf", "_data", "_event", "_last_id", "_retry", "_skip_lf")
 
     def __init__(self) -> None:
         self._buf = b""  # an unterminated line
@@ -38,6 +38,7 @@ class SSEDecoder:
         self._event: str | None = None
         self._last_id: str | None = None
         self._retry: int | None = None
+        self._bom_checked = False  # one leading U+FEFF is dropped (WHATWG UTF-8 decode)
 
     @property
     def in_event(self) -> bool:
@@ -46,6 +47,8 @@ class SSEDecoder:
 
     def feed(self, data: bytes) -> list[SSEEvent]:
         """Take the next bytes of the stream; return the events they complete."""
+        if not data:  # keep _skip_lf: the "\n" of a "\r\n" may still come
+            return []
         if self._skip_lf:
             self._skip_lf = False
             if data[:1] == b"\n":
@@ -68,14 +71,18 @@ class SSEDecoder:
     def close(self) -> list[SSEEvent]:
         """End of stream: dispatch a last event whose lines were all terminated.
 
-        An unterminated last line is dropped; :attr:`in_event` tells the caller
-        that the stream stopped inside it.
+        If the stream stopped inside a line, that event is truncated and is not
+        dispatched; :attr:`in_event` tells the caller that it stopped inside one.
         """
-        events = self._lines([b""]) if self._data else []
+        events = self._lines([b""]) if self._data and not self._buf else []
         return events
 
     def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
         events: list[SSEEvent] = []
+        if not self._bom_checked:
+            self._bom_checked = True
+            if lines[0].startswith(b"\xef\xbb\xbf"):
+                lines[0] = lines[0][3:]
         for line in lines:
             if not line:
                 if self._data:

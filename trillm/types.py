@@ -16,7 +16,7 @@ response headers; neither is part of the mapping view.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import attrs
 
@@ -70,7 +70,7 @@ class _Record(Mapping[str, Any]):
         return sum(1 for k in self._keys if getattr(self, k) is not None)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._keyset and getattr(self, key) is not None  # type: ignore[arg-type]
+        return key in self._keyset and getattr(self, key) is not None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data: nested records become dicts, tuples lists; None omitted."""
@@ -83,18 +83,23 @@ class _Record(Mapping[str, Any]):
 
 
 def _record(cls: type[_R]) -> type[_R]:
-    """Make *cls* a frozen, slotted attrs class and index its public fields."""
-    new = attrs.frozen(cls)
-    keys = tuple(f.name for f in attrs.fields(new) if not f.metadata.get("hidden"))
-    new._keys = keys
-    new._keyset = frozenset(keys)
-    return new
+    """Index the public fields of *cls*, a frozen attrs class.
+
+    Used as ``@_record`` above ``@attrs.frozen`` (not calling ``attrs.frozen``
+    itself), so that mypy's attrs plugin sees every record's fields.
+    """
+    fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(cast(Any, cls))
+    keys = tuple(f.name for f in fields if not f.metadata.get("hidden"))
+    cls._keys = keys
+    cls._keyset = frozenset(keys)
+    return cls
 
 
 # ---------------------------------------------------------------- complete answers
 
 
 @_record
+@attrs.frozen
 class FunctionCall(_Record):
     """The function a tool call invokes; ``arguments`` is a JSON string."""
 
@@ -103,6 +108,7 @@ class FunctionCall(_Record):
 
 
 @_record
+@attrs.frozen
 class ToolCall(_Record):
     """One tool call the model asked for."""
 
@@ -112,6 +118,7 @@ class ToolCall(_Record):
 
 
 @_record
+@attrs.frozen
 class Message(_Record):
     """A chat message from the model (``role`` is ``"assistant"``)."""
 
@@ -123,6 +130,7 @@ class Message(_Record):
 
 
 @_record
+@attrs.frozen
 class Choice(_Record):
     """One alternative answer (``n`` > 1 gives several)."""
 
@@ -133,6 +141,7 @@ class Choice(_Record):
 
 
 @_record
+@attrs.frozen
 class Usage(_Record):
     """Token counts; the ``*_details`` hold provider breakdowns (cache, reasoning)."""
 
@@ -144,6 +153,7 @@ class Usage(_Record):
 
 
 @_record
+@attrs.frozen
 class ModelResponse(_Record):
     """A chat completion in the OpenAI shape, whichever provider answered."""
 
@@ -164,6 +174,7 @@ class ModelResponse(_Record):
 
 
 @_record
+@attrs.frozen
 class FunctionDelta(_Record):
     """A piece of a streamed function call: the name once, then argument fragments."""
 
@@ -172,6 +183,7 @@ class FunctionDelta(_Record):
 
 
 @_record
+@attrs.frozen
 class ToolCallDelta(_Record):
     """A piece of a streamed tool call; ``index`` says which call it extends."""
 
@@ -182,6 +194,7 @@ class ToolCallDelta(_Record):
 
 
 @_record
+@attrs.frozen
 class Delta(_Record):
     """What one stream chunk adds to a choice's message."""
 
@@ -196,6 +209,7 @@ _EMPTY_DELTA = Delta()
 
 
 @_record
+@attrs.frozen
 class StreamChoice(_Record):
     """One choice's part of a stream chunk."""
 
@@ -209,6 +223,7 @@ EMPTY_STREAM_CHOICES = (StreamChoice(),)
 
 
 @_record
+@attrs.frozen
 class StreamChunk(_Record):
     """One streamed event in the OpenAI ``chat.completion.chunk`` shape.
 

@@ -87,11 +87,13 @@ class Provider(Protocol):
         """The HTTP request for a chat completion (streaming when ``req.stream``)."""
         ...
 
-    def parse_chat(self, body: bytes, req: ChatRequest) -> ModelResponse:
-        """A 2xx response body as a :class:`ModelResponse`."""
+    def parse_chat(
+        self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None
+    ) -> ModelResponse:
+        """A 2xx response body as a :class:`ModelResponse` (*cfg* to scrub its key from errors)."""
         ...
 
-    def stream_parser(self, req: ChatRequest) -> StreamParser:
+    def stream_parser(self, req: ChatRequest, cfg: ProviderConfig | None = None) -> StreamParser:
         """A fresh parser for one streamed answer."""
         ...
 
@@ -153,7 +155,9 @@ def error_from_response(
     content-policy errors.  ``retry_after`` is parsed from the headers.
     """
     cls = errors.class_for_status(status)
-    text = message or body[:500].decode("utf-8", "replace") or f"HTTP {status}"
+    # Scrub secrets before cutting anything short: a cut key would no longer match.
+    text = message or errors.redact(body[:65536].decode("utf-8", "replace"), cfg.secrets)[:500]
+    text = text or f"HTTP {status}"
     if cls is errors.BadRequestError or status in (400, 413, 422):
         structured = {c.lower() for c in (code, err_type) if c}
         lowered = text.lower()
@@ -172,7 +176,7 @@ def error_from_response(
     try:
         parsed_body: Any = json.loads(body) if body else None
     except ValueError:
-        parsed_body = body[:2000].decode("utf-8", "replace")
+        parsed_body = errors.redact(body[:65536].decode("utf-8", "replace"), cfg.secrets)[:2000]
     return cls(
         text,
         status_code=status,

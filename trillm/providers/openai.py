@@ -1,0 +1,371 @@
+"""OpenAI's Chat Completions API, spoken by OpenAI and every OpenAI-compatible server.
+
+Requests: ``POST {api_base}/chat/completions`` with ``authorization: Bearer <key>``
+(only when there is a key: local servers get no authorization header at all).
+The body is the caller's parameters unchanged, unknown ones included, with
+``extra_body`` merged on top.  A stream to the ``openai`` preset asks for
+``stream_options: {"include_usage": true}`` unless the caller set
+``stream_options``, so the final usage chunk arrives; other presets get no such
+default, as some compatible servers reject the field.  A request that does
+not stream drops ``stream`` and ``stream_options`` from the parameters (OpenAI
+rejects ``stream_options`` without ``stream``).
+
+Answers: records from :mod:`trillm.types`; fields a server leaves out get
+defaults (``id`` ``""``, ``created`` ``0``, ``model`` the requested one) and
+unknown fields stay in ``.raw``.  ``reasoning`` (OpenRouter, newer vLLM) is read
+as ``reasoning_content`` when the latter is absent.
+
+Errors inside a 200 body or a stream (``{"error": {...}}``) take their status
+from a numeric ``code`` (400-599), else from the error's ``type``/``code``
+(``invalid_request_error`` is 400, ``rate_limit_exceeded`` 429, ...), else 500:
+a server that failed after answering 200 most likely failed transiently, so
+the result (:class:`~trillm.errors.InternalServerError`) is retried.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .. import errors
+from ..sse import SSEEvent
+from ..types import (
+    EMPTY_STREAM_CHOICES,
+    ChatRequest,
+    Choice,
+    Delta,
+    FunctionCall,
+    FunctionDelta,
+    Message,
+    ModelResponse,
+    StreamChoice,
+    StreamChunk,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from .base import HTTPRequestSpec, ProviderConfig, error_from_response, loads_json
+
+__all__ = ["PROVIDER", "OpenAIProvider", "OpenAIStreamParser", "error_from_body", "parse_usage"]
+
+_EMPTY_DELTA = Delta()
+
+# Status for an error met inside a 200 body or a stream, by its `type` or `code`.
+_STATUS_BY_KIND = {
+    "invalid_request_error": 400, "invalid_request": 400, "bad_request": 400,
+    "context_length_exceeded": 400, "content_filter": 400, "content_policy_violation": 400,
+    "authentication_error": 401, "invalid_api_key": 401, "permission_error": 403,
+    "permission_denied": 403, "not_found_error": 404, "model_not_found": 404,
+    "rate_limit_error": 429, "rate_limit_exceeded": 429, "insufficient_quota": 429,
+    "tokens": 429, "requests": 429, "overloaded_error": 529, "service_unavailable": 503,
+}
+
+
+def _error_fields(data: Any) -> tuple[str | None, str | None, str | None]:
+    """``(message, code, type)`` from any of the error shapes compatible servers send."""
+    if isinstance(data, list) and data:
+        data = data[0]
+    if not isinstance(data, dict):
+        return None, None, None
+    err = data.get("error", data)
+    message = code = kind = None
+    if isinstance(err, dict):
+        message, code, kind = err.get("message"), err.get("code"), err.get("type")
+    elif isinstance(err, str):
+        message = err
+    if message is None:
+        message = data.get("detail", data.get("message"))
+    if message is not None and not isinstance(message, str):
+        message = json.dumps(message)[:1000]
+    return (
+        message,
+        None if code is None else str(code),
+        kind if isinstance(kind, str) else None,
+    )
+
+
+def error_from_body(
+    data: Any, *, provider: str, model: str | None, cfg: ProviderConfig | None = None
+) -> errors.APIError:
+    """The error for an ``{"error": {...}}`` met in a 200 body or inside a stream.
+
+    The status is the error's numeric ``code`` when it is one (400-599), else
+    the one its ``type``/``code`` implies, else 500.
+    """
+    message, code, kind = _error_fields(data)
+    status = 500
+    if code is not None and code.isdigit() and 400 <= int(code) <= 599:
+        status = int(code)
+    else:
+        for name in (code, kind):
+            if name is not None and name in _STATUS_BY_KIND:
+                status = _STATUS_BY_KIND[name]
+                break
+    body = json.dumps(data).encode()
+    return error_from_response(
+        status, {}, body, provider=provider, model=model,
+        cfg=cfg or ProviderConfig(name=provider, api_base=""),
+        message=message or "the server reported an error", code=code, err_type=kind,
+    )
+
+
+def parse_usage(u: Mapping[str, Any]) -> Usage:
+    """A :class:`Usage` from OpenAI's ``usage`` object; ``*_details`` are kept as given."""
+    prompt = u.get("prompt_tokens") or 0
+    completion = u.get("completion_tokens") or 0
+    return Usage(
+        prompt,
+        completion,
+        u.get("total_tokens") or prompt + completion,
+        u.get("prompt_tokens_details"),
+        u.get("completion_tokens_details"),
+    )
+
+
+def _reasoning(m: Mapping[str, Any]) -> Any:
+    r = m.get("reasoning_content")
+    if r is None:
+        r = m.get("reasoning")
+        if not isinstance(r, str):
+            r = None
+    return r
+
+
+def _tool_call(t: Mapping[str, Any], i: int) -> ToolCall:
+    f = t.get("function") or {}
+    args = f.get("arguments")
+    if args is None:
+        args = ""
+    elif not isinstance(args, str):  # a few servers send an object
+        args = json.dumps(args)
+    return ToolCall(
+        t.get("id") or f"call_{i}", FunctionCall(f.get("name") or "", args),
+        t.get("type") or "function",
+    )
+
+
+def _choice(c: Mapping[str, Any], i: int) -> Choice:
+    m = c.get("message") or {}
+    tcs = m.get("tool_calls")
+    message = Message(
+        m.get("role") or "assistant",
+        m.get("content"),
+        tuple(_tool_call(t, j) for j, t in enumerate(tcs)) if tcs else None,
+        _reasoning(m),
+        m.get("refusal"),
+    )
+    index = c.get("index")
+    return Choice(i if index is None else index, message, c.get("finish_reason"),
+                  c.get("logprobs"))
+
+
+def _tool_delta(t: Mapping[str, Any], i: int) -> ToolCallDelta:
+    f = t.get("function")
+    index = t.get("index")
+    return ToolCallDelta(
+        i if index is None else index,
+        t.get("id"),
+        t.get("type"),
+        FunctionDelta(f.get("name"), f.get("arguments")) if f else None,
+    )
+
+
+class OpenAIStreamParser:
+    """Turns one OpenAI-style SSE stream into :class:`StreamChunk` values.
+
+    ``done`` turns true at ``data: [DONE]`` or at the first chunk carrying a
+    ``finish_reason`` (for any choice).  Events after it are still parsed (the
+    usage chunk follows the finish reason).  A choices-less event without usage
+    (Azure's prompt-filter event) gives None.
+    """
+
+    __slots__ = ("_cfg", "_done", "_model", "_provider")
+
+    def __init__(self, provider: str, model: str, cfg: ProviderConfig | None = None) -> None:
+        self._provider = provider
+        self._model = model
+        self._cfg = cfg  # only for scrubbing its key out of errors
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        """True once ``[DONE]`` or a finish reason was seen."""
+        return self._done
+
+    def feed(self, event: SSEEvent) -> StreamChunk | None:
+        """Translate one event; raises the mapped error for an in-stream error event."""
+        data = event.data
+        if data[:1] != "{" and data.strip() == "[DONE]":
+            self._done = True
+            return None
+        try:
+            obj = json.loads(data)
+        except ValueError as exc:
+            raise self._malformed(data, str(exc)) from exc
+        if type(obj) is not dict:
+            raise self._malformed(data, "not a JSON object")
+        err = obj.get("error")
+        if err is not None or event.event == "error":
+            raise error_from_body(obj, provider=self._provider, model=self._model, cfg=self._cfg)
+        try:  # a wrong shape (a string where an object belongs) is a malformed event
+            u = obj.get("usage")
+            if u is None:
+                x = obj.get("x_groq")  # Groq puts the final usage here
+                if x is not None:
+                    u = x.get("usage")
+            usage = parse_usage(u) if u else None
+            raw_choices = obj.get("choices")
+            if raw_choices:
+                choices = []
+                for i, c in enumerate(raw_choices):
+                    d = c.get("delta")
+                    if d:
+                        tcs = d.get("tool_calls")
+                        reasoning = d.get("reasoning_content")
+                        if reasoning is None and "reasoning" in d:
+                            reasoning = _reasoning(d)
+                        delta = Delta(
+                            d.get("role"),
+                            d.get("content"),
+                            tuple([_tool_delta(t, j) for j, t in enumerate(tcs)]) if tcs else None,
+                            reasoning,
+                            d.get("refusal"),
+                        )
+                    else:
+                        delta = _EMPTY_DELTA
+                    finish = c.get("finish_reason")
+                    if finish is not None:
+                        self._done = True
+                    index = c.get("index")
+                    if index is None:
+                        index = i
+                    choices.append(StreamChoice(index, delta, finish, c.get("logprobs")))
+                chunk_choices = tuple(choices)
+            elif usage is None:
+                return None
+            else:
+                chunk_choices = EMPTY_STREAM_CHOICES
+            return StreamChunk(
+                obj.get("id") or "",
+                obj.get("created") or 0,
+                obj.get("model") or self._model,
+                chunk_choices,
+                usage,
+                obj.get("object") or "chat.completion.chunk",
+                obj.get("system_fingerprint"),
+                obj,
+            )
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise self._malformed(data, f"unexpected shape: {exc}") from exc
+
+    def _malformed(self, data: str, why: str) -> errors.StreamError:
+        return errors.StreamError(
+            f"malformed stream event from {self._provider} ({why}): {data[:200]!r}",
+            provider=self._provider, model=self._model,
+            secrets=self._cfg.secrets if self._cfg is not None else (),
+        )
+
+
+class OpenAIProvider:
+    """The :class:`~trillm.providers.base.Provider` for OpenAI and OpenAI-compatible servers.
+
+    Azure builds on it by overriding :meth:`chat_url` and :meth:`auth_headers`.
+    """
+
+    name = "openai"
+
+    def chat_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
+        """The chat-completions endpoint for *cfg*'s base URL."""
+        return f"{cfg.api_base}/chat/completions"
+
+    def auth_headers(self, cfg: ProviderConfig) -> tuple[tuple[str, str], ...]:
+        """``authorization: Bearer <key>``, or nothing when there is no key."""
+        return (("authorization", f"Bearer {cfg.api_key}"),) if cfg.api_key else ()
+
+    def include_usage(self, req: ChatRequest) -> bool:
+        """Whether a stream asks for the usage chunk by default (``openai`` only)."""
+        return req.provider == "openai"
+
+    def build_chat(self, req: ChatRequest, cfg: ProviderConfig) -> HTTPRequestSpec:
+        """``POST .../chat/completions``; every parameter passes through unchanged."""
+        body: dict[str, Any] = {"model": req.model, "messages": list(req.messages)}
+        body.update(req.params)
+        if req.stream:
+            body["stream"] = True
+            if "stream_options" not in body and self.include_usage(req):
+                body["stream_options"] = {"include_usage": True}
+        else:
+            body.pop("stream", None)
+            body.pop("stream_options", None)  # servers reject it without stream
+        if req.extra_body:
+            body.update(req.extra_body)
+        headers = self.auth_headers(cfg)
+        extra = req.extra_headers
+        if extra:
+            names = {k.lower() for k in extra}
+            headers = tuple(h for h in headers if h[0] not in names) + tuple(extra.items())
+        return HTTPRequestSpec(
+            "POST", self.chat_url(req, cfg), headers, json=body,
+            provider=req.provider, model=req.model,
+        )
+
+    def parse_chat(
+        self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None
+    ) -> ModelResponse:
+        """A 2xx body as a :class:`ModelResponse`; an ``{"error": ...}`` body raises it."""
+        data = loads_json(body, provider=req.provider, model=req.model)
+        if type(data) is not dict:
+            raise errors.APIError(
+                f"unexpected answer from {req.provider}: not a JSON object",
+                provider=req.provider, model=req.model, body=body[:2000],
+            )
+        raw_choices = data.get("choices")
+        if raw_choices is None and data.get("error") is not None:
+            raise error_from_body(data, provider=req.provider, model=req.model, cfg=cfg)
+        u = data.get("usage")
+        try:
+            return ModelResponse(
+                data.get("id") or "",
+                data.get("created") or 0,
+                data.get("model") or req.model,
+                tuple(_choice(c, i) for i, c in enumerate(raw_choices or ())),
+                parse_usage(u) if u else None,
+                data.get("object") or "chat.completion",
+                data.get("system_fingerprint"),
+                data,
+            )
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise errors.APIError(
+                f"unexpected answer from {req.provider}: {exc}",
+                provider=req.provider, model=req.model, body=body[:2000],
+            ) from exc
+
+    def stream_parser(
+        self, req: ChatRequest, cfg: ProviderConfig | None = None
+    ) -> OpenAIStreamParser:
+        """A fresh parser for one streamed answer (*cfg*'s key is scrubbed from its errors)."""
+        return OpenAIStreamParser(req.provider, req.model, cfg)
+
+    def parse_error(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        req: ChatRequest,
+        cfg: ProviderConfig,
+    ) -> errors.APIError:
+        """A non-2xx answer as the most specific error; structured ``code``/``type`` first."""
+        try:
+            data = json.loads(body) if body else None
+        except ValueError:
+            data = None
+        message, code, kind = _error_fields(data)
+        return error_from_response(
+            status, headers, body, provider=req.provider, model=req.model, cfg=cfg,
+            message=message, code=code, err_type=kind,
+        )
+
+
+#: The module's provider instance.
+PROVIDER = OpenAIProvider()
