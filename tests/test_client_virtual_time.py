@@ -395,7 +395,7 @@ async def test_mock_latency_chunk_delay_and_timeout(autojump_clock: trio.testing
         times = []
         async with client.stream("mock/echo", [{"role": "user", "content": "a b c"}],
                                  mock_chunk_delay=0.5) as s:
-            async for c in s:
+            async for _ in s:
                 times.append(trio.current_time())
         assert times == [2.5, 3.0, 3.5, 4.0]
         with pytest.raises(errors.Timeout):

@@ -83,4 +83,4 @@ async def acompletion(
 
 def stream(model: str, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> StreamOpener:
     """``async with trillm.stream(model=..., messages=...) as s:`` on the default client."""
-    return StreamOpener(None, model, messages, kwargs)
+    return StreamOpener(default_client, model, messages, kwargs)

@@ -15,6 +15,7 @@ the SSE decoder and the provider's parser, or the mock provider's script.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import warnings
@@ -54,7 +55,7 @@ class ChunkSource(Protocol):
 class HTTPChunkSource:
     """Chunks parsed from a streaming HTTP response (SSE framing)."""
 
-    __slots__ = ("_decoder", "_ended", "_parser", "_provider", "_model", "_response", "headers")
+    __slots__ = ("_decoder", "_ended", "_model", "_parser", "_provider", "_response", "headers")
 
     def __init__(
         self, response: ResponseStream, parser: StreamParser, *, provider: str, model: str,
@@ -153,8 +154,16 @@ class Stream(AsyncGenerator["StreamChunk", None]):
     """
 
     __slots__ = (
-        "__weakref__", "_closer", "_closed", "_deadline_at", "_idle_timeout", "_pending",
-        "_received", "_token", "model", "provider",
+        "__weakref__",
+        "_closed",
+        "_closer",
+        "_deadline_at",
+        "_idle_timeout",
+        "_pending",
+        "_received",
+        "_token",
+        "model",
+        "provider",
     )
 
     def __init__(
@@ -303,10 +312,8 @@ class Stream(AsyncGenerator["StreamChunk", None]):
             source=self,
         )
         closer = self._closer
-        try:
+        with contextlib.suppress(trio.RunFinishedError):  # the run is over: nothing to close
             self._token.run_sync_soon(_spawn_close, closer)
-        except trio.RunFinishedError:
-            pass
 
 
 def _spawn_close(closer: _Closer) -> None:

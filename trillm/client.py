@@ -253,13 +253,13 @@ class Client:
         stream: Literal[True], **kwargs: Any,
     ) -> Stream: ...
 
-    async def acompletion(  # noqa: ASYNC109 - LiteLLM's `timeout=` spelling, a cancel scope
+    async def acompletion(
         self,
         model: str,
         messages: Sequence[Mapping[str, Any]],
         *,
         stream: bool = False,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - LiteLLM's spelling; a cancel scope
         deadline: float | None = None,
         idle_timeout: float | None = None,
         max_retries: int | None = None,
@@ -460,7 +460,7 @@ class Client:
         assert provider is not None and cfg is not None
         if raw.status >= 300:
             raise provider.parse_error(raw.status, raw.headers, raw.content, call.req, cfg)
-        response = provider.parse_chat(raw.content, call.req)
+        response = provider.parse_chat(raw.content, call.req, cfg)
         return attrs.evolve(response, headers=_public_headers(raw.headers))
 
     async def _open_stream_once(self, call: _Call) -> Stream:
@@ -470,7 +470,7 @@ class Client:
         if limiter is not None:
             await self._acquire(call, slot)
         self._in_flight += 1
-        opened = None
+        opened: HTTPChunkSource | ScriptedChunkSource | None = None
         try:
             until = min(trio.current_time() + call.limits.timeout, call.deadline_at)
             with trio.move_on_at(until) as scope:
@@ -487,7 +487,7 @@ class Client:
                                 response.status, response.headers, body, call.req, call.cfg
                             )
                         opened = HTTPChunkSource(
-                            response, call.provider.stream_parser(call.req),
+                            response, call.provider.stream_parser(call.req, call.cfg),
                             provider=call.req.provider, model=call.req.model,
                             headers=_public_headers(response.headers),
                         )
@@ -521,10 +521,10 @@ class StreamOpener:
     __slots__ = ("_client", "_kwargs", "_messages", "_model", "_stream")
 
     def __init__(
-        self, client: Client | None, model: str, messages: Sequence[Mapping[str, Any]],
-        kwargs: dict[str, Any],
+        self, client: Client | Callable[[], Client], model: str,
+        messages: Sequence[Mapping[str, Any]], kwargs: dict[str, Any],
     ) -> None:
-        self._client = client
+        self._client = client  # or, for the module-level trillm.stream(), how to get one
         self._model = model
         self._messages = messages
         self._kwargs = kwargs
@@ -533,11 +533,7 @@ class StreamOpener:
     async def __aenter__(self) -> Stream:
         if self._stream is not None:
             raise RuntimeError("this stream() block was already entered")
-        client = self._client
-        if client is None:
-            from ._default import default_client  # the module-level trillm.stream()
-
-            client = default_client()
+        client = self._client if isinstance(self._client, Client) else self._client()
         self._stream = await client.acompletion(
             self._model, self._messages, stream=True, **self._kwargs
         )
