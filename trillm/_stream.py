@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ChunkSource", "HTTPChunkSource", "ScriptedChunkSource", "Stream"]
 
+_CLOSE_TIMEOUT = 5.0  # seconds a shielded close may take before it is abandoned
+
 
 class ChunkSource(Protocol):
     """Fills a queue of chunks; I/O happens here, parsing in the provider."""
@@ -230,7 +232,7 @@ class Stream(AsyncGenerator["StreamChunk", None]):
             failed = False
         finally:
             if failed:  # an error or the caller's cancellation: release the response now
-                await self._close_now()
+                await self._close_now()  # noqa: ASYNC102 - shielded inside, with a time limit
         if scope.cancelled_caught:
             await self._close_now()
             raise self._timeout()
@@ -270,10 +272,12 @@ class Stream(AsyncGenerator["StreamChunk", None]):
         await trio.lowlevel.checkpoint()
 
     async def _close_now(self) -> None:
+        """Release everything at once; runs even when the caller is being cancelled."""
         if not self._closed:
             self._closed = True
             self._pending.clear()
-            await self._closer.close()
+            with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
+                await self._closer.close()
 
     # -------------------------------------------------------------- whole answer
 
@@ -289,7 +293,7 @@ class Stream(AsyncGenerator["StreamChunk", None]):
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self._close_now()
+        await self._close_now()  # noqa: ASYNC102 - shielded inside, with a time limit
 
     def __iter__(self) -> NoReturn:
         raise TypeError(
@@ -323,7 +327,7 @@ def _spawn_close(closer: _Closer) -> None:
 async def _close_quietly(closer: _Closer) -> None:
     # A system task that raises crashes the run (TrioInternalError): never let it.
     try:
-        with trio.move_on_after(5, shield=True):
+        with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
             await closer.close()
     except Exception:
         logging.getLogger("trillm").exception("closing a garbage-collected stream failed")

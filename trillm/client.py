@@ -399,7 +399,7 @@ class Client:
         while True:
             attempt += 1
             try:
-                return await once(call)
+                result = await once(call)
             except errors.APIError as exc:  # Exception only: Cancelled / KeyboardInterrupt pass
                 delay = self._retry_delay(call, attempt, exc)
                 if _log.isEnabledFor(logging.DEBUG):
@@ -408,6 +408,11 @@ class Client:
                                "giving up" if delay is None else f"retrying in {delay:.3f} s")
                 if delay is None:
                     raise
+            else:
+                if _log.isEnabledFor(logging.DEBUG):
+                    _log.debug("%s/%s attempt %d succeeded", call.req.provider, call.req.model,
+                               attempt)
+                return result
             await trio.sleep(delay)  # outside `except`: the slot was given back already
 
     def _retry_delay(self, call: _Call, attempt: int, exc: errors.APIError) -> float | None:
@@ -541,7 +546,7 @@ class StreamOpener:
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._stream is not None:
-            await self._stream._close_now()
+            await self._stream._close_now()  # noqa: ASYNC102 - shielded inside, time-limited
 
 
 async def _mock_answer(plan: mock.MockPlan) -> ModelResponse:

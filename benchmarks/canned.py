@@ -1,0 +1,143 @@
+"""The canned OpenAI answers nginx serves, and what a client must read back from them.
+
+Both bodies are written to files in nginx's temporary document root by
+:mod:`nginx_server`; the drivers check every answer against
+:data:`EXPECTED_CONTENT` / :data:`EXPECTED_STREAM_CONTENT`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+MODEL = "openai/gpt-4o-mini"  # what trillm is asked for
+WIRE_MODEL = "gpt-4o-mini"  # what goes into the request body
+MESSAGES: list[dict[str, str]] = [{"role": "user", "content": "Hello"}]
+API_KEY = "sk-bench"
+
+#: Body of the raw-httpx requests: what trillm sends for the same call (model + messages).
+REQUEST_BODY: dict[str, Any] = {"model": WIRE_MODEL, "messages": MESSAGES}
+STREAM_REQUEST_BODY: dict[str, Any] = {
+    **REQUEST_BODY,
+    "stream": True,
+    "stream_options": {"include_usage": True},
+}
+
+EXPECTED_CONTENT = "Hello! How can I help you today?"
+
+STREAM_WORDS = 200  # content events per stream; CPU per chunk divides by this
+
+_ID = "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT"
+_CREATED = 1741569952
+_SERVED_MODEL = "gpt-4o-mini-2024-07-18"
+_FINGERPRINT = "fp_06737a9306"
+
+_PROSE = (
+    "Sure! Here is a short overview of how structured concurrency works in trio. Every task "
+    "runs inside a nursery, and the nursery block does not exit until all of its children "
+    "have finished. Timeouts are cancel scopes, so cancelling a block cancels everything "
+    "inside it, and errors always propagate to the parent instead of being lost. This makes "
+    "it easy to reason about resources: a connection opened inside a nursery is closed when "
+    "the block exits, whether it finished normally, failed, or was cancelled from outside."
+)
+
+
+def _stream_words() -> list[str]:
+    words = _PROSE.split()
+    out: list[str] = []
+    while len(out) < STREAM_WORDS:
+        for w in words:
+            out.append(w if not out else " " + w)
+            if len(out) == STREAM_WORDS:
+                break
+    return out
+
+
+STREAM_PIECES: list[str] = _stream_words()
+EXPECTED_STREAM_CONTENT = "".join(STREAM_PIECES)
+
+_USAGE: dict[str, Any] = {
+    "prompt_tokens": 9,
+    "completion_tokens": 10,
+    "total_tokens": 19,
+    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+    "completion_tokens_details": {
+        "reasoning_tokens": 0,
+        "audio_tokens": 0,
+        "accepted_prediction_tokens": 0,
+        "rejected_prediction_tokens": 0,
+    },
+}
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def completion_body() -> bytes:
+    """A realistic ``chat.completion`` object (about 600 bytes, compact JSON)."""
+    return _dumps(
+        {
+            "id": _ID,
+            "object": "chat.completion",
+            "created": _CREATED,
+            "model": _SERVED_MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": EXPECTED_CONTENT,
+                        "refusal": None,
+                        "annotations": [],
+                    },
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": _USAGE,
+            "service_tier": "default",
+            "system_fingerprint": _FINGERPRINT,
+        }
+    ).encode()
+
+
+def _chunk(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> str:
+    return _dumps(
+        {
+            "id": _ID,
+            "object": "chat.completion.chunk",
+            "created": _CREATED,
+            "model": _SERVED_MODEL,
+            "service_tier": "default",
+            "system_fingerprint": _FINGERPRINT,
+            "choices": choices,
+            "usage": usage,
+        }
+    )
+
+
+def stream_body() -> bytes:
+    """A realistic OpenAI SSE body.
+
+    200 ``chat.completion.chunk`` events of one word each (the first also carries
+    the role), then OpenAI's finish chunk (empty delta, ``finish_reason: "stop"``),
+    the usage chunk (``choices: []``, as with ``stream_options.include_usage``)
+    and ``data: [DONE]``.
+    """
+    events: list[str] = []
+    for i, word in enumerate(STREAM_PIECES):
+        delta: dict[str, Any] = {"content": word}
+        if i == 0:
+            delta = {"role": "assistant", "content": word, "refusal": None}
+        events.append(
+            _chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
+        )
+    events.append(_chunk([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]))
+    events.append(_chunk([], usage=_USAGE))
+    events.append("[DONE]")
+    return "".join(f"data: {e}\n\n" for e in events).encode()
+
+
+#: ``data:`` events per stream other than ``[DONE]`` (words + finish + usage).
+STREAM_EVENTS = STREAM_WORDS + 2

@@ -1,0 +1,308 @@
+"""Driver mode: one (variant, phase) in this fresh process, result as one JSON line.
+
+Run by ``bench.py`` as ``python benchmarks/bench.py --driver VARIANT PHASE ...``.
+c workers (or 64 streams) loop in one nursery under ``trio.run``; an untimed
+warm-up comes first, then the timed part, then the in-flight requests drain
+(untimed). Every answer is checked against the canned text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import canned
+
+MAX_CONNECTIONS = 512
+
+
+class ContentMismatch(AssertionError):
+    pass
+
+
+class Unavailable(Exception):
+    """The variant cannot run here (e.g. trillm.Client is not written yet)."""
+
+
+@dataclass
+class Meter:
+    """Counts finished items; takes the CPU/wall snapshots at the warm-up and stop marks.
+
+    The clock is read after every finished item, so the timed part lasts at least
+    ``min_time`` and ends with the first item after it.
+    """
+
+    warmup_items: int
+    warmup_time: float
+    min_time: float
+    started: int = 0
+    done: int = 0
+    stopping: bool = False
+    begin: float = field(default_factory=time.perf_counter)
+    start: tuple[float, float, os.times_result, int] | None = None
+    end: tuple[float, float, os.times_result, int] | None = None
+
+    @staticmethod
+    def _snap(done: int) -> tuple[float, float, os.times_result, int]:
+        return (time.perf_counter(), time.process_time(), os.times(), done)
+
+    def finished_one(self) -> None:
+        self.done += 1
+        if self.start is None:
+            if (
+                self.done >= self.warmup_items
+                and time.perf_counter() - self.begin >= self.warmup_time
+            ):
+                self.start = self._snap(self.done)
+        elif self.end is None and time.perf_counter() - self.start[0] >= self.min_time:
+            self.end = self._snap(self.done)
+            self.stopping = True  # workers finish their current item, then stop
+
+    def result(self, units_per_item: int) -> dict[str, Any]:
+        assert self.start is not None
+        assert self.end is not None
+        (w0, c0, t0, d0), (w1, c1, t1, d1) = self.start, self.end
+        items = d1 - d0
+        units = items * units_per_item
+        cpu = c1 - c0
+        wall = w1 - w0
+        return {
+            "items": items,
+            "units": units,
+            "cpu_s": cpu,
+            "user_s": t1.user - t0.user,
+            "sys_s": t1.system - t0.system,
+            "wall_s": wall,
+            "cpu_per_unit_us": cpu / units * 1e6,
+            "units_per_s": units / wall,
+            "items_per_s": items / wall,
+            "started": self.started,
+            "finished": self.done,
+        }
+
+
+async def run_workers(n: int, one: Callable[[], Awaitable[None]], meter: Meter) -> None:
+    import trio
+
+    async def worker() -> None:
+        while not meter.stopping:
+            meter.started += 1
+            await one()
+            meter.finished_one()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(worker)
+
+
+def _check(got: object, expected: str) -> None:
+    if got != expected:
+        raise ContentMismatch(f"answer content {got!r:.80} != expected {expected!r:.80}")
+
+
+# --- raw httpx ----------------------------------------------------------------------------
+
+
+def _raw_client() -> Any:
+    import httpx
+
+    return httpx.AsyncClient(
+        limits=httpx.Limits(
+            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+        ),
+        headers={"Authorization": f"Bearer {canned.API_KEY}"},
+        timeout=httpx.Timeout(60.0),
+    )
+
+
+async def raw_httpx(base: str, workers: int, meter: Meter) -> None:
+    url = base + "/chat/completions"
+    body = canned.REQUEST_BODY
+    expected = canned.EXPECTED_CONTENT
+    loads = json.loads
+    async with _raw_client() as client:
+
+        async def one() -> None:
+            resp = await client.post(url, json=body)
+            if resp.status_code != 200:
+                raise RuntimeError(f"HTTP {resp.status_code}")
+            _check(loads(resp.content)["choices"][0]["message"]["content"], expected)
+
+        await run_workers(workers, one, meter)
+
+
+async def raw_httpx_stream(base: str, workers: int, meter: Meter) -> None:
+    """``client.stream`` + ``aiter_bytes``: split lines, ``json.loads`` each event.
+
+    One ``trio.lowlevel.checkpoint()`` per event, as a streaming consumer would have.
+    """
+    import trio
+
+    url = base + "/chat/completions"
+    body = canned.STREAM_REQUEST_BODY
+    expected = canned.EXPECTED_STREAM_CONTENT
+    loads = json.loads
+    checkpoint = trio.lowlevel.checkpoint
+    async with _raw_client() as client:
+
+        async def one() -> None:
+            pieces: list[str] = []
+            events = 0
+            done = False
+            async with client.stream("POST", url, json=body) as resp:
+                if resp.status_code != 200:
+                    raise RuntimeError(f"HTTP {resp.status_code}")
+                tail = b""
+                async for data in resp.aiter_bytes():
+                    if tail:
+                        data = tail + data
+                    lines = data.split(b"\n")
+                    tail = lines.pop()  # a partial line waits for the next read
+                    for line in lines:
+                        if not line.startswith(b"data:"):
+                            continue  # blank separator line, comment or other field
+                        payload = line[5:].strip()
+                        if payload == b"[DONE]":
+                            done = True
+                            continue
+                        event = loads(payload)
+                        events += 1
+                        choices = event["choices"]
+                        if choices:
+                            content = choices[0]["delta"].get("content")
+                            if content:
+                                pieces.append(content)
+                        await checkpoint()
+            if not done or events != canned.STREAM_EVENTS:
+                raise ContentMismatch(f"stream ended after {events} events, [DONE]={done}")
+            _check("".join(pieces), expected)
+
+        await run_workers(workers, one, meter)
+
+
+# --- trillm -------------------------------------------------------------------------------
+
+
+def _import_trillm() -> Any:
+    try:
+        import trillm
+    except Exception as exc:
+        raise Unavailable(f"import trillm failed: {exc!r}") from exc
+    if not hasattr(trillm, "Client"):
+        raise Unavailable("trillm.Client does not exist yet")
+    return trillm
+
+
+async def trillm_completion(base: str, workers: int, meter: Meter) -> None:
+    trillm = _import_trillm()
+    expected = canned.EXPECTED_CONTENT
+    model, messages = canned.MODEL, canned.MESSAGES
+    async with trillm.Client(
+        api_base=base, api_key=canned.API_KEY, max_concurrency=workers
+    ) as client:
+
+        async def one() -> None:
+            r = await client.acompletion(model=model, messages=messages)
+            _check(r.choices[0].message.content, expected)
+
+        await run_workers(workers, one, meter)
+
+
+async def trillm_stream(base: str, workers: int, meter: Meter) -> None:
+    trillm = _import_trillm()
+    expected = canned.EXPECTED_STREAM_CONTENT
+    model, messages = canned.MODEL, canned.MESSAGES
+    async with trillm.Client(
+        api_base=base, api_key=canned.API_KEY, max_concurrency=workers
+    ) as client:
+
+        async def one() -> None:
+            pieces: list[str] = []
+            async with client.stream(model=model, messages=messages) as s:
+                async for chunk in s:
+                    pieces.append(chunk.choices[0].delta.content or "")
+            _check("".join(pieces), expected)
+
+        await run_workers(workers, one, meter)
+
+
+# --- entry --------------------------------------------------------------------------------
+
+Runner = Callable[[str, int, Meter], Awaitable[None]]
+
+# variant -> (runner for non-streaming phases, runner for streaming phases)
+VARIANTS: dict[str, tuple[Runner | None, Runner | None]] = {
+    "raw-httpx": (raw_httpx, None),
+    "raw-httpx-stream": (None, raw_httpx_stream),
+    "trillm": (trillm_completion, trillm_stream),
+}
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    workers: int
+    streaming: bool
+
+    @classmethod
+    def parse(cls, name: str) -> Phase:
+        kind, num = name[:1], name[1:]
+        if kind not in ("c", "s") or not num.isdigit() or int(num) < 1:
+            raise ValueError(f"phase {name!r}: want c<N> (N concurrent requests) or s<N> (streams)")
+        return cls(name, int(num), kind == "s")
+
+
+def supports(variant: str, phase: Phase) -> bool:
+    plain, stream = VARIANTS[variant]
+    return (stream if phase.streaming else plain) is not None
+
+
+def drive(
+    variant: str,
+    phase_name: str,
+    origin_json: str,
+    origin_sse: str,
+    min_time: float,
+    warmup_time: float,
+) -> dict[str, Any]:
+    """Run one measurement; never raises (errors become ``status`` in the result)."""
+    phase = Phase.parse(phase_name)
+    out: dict[str, Any] = {"variant": variant, "phase": phase.name, "pid": os.getpid()}
+    runner = VARIANTS[variant][1 if phase.streaming else 0]
+    if runner is None:
+        return {**out, "status": "failed", "error": f"{variant} has no {phase.name} mode"}
+    meter = Meter(warmup_items=max(phase.workers, 20), warmup_time=warmup_time, min_time=min_time)
+    base = origin_sse if phase.streaming else origin_json
+    try:
+        import trio
+
+        trio.run(runner, base, phase.workers, meter)
+    except BaseException as exc:  # reported; the orchestrator decides
+        leaf = exc
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) >= 1:
+            leaf = leaf.exceptions[0]
+        if isinstance(leaf, KeyboardInterrupt):
+            raise
+        status = "unavailable" if isinstance(leaf, Unavailable) else "failed"
+        return {
+            **out,
+            "status": status,
+            "error": f"{type(leaf).__name__}: {leaf}",
+            "traceback": "".join(traceback.format_exception(leaf))[-4000:],
+        }
+    units = canned.STREAM_WORDS if phase.streaming else 1
+    rusage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        **out,
+        "status": "ok",
+        "unit": "chunk" if phase.streaming else "request",
+        "workers": phase.workers,
+        "max_rss_kib": rusage.ru_maxrss,
+        **meter.result(units),
+    }

@@ -1,0 +1,196 @@
+"""Medians of per-round ratios, the printed table and the acceptance targets."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+CANDIDATE = "trillm"
+
+
+def reference_for(phase: str) -> str:
+    return "raw-httpx-stream" if phase.startswith("s") else "raw-httpx"
+
+
+@dataclass(frozen=True)
+class Stat:
+    median: float
+    spread: float  # (max - min) / median
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stat | None:
+        if not values:
+            return None
+        med = statistics.median(values)
+        return cls(med, (max(values) - min(values)) / med if med else 0.0, len(values))
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"median": self.median, "spread": self.spread, "n": self.n}
+
+
+def _ok_runs(runs: list[dict[str, Any]], variant: str, phase: str) -> dict[int, dict[str, Any]]:
+    return {
+        r["round"]: r
+        for r in runs
+        if r["variant"] == variant and r["phase"] == phase and r["status"] == "ok"
+    }
+
+
+def summarize(runs: list[dict[str, Any]], phases: list[str]) -> dict[str, Any]:
+    """Per phase: absolute medians per variant and medians of same-round ratios."""
+    out: dict[str, Any] = {"phases": {}, "scaling": {}}
+    for phase in phases:
+        ref_name = reference_for(phase)
+        ref = _ok_runs(runs, ref_name, phase)
+        cand = _ok_runs(runs, CANDIDATE, phase)
+        rounds = sorted(ref.keys() & cand.keys())
+        entry: dict[str, Any] = {"reference": ref_name, "variants": {}}
+        for name, by_round in ((ref_name, ref), (CANDIDATE, cand)):
+            cpu = Stat.of([r["cpu_per_unit_us"] for r in by_round.values()])
+            rate = Stat.of([r["units_per_s"] for r in by_round.values()])
+            conns = [r["nginx_new_connections"] for r in by_round.values()]
+            entry["variants"][name] = {
+                "cpu_per_unit_us": cpu.as_dict() if cpu else None,
+                "cpu_per_unit_us_range": (
+                    [
+                        min(r["cpu_per_unit_us"] for r in by_round.values()),
+                        max(r["cpu_per_unit_us"] for r in by_round.values()),
+                    ]
+                    if by_round
+                    else None
+                ),
+                "units_per_s": rate.as_dict() if rate else None,
+                "max_rss_kib": max((r["max_rss_kib"] for r in by_round.values()), default=None),
+                "nginx_new_connections": conns,
+                "statuses": sorted(
+                    {r["status"] for r in runs if r["variant"] == name and r["phase"] == phase}
+                ),
+            }
+        cpu_ratio = Stat.of(
+            [cand[i]["cpu_per_unit_us"] / ref[i]["cpu_per_unit_us"] for i in rounds]
+        )
+        rate_ratio = Stat.of([cand[i]["units_per_s"] / ref[i]["units_per_s"] for i in rounds])
+        entry["cpu_ratio"] = cpu_ratio.as_dict() if cpu_ratio else None
+        entry["rate_ratio"] = rate_ratio.as_dict() if rate_ratio else None
+        entry["unit"] = "chunk" if phase.startswith("s") else "request"
+        out["phases"][phase] = entry
+    # CPU per request at c=256 over the same variant's c=1, same round.
+    if "c1" in phases and "c256" in phases:
+        for name in ("raw-httpx", CANDIDATE):
+            lo, hi = _ok_runs(runs, name, "c1"), _ok_runs(runs, name, "c256")
+            st = Stat.of(
+                [hi[i]["cpu_per_unit_us"] / lo[i]["cpu_per_unit_us"] for i in lo.keys() & hi]
+            )
+            out["scaling"][name] = st.as_dict() if st else None
+    return out
+
+
+def _fmt_stat(st: dict[str, Any] | None, digits: int = 2) -> str:
+    if not st:
+        return "—"
+    return f"{st['median']:.{digits}f} ({st['spread'] * 100:.0f}%)"
+
+
+def _fmt_abs(v: dict[str, Any] | None) -> str:
+    if not v or not v["cpu_per_unit_us"]:
+        return "—" if not v else "/".join(v["statuses"]) or "—"
+    cpu = v["cpu_per_unit_us"]["median"]
+    rate = v["units_per_s"]["median"]
+    return f"{cpu:,.1f} µs  {rate:,.0f}/s"
+
+
+def render_table(summary: dict[str, Any]) -> str:
+    head = (
+        "phase",
+        "unit",
+        "raw httpx: CPU/unit, rate",
+        "trillm: CPU/unit, rate",
+        "CPU trillm/raw",
+        "rate trillm/raw",
+        "rounds",
+    )
+    rows: list[tuple[str, ...]] = [head]
+    for phase, e in summary["phases"].items():
+        ref, cand = e["variants"][e["reference"]], e["variants"][CANDIDATE]
+        n = e["cpu_ratio"]["n"] if e["cpu_ratio"] else 0
+        rows.append(
+            (
+                phase,
+                e["unit"],
+                _fmt_abs(ref),
+                _fmt_abs(cand),
+                _fmt_stat(e["cpu_ratio"]),
+                _fmt_stat(e["rate_ratio"]),
+                str(n),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    out = "\n".join(lines)
+    out += (
+        "\nmedians over rounds; ratios are taken per round (same round, same phase), "
+        "(spread) = (max - min) / median."
+    )
+    for phase, e in summary["phases"].items():
+        for name, v in e["variants"].items():
+            lo_hi = v.get("cpu_per_unit_us_range")
+            if lo_hi and lo_hi[1] > 3 * lo_hi[0]:  # bimodal, not just a busy machine
+                out += (
+                    f"\nnote: {name}'s CPU/{e['unit']} at {phase} ranged {lo_hi[0]:,.1f} to "
+                    f"{lo_hi[1]:,.1f} µs (x{lo_hi[1] / lo_hi[0]:.1f}) between rounds; its ratios "
+                    "are unstable (README: 'Unstable references')"
+                )
+    if summary["scaling"]:
+        parts = [f"{k} {_fmt_stat(v)}" for k, v in summary["scaling"].items()]
+        out += "\nCPU per request c256 ÷ c1 (same variant, same round): " + ";  ".join(parts)
+    return out
+
+
+def evaluate_targets(
+    summary: dict[str, Any], imports: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The issue's acceptance targets, with the measured medians."""
+    ph = summary["phases"]
+
+    def ratio(phase: str) -> float | None:
+        e = ph.get(phase)
+        return e["cpu_ratio"]["median"] if e and e["cpu_ratio"] else None
+
+    scaling = summary["scaling"].get(CANDIDATE)
+    extra = imports.get("extra_s") if imports else None
+    targets = [
+        ("CPU/request trillm ÷ raw httpx at c=1", ratio("c1"), 1.5, "target 1.1"),
+        ("CPU/request trillm ÷ raw httpx at c=256", ratio("c256"), 0.5, ""),
+        ("CPU/request trillm c=256 ÷ trillm c=1", scaling["median"] if scaling else None, 2.0, ""),
+        ("CPU/chunk trillm ÷ raw httpx stream loop, 64 streams", ratio("s64"), 1.5, ""),
+        ("import trillm minus import trio, httpx, attrs, outcome (s)", extra, 0.05, ""),
+    ]
+    out = []
+    for name, value, limit, note in targets:
+        verdict = "n/a" if value is None else ("meets" if value <= limit else "MISSES")
+        out.append(
+            {"target": name, "measured": value, "limit": limit, "note": note, "verdict": verdict}
+        )
+    return out
+
+
+def render_targets(targets: list[dict[str, Any]]) -> str:
+    rows = [("target", "measured", "limit", "verdict")]
+    for t in targets:
+        v = t["measured"]
+        if v is None:
+            shown = "—"
+        elif t["target"].startswith("import"):
+            shown = f"{v:+.4f}"
+        else:
+            shown = f"{v:.3f}"
+        limit = f"≤ {t['limit']}" + (f" ({t['note']})" if t["note"] else "")
+        rows.append((t["target"], shown, limit, t["verdict"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""The ``trillm`` command: output and exit codes (0 ok, 1 API error, 2 usage, 130 interrupted)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from trillm import cli
+
+
+def test_streams_a_mock_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["complete", "-m", "mock/echo", "hello there"]) == 0
+    assert capsys.readouterr().out == "hello there\n"
+
+
+def test_no_stream_and_system_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["complete", "-m", "mock/x", "--no-stream", "-s", "be brief", "hi"]) == 0
+    assert capsys.readouterr().out == "hi\n"
+
+
+def test_prompt_from_stdin(monkeypatch: pytest.MonkeyPatch,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("from stdin"))
+    assert cli.main(["complete", "-m", "mock/x", "-"]) == 0
+    assert capsys.readouterr().out == "from stdin\n"
+
+
+def test_api_error_is_one_line_exit_1(monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_BASE", raising=False)
+    assert cli.main(["complete", "-m", "gpt-4o-mini", "hi"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "AuthenticationError" in err and "OPENAI_API_KEY" in err
+    assert "Traceback" not in err
+
+
+def test_unknown_provider_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["complete", "-m", "nosuch/model", "hi"]) == 1
+    assert "BadRequestError" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [[], ["complete"], ["complete", "hi"], ["frobnicate"]])
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(argv) == 2
+    assert "usage" in capsys.readouterr().err
+
+
+def test_interrupt_exits_130() -> None:
+    """A real process, a server that accepts but never answers, and a real SIGINT."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(10)
+        port = listener.getsockname()[1]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trillm.cli", "complete", "-m", "openai/gpt-4o-mini",
+             "--api-base", f"http://127.0.0.1:{port}/v1", "hi"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        )
+        try:
+            conn, _ = listener.accept()  # the request is on its way: the CLI is inside trio
+            with conn:
+                time.sleep(0.2)
+                proc.send_signal(signal.SIGINT)
+                _, err = proc.communicate(timeout=10)
+        finally:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert b"Traceback" not in err

@@ -1,0 +1,507 @@
+"""HTTP/1.1 over httpx: the only trillm module that imports httpx at run time.
+
+httpcore 1.0.9's pool re-scans every connection for every idle one on each
+request, so one big pool costs 5-6x more CPU per request at 256 concurrent
+requests than at 1 (research/transport-scaling.md).  :class:`StackTransport`
+keeps, per origin (scheme, host, port), a LIFO stack of free
+``httpx.AsyncHTTPTransport`` objects limited to ONE connection each, so no pool
+ever has anything to scan.  A request pops the most recently used one (the
+warmest keep-alive connection) or makes one; closing the response pushes it
+back if the body was read to the end, and closes it otherwise (also after an
+error or a cancellation).  Idle ones older than ``keepalive_expiry`` are closed
+from the cold end; all share one SSL context.  Public httpx API only, except
+``httpx._utils.get_environment_proxies`` (how httpx reads the proxy variables).
+
+Stale keep-alive: httpcore probes an idle connection before reusing it.  If the
+server closes it between that probe and our write, the request fails with
+WriteError, ReadError or "Server disconnected without sending a response"
+before any response; on a transport taken from the stack, the request is then
+sent once more, at once, on a new connection.  A new connection is never retried.
+
+:class:`Transport`, which the Client uses, builds the ``httpx.Request`` itself
+and calls the transport directly (``AsyncClient`` costs ~0.1 ms per request);
+it is where httpx, httpcore and OS errors become :mod:`trillm.errors`.  trillm's
+cancel scopes do the timing: httpx only gets a 5 s connect limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import ssl
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import cast
+from urllib.parse import urlsplit
+
+import attrs
+import httpcore
+import httpx
+import trio
+from httpx._utils import get_environment_proxies  # private: how httpx reads the proxy env
+
+from . import errors
+from .providers.base import HTTPRequestSpec
+
+__all__ = ["RawResponse", "ResponseStream", "StackTransport", "Transport", "TransportStatistics"]
+
+USER_AGENT = "trillm/0.1.0"
+# gzip for whole bodies (decoded by httpx, as the official SDKs ask); none for streams,
+# whose chunks are read from the response stream itself.
+_SEND_HEADERS = (
+    ("user-agent", USER_AGENT), ("accept", "application/json"), ("accept-encoding", "gzip, deflate")
+)
+_STREAM_HEADERS = (
+    ("user-agent", USER_AGENT), ("accept", "application/json"), ("accept-encoding", "identity")
+)
+_Headers = tuple[tuple[str, str], ...]
+_EXTENSIONS = {"timeout": httpx.Timeout(None, connect=5.0).as_dict()}
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # == json.dumps(...)
+_CLOSE_TIMEOUT = 1.0  # seconds a shielded close may take
+_BAD_URL = (httpx.InvalidURL, httpx.UnsupportedProtocol, httpcore.UnsupportedProtocol)
+_STALE = (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError)
+#: Everything sending or reading can raise below the Client: translated, never leaked.
+_WIRE_ERRORS: tuple[type[Exception], ...] = (
+    httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError,
+    httpcore.ConnectionNotAvailable, httpcore.ProxyError, httpcore.UnsupportedProtocol,
+    httpcore.ProtocolError, httpcore.TimeoutException, httpcore.NetworkError,
+    trio.BrokenResourceError, trio.ClosedResourceError,
+)
+
+
+@attrs.frozen
+class RawResponse:
+    """A whole response: status, headers (case-insensitive) and the decoded body."""
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    content: bytes = attrs.field(repr=False)
+
+
+@attrs.frozen
+class TransportStatistics:
+    """Pooled connections: waiting on the stacks, and checked out by a request or stream."""
+
+    idle_connections: int
+    active_connections: int
+
+
+# ---------------------------------------------------------------- the stack transport
+
+
+class _ProxyRule:
+    """One proxy mount (``all://*.example.com``...), matched as ``httpx.AsyncClient`` does."""
+
+    def __init__(self, pattern: str, proxy: httpx.Proxy | None) -> None:
+        url = httpx.URL(pattern)
+        self.proxy, self.port = proxy, url.port
+        self.scheme = "" if url.scheme == "all" else url.scheme
+        self.host = "" if url.host == "*" else url.host  # "*.x": subdomains; "*x": x too
+        self.priority = (self.port is None, -len(self.host), -len(self.scheme))
+
+    def matches(self, url: httpx.URL) -> bool:
+        host, want = url.host, self.host
+        if (self.scheme and self.scheme != url.scheme) or self.port not in (None, url.port):
+            return False
+        if want.startswith("*."):
+            return host.endswith(want[1:]) and len(host) > len(want) - 1
+        if want.startswith("*"):
+            return host == want[1:] or host.endswith("." + want[1:])
+        return not want or host == want
+
+
+def _proxy_rules(proxy: str | None, trust_env: bool) -> list[_ProxyRule]:
+    if proxy is not None:
+        return [_ProxyRule("all://", httpx.Proxy(proxy))]
+    env = get_environment_proxies() if trust_env else {}
+    rules = [_ProxyRule(k, None if v is None else httpx.Proxy(v)) for k, v in env.items()]
+    return sorted(rules, key=lambda r: r.priority)  # most specific first, as httpx does
+
+
+# An origin's free transports and when each was freed; the right end is the warmest.
+_Free = deque[tuple[httpx.AsyncHTTPTransport, float]]
+
+
+class StackTransport(httpx.AsyncBaseTransport):
+    """Per origin, a LIFO stack of one-connection ``httpx.AsyncHTTPTransport`` (HTTP/1.1).
+
+    ``proxy`` applies to every request; without it, with ``trust_env``,
+    HTTP(S)_PROXY / ALL_PROXY / NO_PROXY apply as in ``httpx.AsyncClient``.
+    Also usable as ``httpx.AsyncClient(transport=StackTransport())``.
+    """
+
+    def __init__(
+        self, *, proxy: str | None = None, trust_env: bool = True, keepalive_expiry: float = 5.0
+    ) -> None:
+        self._expiry = keepalive_expiry
+        self._ssl = httpx.create_ssl_context(trust_env=trust_env)  # CA bundle loaded once
+        self._limits = httpx.Limits(
+            max_connections=1, max_keepalive_connections=1, keepalive_expiry=keepalive_expiry
+        )
+        self._rules = _proxy_rules(proxy, trust_env)
+        self._stacks: dict[tuple[bytes, bytes, int | None], tuple[_Free, httpx.Proxy | None]] = {}
+        self._busy: set[httpx.AsyncHTTPTransport] = set()
+        self._closed = False
+
+    def proxy_for(self, url: httpx.URL) -> httpx.Proxy | None:
+        """The proxy a request to *url* goes through (None: direct)."""
+        return next((rule.proxy for rule in self._rules if rule.matches(url)), None)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._closed:
+            raise RuntimeError("this trillm transport is closed")
+        url = request.url
+        key = (url.raw_scheme, url.raw_host, url.port)
+        stack = self._stacks.get(key)
+        if stack is None:
+            if url.scheme not in ("http", "https"):
+                raise httpx.UnsupportedProtocol(f"unsupported protocol '{url.scheme}://'")
+            stack = self._stacks[key] = (deque(), self.proxy_for(url))
+        free, proxy = stack
+        if free and free[0][1] < trio.current_time() - self._expiry:
+            await self._expire(free)
+        fresh = not free
+        while True:
+            transport = (
+                httpx.AsyncHTTPTransport(verify=self._ssl, limits=self._limits, proxy=proxy)
+                if fresh else free.pop()[0]
+            )
+            self._busy.add(transport)
+            response: httpx.Response | None = None
+            try:
+                response = await transport.handle_async_request(request)
+            except _STALE as exc:  # a reused connection the server had closed: retry once
+                if fresh or (isinstance(exc, httpx.RemoteProtocolError)
+                             and "without sending a response" not in str(exc)):
+                    raise
+                fresh = True
+            finally:
+                if response is None:  # an error or a cancellation: the transport is suspect
+                    with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
+                        await self._discard(transport)
+            if response is not None:
+                inner = cast(httpx.AsyncByteStream, response.stream)
+                response.stream = _GiveBack(inner, self, free, transport)
+                return response
+
+    async def _discard(self, transport: httpx.AsyncHTTPTransport) -> None:
+        self._busy.discard(transport)
+        await _close_all([transport])
+
+    async def _expire(self, free: _Free) -> None:
+        limit, old = trio.current_time() - self._expiry, []
+        while free and free[0][1] < limit:
+            old.append(free.popleft()[0])
+        await _close_all(old)
+
+    def statistics(self) -> TransportStatistics:
+        """One-connection transports waiting on the stacks, and checked out."""
+        idle = sum(len(free) for free, _ in self._stacks.values())
+        return TransportStatistics(idle_connections=idle, active_connections=len(self._busy))
+
+    async def aclose(self) -> None:
+        """Close every idle connection now; checked-out ones are closed when given back."""
+        self._closed = True
+        idle = [t for free, _ in self._stacks.values() for t, _ in free]
+        self._stacks.clear()
+        await _close_all(idle)
+
+
+class _GiveBack(httpx.AsyncByteStream):
+    """A response body that gives its transport back to the stack when closed."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, owner: StackTransport, free: _Free,
+                 transport: httpx.AsyncHTTPTransport) -> None:
+        self._inner, self._owner, self._free = inner, owner, free
+        self._transport: httpx.AsyncHTTPTransport | None = transport
+        self._done = self.broken = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for part in self._inner:
+            yield part
+        self._done = True  # the whole body arrived: the connection can be reused
+
+    async def aclose(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is None:
+            return
+        reusable = False
+        try:
+            if not self.broken:  # broken: its socket was closed under it, so httpcore must
+                await self._inner.aclose()  # not see it as idle (it would probe fd -1)
+                reusable = self._done and not self._owner._closed
+        finally:
+            if reusable:
+                self._owner._busy.discard(transport)
+                self._free.append((transport, trio.current_time()))
+            else:
+                with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
+                    await self._owner._discard(transport)
+
+
+async def _close_all(transports: list[httpx.AsyncHTTPTransport]) -> None:
+    """Close transports, shielded from cancellation and bounded in time; errors don't matter."""
+    if transports:
+        with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
+            for transport in transports:
+                with contextlib.suppress(*_WIRE_ERRORS):
+                    await transport.aclose()
+
+
+async def _close_response(response: httpx.Response) -> None:
+    """``response.aclose()``, shielded and bounded in time; errors don't matter."""
+    if not response.is_closed:
+        with trio.move_on_after(_CLOSE_TIMEOUT, shield=True), contextlib.suppress(*_WIRE_ERRORS):
+            await response.aclose()
+
+
+# ---------------------------------------------------------------- what the Client uses
+
+
+class ResponseStream:
+    """An open streaming response, returned once its headers arrived.
+
+    ``receive_some()`` gives the next body bytes, ``b""`` at the end and after
+    it.  A cancelled ``receive_some`` leaves the body unusable (httpcore closes
+    the connection): the next call raises ``APIConnectionError``.  The connection
+    is given back when the end is read; always ``aclose()`` the stream.
+    """
+
+    __slots__ = ("_chunks", "_closed", "_eof", "_error", "_finished", "_response", "_spec",
+                 "headers", "status")
+
+    def __init__(self, response: httpx.Response, spec: HTTPRequestSpec) -> None:
+        self.status: int = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+        self._response, self._spec = response, spec
+        # The body straight from response.stream; aiter_bytes() only to decode a body
+        # compressed although we asked for identity.
+        if response.headers.get("content-encoding", "identity") == "identity":
+            chunks = cast(httpx.AsyncByteStream, response.stream).__aiter__()
+        else:
+            chunks = response.aiter_bytes()
+        self._chunks = cast(AsyncGenerator[bytes, None], chunks)
+        self._finished = self._eof = self._closed = False
+        self._error: str | None = None
+
+    async def receive_some(self) -> bytes:
+        """The next body bytes; ``b""`` at the end of the body and every call after it."""
+        if self._finished:
+            await trio.lowlevel.checkpoint()
+            if self._eof or self._closed:
+                return b""
+            raise errors.APIConnectionError(
+                self._error or "the response body is unusable: an earlier read was cancelled",
+                provider=self._spec.provider or None, model=self._spec.model or None,
+            )
+        self._finished = True  # stays so if this read is cancelled or fails
+        try:
+            chunk = await self._chunks.__anext__()
+            while not chunk:
+                chunk = await self._chunks.__anext__()
+        except StopAsyncIteration:
+            self._eof = True
+        except _WIRE_ERRORS as exc:
+            error = _translate(exc, self._spec, in_body=True)
+            self._error = error.message
+            raise error from exc
+        else:
+            self._finished = False
+            return chunk
+        await _close_response(self._response)  # the end: give the connection back now
+        return b""
+
+    async def aread(self) -> bytes:
+        """The rest of the body (for error bodies)."""
+        parts = []
+        while chunk := await self.receive_some():
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def aclose(self) -> None:
+        """Close body and response: idempotent, shielded, never raises (Cancelled included)."""
+        if self._closed:
+            return
+        self._closed = self._finished = True
+        with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
+            network = None if self._eof else self._response.extensions.get("network_stream")
+            if network is not None:
+                # aclose() on the outer of httpx's and httpcore's nested body generators
+                # leaves the inner ones suspended, and trio warns when they are collected.
+                # Closing the socket and reading on makes all of them raise and finish.
+                if isinstance(self._response.stream, _GiveBack):
+                    self._response.stream.broken = True  # never reuse, even if all was read
+                with contextlib.suppress(*_WIRE_ERRORS):
+                    await network.aclose()
+                with contextlib.suppress(StopAsyncIteration, RuntimeError, *_WIRE_ERRORS):
+                    while True:
+                        await self._chunks.__anext__()
+            # RuntimeError: being read in another task; closing the response closes the socket.
+            with contextlib.suppress(RuntimeError, *_WIRE_ERRORS):
+                await getattr(self._chunks, "aclose", _no_close)()
+        await _close_response(self._response)
+
+
+async def _no_close() -> None:
+    pass
+
+
+class Transport:
+    """Sends :class:`HTTPRequestSpec` requests; one per Client.
+
+    ``transport=None`` builds a :class:`StackTransport`; any other
+    ``httpx.AsyncBaseTransport`` (``httpx.MockTransport`` too) is used as given
+    and stays the user's to close: :meth:`aclose` leaves it open and
+    :meth:`statistics` reports zeros for it.
+    """
+
+    __slots__ = ("_stack", "_transport", "_urls")
+
+    def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None,
+                 proxy: str | None = None, trust_env: bool = True,
+                 keepalive_expiry: float = 5.0) -> None:
+        self._stack: StackTransport | None = None
+        if transport is None:
+            transport = self._stack = StackTransport(
+                proxy=proxy, trust_env=trust_env, keepalive_expiry=keepalive_expiry
+            )
+        elif proxy is not None:
+            raise ValueError("pass proxy= or transport=, not both")
+        self._transport = transport
+        self._urls: dict[str, httpx.URL] = {}  # each URL parsed once: ~9 us per request
+
+    async def _request(self, spec: HTTPRequestSpec, defaults: _Headers) -> httpx.Response:
+        try:
+            names = {name.lower() for name, _ in spec.headers}
+            headers = [h for h in defaults if h[0] not in names]
+            headers.extend(spec.headers)
+            content = spec.content
+            if spec.json is not None:
+                content = _JSON.encode(spec.json).encode()
+                if "content-type" not in names:
+                    headers.append(("content-type", "application/json"))
+            url = self._urls.get(spec.url)
+            if url is None:
+                if len(self._urls) >= 64:
+                    self._urls.clear()
+                url = self._urls[spec.url] = httpx.URL(spec.url)
+            request = httpx.Request(
+                spec.method, url, headers=headers, content=content, extensions=_EXTENSIONS
+            )
+        except (httpx.InvalidURL, ValueError, TypeError) as exc:
+            raise _bad_request(exc, spec) from exc
+        try:
+            return await self._transport.handle_async_request(request)
+        except _WIRE_ERRORS as exc:
+            proxy = None if self._stack is None else self._stack.proxy_for(request.url)
+            via = None if proxy is None else str(proxy.url)
+            raise _translate(exc, spec, in_body=False, via=via) from exc
+
+    async def send(self, spec: HTTPRequestSpec) -> RawResponse:
+        """Send *spec*, read the whole (decoded) body and close the response."""
+        response = await self._request(spec, _SEND_HEADERS)
+        try:
+            content = await response.aread()
+        except _WIRE_ERRORS as exc:
+            raise _translate(exc, spec, in_body=True) from exc
+        finally:
+            if not response.is_closed:  # after an error or a cancellation mid-body
+                with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
+                    await _close_response(response)
+        return RawResponse(response.status_code, response.headers, content)
+
+    async def open_stream(self, spec: HTTPRequestSpec) -> ResponseStream:
+        """Send *spec* and return once the response headers arrived."""
+        return ResponseStream(await self._request(spec, _STREAM_HEADERS), spec)
+
+    async def aclose(self) -> None:
+        """Close every pooled connection (a user-supplied transport is left open)."""
+        if self._stack is not None:
+            await self._stack.aclose()
+
+    def statistics(self) -> TransportStatistics:
+        """Idle and checked-out pooled connections (zeros for a user-supplied transport)."""
+        if self._stack is None:
+            return TransportStatistics(idle_connections=0, active_connections=0)
+        return self._stack.statistics()
+
+
+# ---------------------------------------------------------------- error translation
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of *url*, never its path or query (which may hold a key)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "the server"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{port}" if parts.scheme and host else "the server"
+
+
+def _reason(exc: BaseException) -> str:
+    """The most telling cause in *exc*'s chain (exception groups included), in a few words."""
+    todo, seen = [exc], set()
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ConnectionRefusedError | ConnectionResetError):
+            return "connection refused" if isinstance(e, ConnectionRefusedError) else "reset"
+        if isinstance(e, socket.gaierror):
+            return f"host name lookup failed: {e.strerror}"
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return f"TLS certificate verification failed: {e.verify_message}"
+        if isinstance(e, ssl.SSLError):
+            return f"TLS error: {e.reason or e}"
+        if isinstance(e, BaseExceptionGroup):
+            todo.extend(e.exceptions)
+        todo.extend(c for c in (e.__cause__, e.__context__) if c is not None)
+    return str(exc) or type(exc).__name__
+
+
+def _bad_request(exc: Exception, spec: HTTPRequestSpec) -> errors.APIError:
+    if isinstance(exc, UnicodeError):  # its message would quote the header value
+        text = "a request header value is not ASCII: check api_key and extra headers"
+    elif isinstance(exc, _BAD_URL):
+        text = f"invalid URL ({exc}): api_base must look like https://host[:port]/path"
+    else:
+        text = f"the request could not be built ({type(exc).__name__}: {exc})"
+    return errors.BadRequestError(text, provider=spec.provider or None, model=spec.model or None)
+
+
+def _translate(exc: Exception, spec: HTTPRequestSpec, *, in_body: bool,
+               via: str | None = None) -> errors.APIError:
+    """The trillm error for a wire error (raised ``from exc``); *via* is the proxy used."""
+    if isinstance(exc, _BAD_URL):
+        return _bad_request(exc, spec)
+    where, reason = _origin(spec.url), _reason(exc)
+    via = via and _origin(via)
+    provider, model = spec.provider or None, spec.model or None
+    if isinstance(exc, httpx.LocalProtocolError | httpcore.LocalProtocolError):
+        return errors.BadRequestError(
+            f"the request to {where} could not be sent ({reason}): check header names and values",
+            provider=provider, model=model,
+        )
+    if isinstance(exc, httpx.ProxyError | httpcore.ProxyError) or (
+        via and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+    ):
+        text = (f"could not reach {where} through the proxy {via} ({reason}): "
+                "check proxy= or HTTP(S)_PROXY / ALL_PROXY / NO_PROXY")
+    elif isinstance(exc, httpx.ConnectTimeout | httpcore.ConnectTimeout):
+        text = f"could not connect to {where} within 5 s: is the host reachable? a proxy needed?"
+    elif isinstance(exc, httpx.ConnectError | httpcore.ConnectError):
+        hint = ("check the server's certificate (SSL_CERT_FILE) and any proxy" if "TLS" in reason
+                else "is the server running and api_base right?")
+        text = f"could not connect to {where} ({reason}): {hint}"
+    elif isinstance(exc, httpx.DecodingError):
+        text = f"could not decode the response body from {where} ({reason})"
+    elif in_body:
+        text = f"the connection to {where} broke in the middle of the response body ({reason})"
+    else:
+        text = (f"the connection to {where} broke before a response arrived ({reason}): "
+                "the server or a proxy closed it")
+    return errors.APIConnectionError(text, provider=provider, model=model)
