@@ -36,7 +36,6 @@ from typing import cast
 from urllib.parse import urlsplit
 
 import attrs
-import httpcore
 import httpx
 import trio
 from httpx._utils import get_environment_proxies  # private: how httpx reads the proxy env
@@ -59,15 +58,38 @@ _Headers = tuple[tuple[str, str], ...]
 _EXTENSIONS = {"timeout": httpx.Timeout(None, connect=5.0).as_dict()}
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # == json.dumps(...)
 _CLOSE_TIMEOUT = 1.0  # seconds a shielded close may take
-_BAD_URL = (httpx.InvalidURL, httpx.UnsupportedProtocol, httpcore.UnsupportedProtocol)
 _STALE = (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError)
+# httpx maps httpcore's errors to its own, but a few paths (closing nested body
+# generators) can still let one through.  httpcore is imported on first use, as
+# httpx itself does, to keep `import trillm` cheap: _load_httpcore() widens these
+# tuples when the first Transport is made, before anything can raise them.
+_BAD_URL: tuple[type[Exception], ...] = (httpx.InvalidURL, httpx.UnsupportedProtocol)
+_LOCAL_PROTOCOL: tuple[type[Exception], ...] = (httpx.LocalProtocolError,)
+_PROXY: tuple[type[Exception], ...] = (httpx.ProxyError,)
+_CONNECT_TIMEOUT: tuple[type[Exception], ...] = (httpx.ConnectTimeout,)
+_CONNECT: tuple[type[Exception], ...] = (httpx.ConnectError,)
 #: Everything sending or reading can raise below the Client: translated, never leaked.
 _WIRE_ERRORS: tuple[type[Exception], ...] = (
     httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError,
-    httpcore.ConnectionNotAvailable, httpcore.ProxyError, httpcore.UnsupportedProtocol,
-    httpcore.ProtocolError, httpcore.TimeoutException, httpcore.NetworkError,
     trio.BrokenResourceError, trio.ClosedResourceError,
 )
+
+
+def _load_httpcore() -> None:
+    global _BAD_URL, _LOCAL_PROTOCOL, _PROXY, _CONNECT_TIMEOUT, _CONNECT, _WIRE_ERRORS
+    if len(_LOCAL_PROTOCOL) > 1:
+        return
+    import httpcore
+
+    _BAD_URL += (httpcore.UnsupportedProtocol,)
+    _LOCAL_PROTOCOL += (httpcore.LocalProtocolError,)
+    _PROXY += (httpcore.ProxyError,)
+    _CONNECT_TIMEOUT += (httpcore.ConnectTimeout,)
+    _CONNECT += (httpcore.ConnectError,)
+    _WIRE_ERRORS += (
+        httpcore.ConnectionNotAvailable, httpcore.ProxyError, httpcore.UnsupportedProtocol,
+        httpcore.ProtocolError, httpcore.TimeoutException, httpcore.NetworkError,
+    )
 
 
 @attrs.frozen
@@ -361,6 +383,7 @@ class Transport:
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None,
                  proxy: str | None = None, trust_env: bool = True,
                  keepalive_expiry: float = 5.0) -> None:
+        _load_httpcore()
         self._stack: StackTransport | None = None
         if transport is None:
             transport = self._stack = StackTransport(
@@ -481,19 +504,19 @@ def _translate(exc: Exception, spec: HTTPRequestSpec, *, in_body: bool,
     where, reason = _origin(spec.url), _reason(exc)
     via = via and _origin(via)
     provider, model = spec.provider or None, spec.model or None
-    if isinstance(exc, httpx.LocalProtocolError | httpcore.LocalProtocolError):
+    if isinstance(exc, _LOCAL_PROTOCOL):
         return errors.BadRequestError(
             f"the request to {where} could not be sent ({reason}): check header names and values",
             provider=provider, model=model,
         )
-    if isinstance(exc, httpx.ProxyError | httpcore.ProxyError) or (
+    if isinstance(exc, _PROXY) or (
         via and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
     ):
         text = (f"could not reach {where} through the proxy {via} ({reason}): "
                 "check proxy= or HTTP(S)_PROXY / ALL_PROXY / NO_PROXY")
-    elif isinstance(exc, httpx.ConnectTimeout | httpcore.ConnectTimeout):
+    elif isinstance(exc, _CONNECT_TIMEOUT):
         text = f"could not connect to {where} within 5 s: is the host reachable? a proxy needed?"
-    elif isinstance(exc, httpx.ConnectError | httpcore.ConnectError):
+    elif isinstance(exc, _CONNECT):
         hint = ("check the server's certificate (SSL_CERT_FILE) and any proxy" if "TLS" in reason
                 else "is the server running and api_base right?")
         text = f"could not connect to {where} ({reason}): {hint}"
