@@ -1,13 +1,15 @@
 """nox sessions for trillm.
 
-Only the ``bench`` session is defined here so far; the other sessions (tests,
-lint, typing, ...) are added by others.
+``nox -s lint typecheck tests`` is what a change must pass; ``nox -s bench``
+measures trillm against raw httpx (see benchmarks/README.md).  ``nox -R``
+reuses the virtual environments.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import nox
 
@@ -39,3 +41,34 @@ def bench(session: nox.Session) -> None:
         session.run("apt-get", "install", "-y", "-qq", "nginx", external=True, env=env)
     session.install("-e", ".")
     session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
+_FLAKE8_ASYNC_DISABLE = ",".join([
+    "ASYNC9",  # the optional 9xx rules, off by default (as under flake8)
+    "ASYNC127",  # "use httpx2": the design builds on httpx (its transport API) on purpose
+    "ASYNC114",  # a config hint about the test server's startable function
+])
+
+
+@nox.session(reuse_venv=True)
+def tests(session: nox.Session) -> None:
+    """The whole test suite (what the README's second command and .ci/run run)."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", "-q", *session.posargs)
+
+
+@nox.session(reuse_venv=True)
+def lint(session: nox.Session) -> None:
+    """ruff (with the flake8-async ASYNC rules) and flake8-async itself."""
+    session.install("ruff", "flake8-async")
+    session.run("ruff", "check", "trillm", "tests", "benchmarks", "noxfile.py")
+    for folder, extra in (("trillm", ""), ("tests", ",ASYNC124")):  # tests: async handlers
+        files = [str(p) for p in sorted(Path(folder).rglob("*.py"))]
+        session.run("flake8-async", "--disable", _FLAKE8_ASYNC_DISABLE + extra, *files)
+
+
+@nox.session(reuse_venv=True)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package (settings in pyproject.toml)."""
+    session.install("-e", ".[test]", "mypy")
+    session.run("mypy")

@@ -225,15 +225,20 @@ class Stream(AsyncGenerator["StreamChunk", None]):
         fill = self._closer.source.fill
         failed = True
         try:
-            with trio.move_on_at(until) as scope:
-                while not pending:
-                    if not await fill(pending):
-                        break
+            if until == math.inf:  # no limit: no cancel scope to pay for on each read
+                while not pending and await fill(pending):
+                    pass
+                timed_out = False
+            else:
+                with trio.move_on_at(until) as scope:
+                    while not pending and await fill(pending):
+                        pass
+                timed_out = scope.cancelled_caught
             failed = False
         finally:
             if failed:  # an error or the caller's cancellation: release the response now
                 await self._close_now()  # noqa: ASYNC102 - shielded inside, with a time limit
-        if scope.cancelled_caught:
+        if timed_out:
             await self._close_now()
             raise self._timeout()
         if not pending:

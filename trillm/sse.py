@@ -83,18 +83,24 @@ class SSEDecoder:
             self._bom_checked = True
             if lines[0].startswith(b"\xef\xbb\xbf"):
                 lines[0] = lines[0][3:]
+        data = self._data
         for line in lines:
+            if line[:6] == b"data: ":  # the common case first: one slice, no partition
+                data.append(line[6:])
+                continue
             if not line:
-                if self._data:
+                if data:
                     events.append(
                         SSEEvent(
-                            b"\n".join(self._data).decode("utf-8", "replace"),
+                            (data[0] if len(data) == 1 else b"\n".join(data)).decode(
+                                "utf-8", "replace"
+                            ),
                             self._event or "message",
                             self._last_id,
                             self._retry,
                         )
                     )
-                    self._data = []
+                    data = self._data = []
                 self._event = None
                 continue
             if line[0] == 58:  # b":": a comment (keep-alive)
@@ -103,7 +109,7 @@ class SSEDecoder:
             if value[:1] == b" ":
                 value = value[1:]
             if name == b"data":
-                self._data.append(value)
+                data.append(value)
             elif name == b"event":
                 self._event = value.decode("utf-8", "replace")
             elif name == b"id":
