@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, NoReturn, Protocol
 import trio
 
 from . import errors
-from .accumulate import stream_chunk_builder
+from .accumulate import ChunkAccumulator
 from .sse import SSEDecoder
 
 if TYPE_CHECKING:
     from ._transport import ResponseStream
     from .providers.base import StreamParser
+    from .sse import SSEEvent
     from .types import ModelResponse, StreamChunk
 
 __all__ = ["ChunkSource", "HTTPChunkSource", "ScriptedChunkSource", "Stream"]
@@ -41,12 +42,21 @@ _CLOSE_TIMEOUT = 5.0  # seconds a shielded close may take before it is abandoned
 
 
 class ChunkSource(Protocol):
-    """Fills a queue of chunks; I/O happens here, parsing in the provider."""
+    """Where chunks come from: I/O in :meth:`fill`, parsing (lazily) in :meth:`take`.
+
+    Parsing happens one chunk at a time as the caller asks for it, so a read
+    that brings hundreds of events keeps them as strings until then, and not as
+    hundreds of records for the garbage collector to scan.
+    """
 
     headers: dict[str, str]
 
-    async def fill(self, pending: deque[StreamChunk]) -> bool:
-        """Add at least zero chunks to *pending*; return False once the source is exhausted."""
+    def take(self) -> StreamChunk | None:
+        """The next chunk from what was received already, or None when more I/O is needed."""
+        ...
+
+    async def fill(self) -> bool:
+        """Receive more; return False once the source is exhausted (and ended cleanly)."""
         ...
 
     async def aclose(self) -> None:
@@ -57,7 +67,8 @@ class ChunkSource(Protocol):
 class HTTPChunkSource:
     """Chunks parsed from a streaming HTTP response (SSE framing)."""
 
-    __slots__ = ("_decoder", "_ended", "_model", "_parser", "_provider", "_response", "headers")
+    __slots__ = ("_decoder", "_ended", "_events", "_feed", "_model", "_parser", "_provider",
+                 "_response", "headers")
 
     def __init__(
         self, response: ResponseStream, parser: StreamParser, *, provider: str, model: str,
@@ -65,14 +76,30 @@ class HTTPChunkSource:
     ) -> None:
         self._response = response
         self._parser = parser
+        self._feed = parser.feed
         self._decoder = SSEDecoder()
+        self._events: deque[SSEEvent] = deque()
         self._provider = provider
         self._model = model
         self._ended = False
         self.headers = headers
 
-    async def fill(self, pending: deque[StreamChunk]) -> bool:
+    def take(self) -> StreamChunk | None:
+        events, feed = self._events, self._feed
+        while events:
+            chunk = feed(events.popleft())
+            if chunk is not None:
+                return chunk
+        return None
+
+    async def fill(self) -> bool:
         if self._ended:
+            # Everything received was parsed: a partial event or no end marker is truncation.
+            if self._decoder.in_event or not self._parser.done:
+                raise errors.StreamError(
+                    "the stream ended before the provider's end marker: the answer is truncated",
+                    provider=self._provider, model=self._model,
+                )
             return False
         try:
             data = await self._response.receive_some()
@@ -81,50 +108,46 @@ class HTTPChunkSource:
                 f"the connection broke in the middle of the stream: {exc.message}",
                 provider=self._provider, model=self._model,
             ) from exc
-        feed = self._parser.feed
         if data:
-            for event in self._decoder.feed(data):
-                chunk = feed(event)
-                if chunk is not None:
-                    pending.append(chunk)
-            return True
-        # End of the body: a complete trailing event still counts; a partial one does not.
-        for event in self._decoder.close():
-            chunk = feed(event)
-            if chunk is not None:
-                pending.append(chunk)
-        self._ended = True
-        if self._decoder.in_event or not self._parser.done:
-            raise errors.StreamError(
-                "the stream ended before the provider's end marker: the answer is truncated",
-                provider=self._provider, model=self._model,
-            )
-        return bool(pending)
+            self._events.extend(self._decoder.feed(data))
+        else:  # the end of the body: a complete trailing event still counts
+            self._events.extend(self._decoder.close())
+            self._ended = True
+        return True
 
     async def aclose(self) -> None:
+        self._events.clear()
         await self._response.aclose()
 
 
 class ScriptedChunkSource:
     """Chunks known in advance (the mock provider), each after an optional delay."""
 
-    __slots__ = ("_chunks", "_delay", "headers")
+    __slots__ = ("_chunks", "_delay", "_ready", "headers")
 
     def __init__(self, chunks: tuple[StreamChunk, ...], delay: float) -> None:
         self._chunks = deque(chunks)
         self._delay = delay
+        self._ready: StreamChunk | None = None
         self.headers: dict[str, str] = {}
 
-    async def fill(self, pending: deque[StreamChunk]) -> bool:
+    def take(self) -> StreamChunk | None:
+        chunk, self._ready = self._ready, None
+        if chunk is None and self._delay <= 0 and self._chunks:
+            chunk = self._chunks.popleft()
+        return chunk
+
+    async def fill(self) -> bool:
         if not self._chunks:
             return False
         if self._delay > 0:
             await trio.sleep(self._delay)
-        pending.append(self._chunks.popleft())
+            self._ready = self._chunks.popleft()
         return True
 
     async def aclose(self) -> None:
         self._chunks.clear()
+        self._ready = None
 
 
 class _Closer:
@@ -161,8 +184,8 @@ class Stream(AsyncGenerator["StreamChunk", None]):
         "_closer",
         "_deadline_at",
         "_idle_timeout",
-        "_pending",
         "_received",
+        "_take",
         "_token",
         "model",
         "provider",
@@ -183,8 +206,8 @@ class Stream(AsyncGenerator["StreamChunk", None]):
         self._closer = _Closer(source, on_close)
         self._idle_timeout = idle_timeout
         self._deadline_at = deadline_at
-        self._pending: deque[StreamChunk] = deque()
-        self._received: list[StreamChunk] = []
+        self._take = source.take
+        self._received = ChunkAccumulator()
         self._closed = False
         self._token = trio.lowlevel.current_trio_token()
 
@@ -205,45 +228,52 @@ class Stream(AsyncGenerator["StreamChunk", None]):
 
     async def __anext__(self) -> StreamChunk:
         # One checkpoint per chunk, *before* taking anything, so a cancellation never
-        # loses a chunk (the take below does not await).
+        # loses a chunk (nothing below awaits once a chunk is taken).
         await trio.lowlevel.checkpoint()
-        pending = self._pending
-        if not pending:
-            if self._closed:
-                raise StopAsyncIteration
-            await self._fill()
-        chunk = pending.popleft()
-        self._received.append(chunk)
+        try:
+            chunk = self._take()
+        except BaseException:  # a malformed event or an in-stream error: release, then raise
+            await self._close_now()  # noqa: ASYNC102 - shielded inside, with a time limit
+            raise
+        if chunk is None:
+            chunk = await self._fill()
+        self._received.add(chunk)
         return chunk
 
-    async def _fill(self) -> None:
-        """Read until a chunk is pending, under the idle timeout and the deadline."""
-        pending = self._pending
+    async def _fill(self) -> StreamChunk:
+        """Receive until a chunk can be taken, under the idle timeout and the deadline."""
+        if self._closed:
+            raise StopAsyncIteration
         until = self._deadline_at
         if self._idle_timeout != math.inf:
             until = min(until, trio.current_time() + self._idle_timeout)
-        fill = self._closer.source.fill
+        fill, take = self._closer.source.fill, self._take
+        chunk = None
         failed = True
         try:
             if until == math.inf:  # no limit: no cancel scope to pay for on each read
-                while not pending and await fill(pending):
-                    pass
+                while await fill():
+                    chunk = take()
+                    if chunk is not None:
+                        break
                 timed_out = False
             else:
                 with trio.move_on_at(until) as scope:
-                    while not pending and await fill(pending):
-                        pass
+                    while await fill():
+                        chunk = take()
+                        if chunk is not None:
+                            break
                 timed_out = scope.cancelled_caught
             failed = False
         finally:
             if failed:  # an error or the caller's cancellation: release the response now
                 await self._close_now()  # noqa: ASYNC102 - shielded inside, with a time limit
-        if timed_out:
+        if chunk is None:
             await self._close_now()
-            raise self._timeout()
-        if not pending:
-            await self._close_now()
+            if timed_out:
+                raise self._timeout()
             raise StopAsyncIteration
+        return chunk
 
     def _timeout(self) -> errors.Timeout:
         if trio.current_time() >= self._deadline_at:
@@ -280,7 +310,6 @@ class Stream(AsyncGenerator["StreamChunk", None]):
         """Release everything at once; runs even when the caller is being cancelled."""
         if not self._closed:
             self._closed = True
-            self._pending.clear()
             with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
                 await self._closer.close()
 
@@ -290,7 +319,7 @@ class Stream(AsyncGenerator["StreamChunk", None]):
         """Read what is left and return the whole answer as the plain call would."""
         async for _ in self:
             pass
-        return stream_chunk_builder(self._received)
+        return self._received.build()
 
     # -------------------------------------------------------------- context manager
 

@@ -15,7 +15,7 @@ from .types import (
     Usage,
 )
 
-__all__ = ["stream_chunk_builder"]
+__all__ = ["ChunkAccumulator", "stream_chunk_builder"]
 
 
 class _ChoiceParts:
@@ -45,6 +45,81 @@ class _ChoiceParts:
         )
 
 
+class ChunkAccumulator:
+    """Folds chunks one at a time into what :meth:`build` returns as a whole answer.
+
+    It keeps only the text pieces (strings), never the chunks themselves, so a
+    long stream does not pile up objects for the garbage collector to scan.
+    """
+
+    __slots__ = ("_first", "_parts", "_usage")
+
+    def __init__(self) -> None:
+        self._first: StreamChunk | None = None
+        self._usage: Usage | None = None
+        self._parts: dict[int, _ChoiceParts] = {}
+
+    def add(self, chunk: StreamChunk) -> None:
+        """Fold in one chunk."""
+        if self._first is None:
+            self._first = chunk
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        parts = self._parts
+        for sc in chunk.choices:
+            p = parts.get(sc.index)
+            if p is None:
+                p = parts[sc.index] = _ChoiceParts()
+            d = sc.delta
+            if d.content:
+                p.content.append(d.content)
+            if d.role:
+                p.role = d.role
+            if d.reasoning_content:
+                p.reasoning.append(d.reasoning_content)
+            if d.refusal:
+                p.refusal.append(d.refusal)
+            if d.tool_calls:
+                _add_tool_calls(p, d.tool_calls)
+            if sc.finish_reason is not None:
+                p.finish_reason = sc.finish_reason
+
+    def build(self) -> ModelResponse:
+        """The whole answer so far; ``ValueError`` when no chunk was added."""
+        first = self._first
+        if first is None:
+            raise ValueError("cannot build a response from an empty stream")
+        # A usage-only chunk adds an empty delta to choice 0, which changes nothing.
+        choices = tuple(
+            Choice(index=i, message=p.message(), finish_reason=p.finish_reason)
+            for i, p in sorted(self._parts.items())
+        )
+        return ModelResponse(
+            id=first.id,
+            created=first.created,
+            model=first.model,
+            choices=choices,
+            usage=self._usage,
+            system_fingerprint=first.system_fingerprint,
+        )
+
+
+def _add_tool_calls(p: _ChoiceParts, deltas: Iterable[Any]) -> None:
+    for tc in deltas:
+        t = p.tools.get(tc.index)
+        if t is None:
+            t = p.tools[tc.index] = [None, None, None, []]
+        if tc.id:
+            t[0] = tc.id
+        if tc.type:
+            t[1] = tc.type
+        if tc.function is not None:
+            if tc.function.name:
+                t[2] = tc.function.name
+            if tc.function.arguments:
+                t[3].append(tc.function.arguments)
+
+
 def stream_chunk_builder(chunks: Iterable[StreamChunk]) -> ModelResponse:
     """Build the :class:`ModelResponse` that a stream of *chunks* amounts to.
 
@@ -52,55 +127,7 @@ def stream_chunk_builder(chunks: Iterable[StreamChunk]) -> ModelResponse:
     choice (tool calls by their ``index``); the last finish reason and the last
     usage seen win.  Raises ``ValueError`` for an empty stream.
     """
-    first: StreamChunk | None = None
-    usage: Usage | None = None
-    parts: dict[int, _ChoiceParts] = {}
+    acc = ChunkAccumulator()
     for chunk in chunks:
-        if first is None:
-            first = chunk
-        if chunk.usage is not None:
-            usage = chunk.usage
-        for sc in chunk.choices:
-            p = parts.get(sc.index)
-            if p is None:
-                p = parts[sc.index] = _ChoiceParts()
-            d = sc.delta
-            if d.role:
-                p.role = d.role
-            if d.content:
-                p.content.append(d.content)
-            if d.reasoning_content:
-                p.reasoning.append(d.reasoning_content)
-            if d.refusal:
-                p.refusal.append(d.refusal)
-            if d.tool_calls:
-                for tc in d.tool_calls:
-                    t = p.tools.get(tc.index)
-                    if t is None:
-                        t = p.tools[tc.index] = [None, None, None, []]
-                    if tc.id:
-                        t[0] = tc.id
-                    if tc.type:
-                        t[1] = tc.type
-                    if tc.function is not None:
-                        if tc.function.name:
-                            t[2] = tc.function.name
-                        if tc.function.arguments:
-                            t[3].append(tc.function.arguments)
-            if sc.finish_reason is not None:
-                p.finish_reason = sc.finish_reason
-    if first is None:
-        raise ValueError("cannot build a response from an empty stream")
-    # A usage-only chunk adds an empty delta to choice 0, which changes nothing.
-    choices = tuple(
-        Choice(index=i, message=p.message(), finish_reason=p.finish_reason)
-        for i, p in sorted(parts.items())
-    )
-    return ModelResponse(
-        id=first.id,
-        created=first.created,
-        model=first.model,
-        choices=choices,
-        usage=usage,
-        system_fingerprint=first.system_fingerprint,
-    )
+        acc.add(chunk)
+    return acc.build()
