@@ -55,14 +55,14 @@ class ChunkAccumulator:
     __slots__ = ("_first", "_parts", "_usage")
 
     def __init__(self) -> None:
-        self._first: StreamChunk | None = None
+        self._first: tuple[str, int, str, str | None] | None = None
         self._usage: Usage | None = None
         self._parts: dict[int, _ChoiceParts] = {}
 
     def add(self, chunk: StreamChunk) -> None:
         """Fold in one chunk."""
-        if self._first is None:
-            self._first = chunk
+        if self._first is None:  # what the answer's id, model, ... come from (not the chunk)
+            self._first = (chunk.id, chunk.created, chunk.model, chunk.system_fingerprint)
         if chunk.usage is not None:
             self._usage = chunk.usage
         parts = self._parts
@@ -94,13 +94,10 @@ class ChunkAccumulator:
             Choice(index=i, message=p.message(), finish_reason=p.finish_reason)
             for i, p in sorted(self._parts.items())
         )
+        rid, created, model, fingerprint = first
         return ModelResponse(
-            id=first.id,
-            created=first.created,
-            model=first.model,
-            choices=choices,
-            usage=self._usage,
-            system_fingerprint=first.system_fingerprint,
+            id=rid, created=created, model=model, choices=choices, usage=self._usage,
+            system_fingerprint=fingerprint,
         )
 
 

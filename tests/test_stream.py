@@ -1,0 +1,132 @@
+"""``Stream`` on its own: the generator protocol, laziness, closing, and the accumulator."""
+
+from __future__ import annotations
+
+import collections.abc
+import gc
+import weakref
+
+import pytest
+import trio
+
+import trillm
+from trillm import errors
+from trillm._stream import HTTPChunkSource, Stream
+from trillm.providers.openai import OpenAIStreamParser
+from trillm.sse import SSEEvent
+from trillm.types import StreamChunk
+
+MSGS = [{"role": "user", "content": "one two three"}]
+
+
+def sse_body(n: int) -> bytes:
+    head = b'data: {"id":"c","created":1,"model":"m","choices":'
+    events = [head + b'[{"index":0,"delta":{"content":"w%d "}}]}\n\n' % i for i in range(n)]
+    events.append(b'data: {"id":"c","created":1,"model":"m","choices":'
+                  b'[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+    return b"".join(events)
+
+
+class OneRead:
+    """A response whose whole body arrives in one read."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body, self.closed = body, False
+
+    async def receive_some(self) -> bytes:
+        await trio.lowlevel.checkpoint()
+        body, self.body = self.body, b""
+        return body
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class CountingParser(OpenAIStreamParser):
+    __slots__ = ("calls",)
+
+    def __init__(self) -> None:
+        super().__init__("openai", "m")
+        self.calls = 0
+
+    def feed(self, event: SSEEvent) -> StreamChunk | None:
+        self.calls += 1
+        return super().feed(event)
+
+
+def http_stream(body: bytes, parser: OpenAIStreamParser | None = None) -> tuple[Stream, OneRead]:
+    response = OneRead(body)
+    source = HTTPChunkSource(response, parser or OpenAIStreamParser("openai", "m"),  # type: ignore[arg-type]
+                             provider="openai", model="m", headers={})
+    return Stream(source, provider="openai", model="m"), response
+
+
+async def test_events_are_parsed_one_chunk_at_a_time() -> None:
+    parser = CountingParser()
+    stream, _ = http_stream(sse_body(200), parser)
+    async with stream:
+        await stream.__anext__()
+        assert parser.calls == 1  # 201 events received in one read, one parsed
+        await stream.__anext__()
+        assert parser.calls == 2
+
+
+async def test_stream_does_not_keep_the_chunks_it_gave_out() -> None:
+    stream, _ = http_stream(sse_body(5))
+    async with stream:
+        ref = weakref.ref(await stream.__anext__())
+        gc.collect()
+        assert ref() is None
+        rest = [c.choices[0].delta.content async for c in stream]
+    assert rest[:4] == ["w1 ", "w2 ", "w3 ", "w4 "]
+
+
+async def test_final_response_counts_chunks_read_before_it() -> None:
+    stream, response = http_stream(sse_body(3))
+    async with stream:
+        await stream.__anext__()
+        final = await stream.final_response()
+    assert final.choices[0].message.content == "w0 w1 w2 "
+    assert final.choices[0].finish_reason == "stop"
+    assert response.closed
+
+
+async def test_generator_protocol() -> None:
+    stream, response = http_stream(sse_body(3))
+    assert isinstance(stream, collections.abc.AsyncGenerator)
+    assert stream.__aiter__() is stream
+    first = await stream.asend(None)
+    assert first.choices[0].delta.content == "w0 "
+    with pytest.raises(TypeError):
+        await stream.asend("x")  # type: ignore[arg-type]
+    with pytest.raises(KeyError):
+        await stream.athrow(KeyError("boom"))
+    assert stream.closed and response.closed
+    with pytest.raises(StopAsyncIteration):
+        await stream.__anext__()
+    await stream.aclose()  # idempotent
+
+
+async def test_plain_for_says_to_use_async_for() -> None:
+    async with trillm.Client() as client:
+        async with client.stream("mock/x", MSGS) as s:
+            with pytest.raises(TypeError, match="async for"):
+                for _ in s:  # type: ignore[attr-defined]
+                    pass
+
+
+async def test_malformed_event_closes_the_stream() -> None:
+    stream, response = http_stream(b"data: {not json\n\n")
+    with pytest.raises(errors.StreamError, match="malformed"):
+        await stream.__anext__()
+    assert stream.closed and response.closed
+
+
+async def test_mock_stream_repr_and_headers() -> None:
+    async with trillm.Client() as client:
+        async with client.stream("mock/x", MSGS) as s:
+            assert "open" in repr(s) and "mock/x" in repr(s)
+            assert s.headers == {}
+            words = [c.choices[0].delta.content async for c in s]
+        assert "closed" in repr(s)
+    assert words == ["one", " two", " three", None]
