@@ -312,3 +312,20 @@ async def test_odd_shaped_key_echoed_in_200_body_or_stream_is_scrubbed() -> None
                         pass
     for exc in (plain.value, streamed.value):
         assert odd not in f"{exc} {exc!r} {json.dumps(exc.body)}"
+
+
+async def test_server_that_ignores_stream_true_still_streams() -> None:
+    def handler(request: Request) -> Reply:
+        return Reply.json(openai_chat_json("whole answer at once"))
+
+    with trio.fail_after(GUARD):
+        async with open_fake_server(handler) as server, client_at(server) as client:
+            async with client.stream("openai/gpt-4o-mini", MSGS) as s:
+                chunks = [c async for c in s]
+                assert s.headers["content-type"] == "application/json"
+            plain = await client.acompletion("openai/gpt-4o-mini", MSGS)
+            assert client.statistics().active_connections == 0
+    built = trillm.stream_chunk_builder(chunks)
+    assert chunks[0].choices[0].delta.content == "whole answer at once"
+    assert built.choices == plain.choices
+    assert built.usage == plain.usage

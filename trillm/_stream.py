@@ -125,11 +125,13 @@ class ScriptedChunkSource:
 
     __slots__ = ("_chunks", "_delay", "_ready", "headers")
 
-    def __init__(self, chunks: tuple[StreamChunk, ...], delay: float) -> None:
+    def __init__(
+        self, chunks: tuple[StreamChunk, ...], delay: float, headers: dict[str, str] | None = None
+    ) -> None:
         self._chunks = deque(chunks)
         self._delay = delay
         self._ready: StreamChunk | None = None
-        self.headers: dict[str, str] = {}
+        self.headers = {} if headers is None else headers
 
     def take(self) -> StreamChunk | None:
         chunk, self._ready = self._ready, None

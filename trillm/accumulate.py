@@ -6,16 +6,21 @@ from collections.abc import Iterable
 from typing import Any
 
 from .types import (
+    EMPTY_STREAM_CHOICES,
     Choice,
+    Delta,
     FunctionCall,
+    FunctionDelta,
     Message,
     ModelResponse,
+    StreamChoice,
     StreamChunk,
     ToolCall,
+    ToolCallDelta,
     Usage,
 )
 
-__all__ = ["ChunkAccumulator", "stream_chunk_builder"]
+__all__ = ["ChunkAccumulator", "chunks_from_response", "stream_chunk_builder"]
 
 
 class _ChoiceParts:
@@ -128,3 +133,27 @@ def stream_chunk_builder(chunks: Iterable[StreamChunk]) -> ModelResponse:
     for chunk in chunks:
         acc.add(chunk)
     return acc.build()
+
+
+def chunks_from_response(response: ModelResponse) -> tuple[StreamChunk, ...]:
+    """A whole answer as the chunks a stream of it would give (one per choice, then usage).
+
+    For servers that answer ``stream=True`` with one JSON body;
+    ``stream_chunk_builder`` of the result gives *response* back.
+    """
+    def chunk(choices: tuple[StreamChoice, ...], usage: Usage | None = None) -> StreamChunk:
+        return StreamChunk(response.id, response.created, response.model, choices, usage,
+                           system_fingerprint=response.system_fingerprint)
+
+    out = []
+    for c in response.choices:
+        m = c.message
+        calls = tuple(
+            ToolCallDelta(i, t.id, t.type, FunctionDelta(t.function.name, t.function.arguments))
+            for i, t in enumerate(m.tool_calls or ())
+        )
+        delta = Delta(m.role, m.content, calls or None, m.reasoning_content, m.refusal)
+        out.append(chunk((StreamChoice(c.index, delta, c.finish_reason, c.logprobs),)))
+    if response.usage is not None or not out:
+        out.append(chunk(EMPTY_STREAM_CHOICES, response.usage))
+    return tuple(out)

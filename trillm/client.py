@@ -30,6 +30,7 @@ import trio
 from . import errors
 from ._stream import HTTPChunkSource, ScriptedChunkSource, Stream
 from ._transport import Transport
+from .accumulate import chunks_from_response
 from .providers import mock, openai
 from .retry import RetryPolicy
 from .routing import Route, parse_model, resolve_config
@@ -491,11 +492,21 @@ class Client:
                             raise call.provider.parse_error(
                                 response.status, response.headers, body, call.req, call.cfg
                             )
-                        opened = HTTPChunkSource(
-                            response, call.provider.stream_parser(call.req, call.cfg),
-                            provider=call.req.provider, model=call.req.model,
-                            headers=_public_headers(response.headers),
-                        )
+                        headers = _public_headers(response.headers)
+                        if headers.get("content-type", "").startswith("application/json"):
+                            # A server that ignores stream=True: its whole answer, as chunks.
+                            whole = call.provider.parse_chat(
+                                await response.aread(), call.req, call.cfg
+                            )
+                            await response.aclose()
+                            opened = ScriptedChunkSource(chunks_from_response(whole), 0.0,
+                                                         headers=headers)
+                        else:
+                            opened = HTTPChunkSource(
+                                response, call.provider.stream_parser(call.req, call.cfg),
+                                provider=call.req.provider, model=call.req.model,
+                                headers=headers,
+                            )
                     finally:
                         if opened is None:
                             await response.aclose()
