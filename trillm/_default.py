@@ -40,6 +40,6 @@ async def _close_at_exit(client: Client) -> None:
         # A system task that raises crashes the whole run (TrioInternalError): log instead.
         try:
             with trio.move_on_after(5, shield=True):
-                await client.aclose()
+                await client._close()
         except Exception:
             logging.getLogger("trillm").exception("closing the default trillm client failed")

@@ -217,10 +217,14 @@ class Client:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        await self._close()  # no checkpoint: it must not replace an exception on its way out
 
     async def aclose(self) -> None:
         """Close every pooled connection; the Client may be entered again later."""
+        await self._close()
+        await trio.lowlevel.checkpoint()  # closed first, then a checkpoint, as trio's own aclose
+
+    async def _close(self) -> None:
         transport, self._transport = self._transport, None
         self._limiter = None
         if transport is not None:
