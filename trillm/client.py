@@ -32,7 +32,7 @@ from ._stream import HTTPChunkSource, ScriptedChunkSource, Stream
 from ._transport import Transport
 from .accumulate import chunks_from_response
 from .providers import mock, openai
-from .retry import RetryPolicy
+from .retry import RetryPolicy, is_retryable
 from .routing import Route, parse_model, resolve_config
 from .types import ChatRequest, ModelResponse
 
@@ -277,6 +277,7 @@ class Client:
         mock_response: str | BaseException | None = None,
         mock_latency: float | None = None,
         mock_chunk_delay: float | None = None,
+        fallbacks: Sequence[str] | None = None,
         **params: Any,
     ) -> ModelResponse | Stream:
         """Ask *model* to continue *messages*; a :class:`ModelResponse`, or a
@@ -285,22 +286,30 @@ class Client:
         Any other keyword (``temperature``, ``max_tokens``, ``tools``, ...) is
         passed to the provider; ``num_retries`` and ``request_timeout`` are
         accepted as LiteLLM's names for ``max_retries`` and ``timeout``.
+        ``fallbacks=[...]`` names models to try, in order, when the previous one
+        failed with a retryable or context-window error after its own retries;
+        every model is validated before anything is sent, and ``deadline`` spans them all.
         """
+        models = [model, *fallbacks] if fallbacks else [model]
         try:
-            call = self._prepare(
-                model, messages, stream, params,
-                timeout=timeout, deadline=deadline, idle_timeout=idle_timeout,
-                max_retries=max_retries, retry=retry, api_key=api_key, api_base=api_base,
-                api_version=api_version, extra_headers=extra_headers, extra_body=extra_body,
-                mock_response=mock_response, mock_latency=mock_latency,
-                mock_chunk_delay=mock_chunk_delay,
-            )
+            calls = [
+                self._prepare(
+                    m, messages, stream, dict(params),
+                    timeout=timeout, deadline=deadline, idle_timeout=idle_timeout,
+                    max_retries=max_retries, retry=retry, api_key=api_key, api_base=api_base,
+                    api_version=api_version, extra_headers=extra_headers, extra_body=extra_body,
+                    mock_response=mock_response, mock_latency=mock_latency,
+                    mock_chunk_delay=mock_chunk_delay,
+                )
+                for m in models
+            ]
         except (errors.APIError, RuntimeError) as exc:
             failure: BaseException = exc
         else:
-            if stream:
-                return await self._with_retries(call, self._open_stream_once)
-            return await self._with_retries(call, self._complete_once)
+            once = self._open_stream_once if stream else self._complete_once
+            if len(calls) == 1:
+                return await self._with_retries(calls[0], once)
+            return await self._with_fallbacks(calls, once)
         await trio.lowlevel.checkpoint()  # a checkpoint even when refusing at once
         raise failure
 
@@ -419,6 +428,29 @@ class Client:
                                attempt)
                 return result
             await trio.sleep(delay)  # outside `except`: the slot was given back already
+
+    async def _with_fallbacks(
+        self, calls: list[_Call], once: Callable[[_Call], Awaitable[_T]]
+    ) -> _T:
+        failed: list[tuple[_Call, errors.APIError]] = []
+        for call in calls:
+            try:
+                return await self._with_retries(call, once)
+            except errors.APIError as exc:
+                worth_another = is_retryable(exc) or isinstance(
+                    exc, errors.ContextWindowExceededError
+                )
+                if call is calls[-1] or not worth_another:
+                    for earlier, error in failed:
+                        exc.add_note(
+                            f"before it, {earlier.req.provider}/{earlier.req.model} failed: "
+                            f"{type(error).__name__}: {error}"
+                        )
+                    raise
+                failed.append((call, exc))
+                _log.debug("%s/%s failed; falling back to the next model", call.req.provider,
+                           call.req.model)
+        raise AssertionError("unreachable: the last call returns or raises")
 
     def _retry_delay(self, call: _Call, attempt: int, exc: errors.APIError) -> float | None:
         if attempt > call.limits.max_retries:
