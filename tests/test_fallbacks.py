@@ -1,4 +1,4 @@
-"""``fallbacks=[...]``: the next model after a retryable or context-window failure (virtual time)."""
+"""``fallbacks=[...]``: the next model after a retryable or context-window failure."""
 
 from __future__ import annotations
 
