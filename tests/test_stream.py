@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections.abc
 import gc
+import warnings
 import weakref
 
 import pytest
@@ -130,3 +131,27 @@ async def test_mock_stream_repr_and_headers() -> None:
             words = [c.choices[0].delta.content async for c in s]
         assert "closed" in repr(s)
     assert words == ["one", " two", " three", None]
+
+
+def test_stream_left_open_when_the_run_ends_warns_and_does_not_crash_the_run() -> None:
+    async def main() -> None:
+        async with trillm.Client() as client:
+            s = await client.acompletion("mock/x", MSGS, stream=True)
+            await s.__anext__()  # s is collected as main's frame goes, late in the run
+
+    with pytest.warns(ResourceWarning, match="garbage-collected while open"):
+        trio.run(main)
+        gc.collect()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_collected_stream_gives_its_slot_back_even_when_warnings_are_errors() -> None:
+    async with trillm.Client(max_concurrency=1) as client:
+        s = await client.acompletion("mock/x", MSGS, stream=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            del s
+            gc.collect()
+        with trio.fail_after(1):  # starves forever if the slot was not given back
+            await client.acompletion("mock/x", MSGS)
+        assert client.statistics().open_streams == 0

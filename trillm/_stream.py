@@ -345,19 +345,28 @@ class Stream(AsyncGenerator["StreamChunk", None]):
         if getattr(self, "_closed", True):
             return
         self._closed = True
-        warnings.warn(
-            f"{self!r} was garbage-collected while open; use `async with` so it closes at once",
-            ResourceWarning,
-            stacklevel=1,
-            source=self,
-        )
-        closer = self._closer
-        with contextlib.suppress(trio.RunFinishedError):  # the run is over: nothing to close
-            self._token.run_sync_soon(_spawn_close, closer)
+        try:  # close first: the warning may be an error (python -W error) and raise here
+            with contextlib.suppress(trio.RunFinishedError):  # the run is over: nothing to close
+                self._token.run_sync_soon(_spawn_close, self._closer)
+        finally:
+            warnings.warn(
+                f"<trillm.Stream {self.provider}/{self.model}> was garbage-collected while "
+                "open; use `async with` so it closes at once",
+                ResourceWarning,
+                stacklevel=1,
+                source=self,
+            )
 
 
 def _spawn_close(closer: _Closer) -> None:
-    trio.lowlevel.spawn_system_task(_close_quietly, closer, name="trillm-stream-finalizer")
+    # Runs in the trio thread (run_sync_soon).  Late in a run's shutdown, system tasks
+    # can no longer start: then give the slot back here, and let the sockets die with the run.
+    try:
+        trio.lowlevel.spawn_system_task(_close_quietly, closer, name="trillm-stream-finalizer")
+    except RuntimeError:
+        on_close, closer.on_close = closer.on_close, None
+        if on_close is not None:
+            on_close()
 
 
 async def _close_quietly(closer: _Closer) -> None:
