@@ -329,3 +329,25 @@ async def test_server_that_ignores_stream_true_still_streams() -> None:
     assert chunks[0].choices[0].delta.content == "whole answer at once"
     assert built.choices == plain.choices
     assert built.usage == plain.usage
+
+
+@pytest.mark.parametrize("body", [
+    b"<html>bad gateway for key %s</html>",
+    b'["%s"]',
+    b'{"choices": ["%s"]}',
+])
+async def test_odd_shaped_key_in_a_malformed_200_body_is_scrubbed(body: bytes) -> None:
+    odd = "trillm-secret-9f8e7d6c5b4a3210"
+    payload = body % odd.encode()
+
+    def handler(request: Request) -> Reply:
+        return Reply(200, [("content-type", "application/json")], b"x" * 190 + payload)
+
+    with trio.fail_after(GUARD):
+        async with open_fake_server(handler) as server, \
+                client_at(server, api_key=odd, max_retries=0) as client:
+            with pytest.raises(errors.APIError) as info:
+                await client.acompletion("openai/gpt-4o-mini", MSGS)
+    exc = info.value
+    rendered = f"{exc} {exc!r} {json.dumps(exc.body)}"
+    assert odd[:10] not in rendered

@@ -502,8 +502,7 @@ class Client:
         assert provider is not None and cfg is not None
         if raw.status >= 300:
             raise provider.parse_error(raw.status, raw.headers, raw.content, call.req, cfg)
-        response = provider.parse_chat(raw.content, call.req, cfg)
-        return attrs.evolve(response, headers=_public_headers(raw.headers))
+        return provider.parse_chat(raw.content, call.req, cfg, _public_headers(raw.headers))
 
     async def _open_stream_once(self, call: _Call) -> Stream:
         transport = self._require_open()
@@ -618,9 +617,8 @@ async def _mock_stream(plan: mock.MockPlan) -> ScriptedChunkSource:
 
 
 def _public_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Response headers with secret-bearing ones (cookies) hidden; lower-case names."""
-    out = {}
-    for k, v in headers.items():
-        k = k.lower()
-        out[k] = errors.REDACTED if k in errors.SECRET_HEADERS else v
+    """Response headers (httpx gives lower-case names) with secret-bearing ones hidden."""
+    out = dict(headers.items())
+    for name in errors.SECRET_HEADERS.intersection(out):
+        out[name] = errors.REDACTED
     return out

@@ -27,6 +27,7 @@ __all__ = [
     "Provider",
     "ProviderConfig",
     "StreamParser",
+    "body_excerpt",
     "error_from_response",
     "loads_json",
 ]
@@ -88,9 +89,11 @@ class Provider(Protocol):
         ...
 
     def parse_chat(
-        self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None
+        self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> ModelResponse:
-        """A 2xx response body as a :class:`ModelResponse` (*cfg* to scrub its key from errors)."""
+        """A 2xx response body as a :class:`ModelResponse` (*cfg* to scrub its key from errors;
+        *headers*, redacted, kept as ``ModelResponse.headers``)."""
         ...
 
     def stream_parser(self, req: ChatRequest, cfg: ProviderConfig | None = None) -> StreamParser:
@@ -109,18 +112,24 @@ class Provider(Protocol):
         ...
 
 
-def loads_json(body: bytes | str, *, provider: str, model: str | None) -> Any:
+def loads_json(
+    body: bytes | str, *, provider: str, model: str | None, secrets: tuple[str, ...] = ()
+) -> Any:
     """``json.loads`` that raises :class:`~trillm.errors.APIError` on a malformed body."""
     try:
         return json.loads(body)
     except ValueError as exc:
-        text = body[:200].decode("utf-8", "replace") if isinstance(body, bytes) else body[:200]
+        text = body_excerpt(body, secrets, 200)
         raise errors.APIError(
             f"the server's answer is not valid JSON ({exc}); it began: {text!r}",
-            provider=provider,
-            model=model,
-            body=text,
+            provider=provider, model=model, body=text, secrets=secrets,
         ) from exc
+
+
+def body_excerpt(body: bytes | str, secrets: tuple[str, ...], limit: int = 2000) -> str:
+    """The start of a body as text, secrets scrubbed *before* it is cut (a cut key won't match)."""
+    text = body[:65536].decode("utf-8", "replace") if isinstance(body, bytes) else body[:65536]
+    return errors.redact(text, secrets)[:limit]
 
 
 _CONTEXT_CODES = frozenset(
@@ -156,7 +165,7 @@ def error_from_response(
     """
     cls = errors.class_for_status(status)
     # Scrub secrets before cutting anything short: a cut key would no longer match.
-    text = message or errors.redact(body[:65536].decode("utf-8", "replace"), cfg.secrets)[:500]
+    text = message or body_excerpt(body, cfg.secrets, 500)
     text = text or f"HTTP {status}"
     if cls is errors.BadRequestError or status in (400, 413, 422):
         structured = {c.lower() for c in (code, err_type) if c}
@@ -176,7 +185,7 @@ def error_from_response(
     try:
         parsed_body: Any = json.loads(body) if body else None
     except ValueError:
-        parsed_body = errors.redact(body[:65536].decode("utf-8", "replace"), cfg.secrets)[:2000]
+        parsed_body = body_excerpt(body, cfg.secrets)
     return cls(
         text,
         status_code=status,

@@ -45,7 +45,13 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
-from .base import HTTPRequestSpec, ProviderConfig, error_from_response, loads_json
+from .base import (
+    HTTPRequestSpec,
+    ProviderConfig,
+    body_excerpt,
+    error_from_response,
+    loads_json,
+)
 
 __all__ = ["PROVIDER", "OpenAIProvider", "OpenAIStreamParser", "error_from_body", "parse_usage"]
 
@@ -311,14 +317,20 @@ class OpenAIProvider:
         )
 
     def parse_chat(
-        self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None
+        self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> ModelResponse:
-        """A 2xx body as a :class:`ModelResponse`; an ``{"error": ...}`` body raises it."""
-        data = loads_json(body, provider=req.provider, model=req.model)
+        """A 2xx body as a :class:`ModelResponse`; an ``{"error": ...}`` body raises it.
+
+        *headers* (already redacted) become ``ModelResponse.headers``.
+        """
+        secrets = cfg.secrets if cfg is not None else ()
+        data = loads_json(body, provider=req.provider, model=req.model, secrets=secrets)
         if type(data) is not dict:
             raise errors.APIError(
                 f"unexpected answer from {req.provider}: not a JSON object",
-                provider=req.provider, model=req.model, body=body[:2000],
+                provider=req.provider, model=req.model, body=body_excerpt(body, secrets),
+                secrets=secrets,
             )
         raw_choices = data.get("choices")
         if raw_choices is None and data.get("error") is not None:
@@ -334,11 +346,13 @@ class OpenAIProvider:
                 data.get("object") or "chat.completion",
                 data.get("system_fingerprint"),
                 data,
+                {} if headers is None else headers,
             )
         except (AttributeError, TypeError, ValueError) as exc:
             raise errors.APIError(
                 f"unexpected answer from {req.provider}: {exc}",
-                provider=req.provider, model=req.model, body=body[:2000],
+                provider=req.provider, model=req.model, body=body_excerpt(body, secrets),
+                secrets=secrets,
             ) from exc
 
     def stream_parser(
