@@ -84,7 +84,8 @@ async def test_server_that_never_answers_times_out_and_connection_closes() -> No
 
 async def test_server_drops_mid_stream() -> None:
     def handler(request: Request) -> Reply:
-        return Reply.sse(openai_sse(["a", "b", "c"]), delay=0.01, drop_mid_body=True)
+        events = openai_sse(["a", "b", "c"])[:3]  # no finish reason, no [DONE]
+        return Reply.sse(events, delay=0.01, drop_mid_body=True)
 
     with trio.fail_after(GUARD):
         async with open_fake_server(handler) as server, client_at(server) as client:
@@ -351,3 +352,16 @@ async def test_odd_shaped_key_in_a_malformed_200_body_is_scrubbed(body: bytes) -
     exc = info.value
     rendered = f"{exc} {exc!r} {json.dumps(exc.body)}"
     assert odd[:10] not in rendered
+
+
+async def test_connection_dropped_after_done_loses_nothing() -> None:
+    def handler(request: Request) -> Reply:
+        return Reply.sse(openai_sse(["a", "b"]), drop_mid_body=True)  # every event, no end
+
+    with trio.fail_after(GUARD):
+        async with open_fake_server(handler) as server, client_at(server) as client:
+            async with client.stream("openai/gpt-4o-mini", MSGS) as s:
+                final = await s.final_response()
+            assert client.statistics().active_connections == 0
+    assert final.choices[0].message.content == "ab"
+    assert final.usage is not None

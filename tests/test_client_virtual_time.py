@@ -442,3 +442,15 @@ async def test_infinite_limits_are_accepted(autojump_clock: trio.testing.MockClo
     async with trillm.Client(timeout=math.inf, deadline=math.inf) as client:
         r = await client.acompletion("mock/x", MSGS, mock_latency=10_000)
     assert r.choices[0].message.content == "x"
+
+
+async def test_calls_through_an_in_memory_transport_are_checkpoints() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=chat_payload("hi"))
+
+    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k") as client:
+        with trio.testing.assert_checkpoints():
+            await client.acompletion("openai/gpt-4o-mini", MSGS)
+        with trio.testing.assert_checkpoints():
+            s = await client.acompletion("openai/gpt-4o-mini", MSGS, stream=True)
+        await s.aclose()

@@ -104,6 +104,9 @@ class HTTPChunkSource:
         try:
             data = await self._response.receive_some()
         except errors.APIConnectionError as exc:
+            if self._parser.done and not self._decoder.in_event:
+                self._ended = True  # the answer was complete: a dropped connection loses nothing
+                return True
             raise errors.StreamError(
                 f"the connection broke in the middle of the stream: {exc.message}",
                 provider=self._provider, model=self._model,

@@ -306,6 +306,9 @@ class Client:
         except (errors.APIError, RuntimeError) as exc:
             failure: BaseException = exc
         else:
+            # A checkpoint before anything is sent (an in-memory transport may never block);
+            # never after a stream opened, where a cancellation would orphan it.
+            await trio.lowlevel.checkpoint()
             once = self._open_stream_once if stream else self._complete_once
             if len(calls) == 1:
                 return await self._with_retries(calls[0], once)
