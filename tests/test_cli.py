@@ -63,7 +63,8 @@ def test_interrupt_exits_130() -> None:
         listener.listen(8)
         listener.settimeout(10)
         port = listener.getsockname()[1]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proxies = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+        env = {k: v for k, v in os.environ.items() if k.lower() not in proxies}
         proc = subprocess.Popen(
             [sys.executable, "-m", "trillm.cli", "complete", "-m", "openai/gpt-4o-mini",
              "--api-base", f"http://127.0.0.1:{port}/v1", "hi"],

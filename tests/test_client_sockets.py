@@ -140,16 +140,25 @@ async def test_sse_cut_inside_an_event_is_a_stream_error() -> None:
 
 async def test_caller_cancels_mid_stream_and_server_sees_close() -> None:
     def handler(request: Request) -> Reply:
-        return Reply.sse(openai_sse(["a"]) [:2], no_end=True)
+        return Reply.sse(openai_sse(["a"])[:2], no_end=True)
 
     with trio.fail_after(GUARD):
         async with open_fake_server(handler) as server, client_at(server) as client:
             got = []
-            with trio.move_on_after(0.3) as scope:
+            two = trio.Event()
+
+            async def consume() -> None:
                 async with client.stream("openai/gpt-4o-mini", MSGS) as s:
                     async for c in s:
                         got.append(c)
-            assert scope.cancelled_caught
+                        if len(got) == 2:
+                            two.set()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(consume)
+                await two.wait()
+                await trio.sleep(0.05)  # consume() is now blocked waiting for a third chunk
+                nursery.cancel_scope.cancel()
             assert len(got) == 2
             await server.wait_all_closed()
             stats = client.statistics()

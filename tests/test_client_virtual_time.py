@@ -454,3 +454,38 @@ async def test_calls_through_an_in_memory_transport_are_checkpoints() -> None:
         with trio.testing.assert_checkpoints():
             s = await client.acompletion("openai/gpt-4o-mini", MSGS, stream=True)
         await s.aclose()
+
+
+async def test_headers_per_call_and_drop_params_never_reach_the_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=chat_payload("hi"))
+
+    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k",
+                             headers={"x-team": "a", "x-org": "o"}) as client:
+        await client.acompletion("openai/gpt-4o-mini", MSGS, headers={"x-team": "b"},
+                                 extra_headers={"x-extra": "e"}, drop_params=True)
+    sent = seen[0]
+    assert (sent.headers["x-team"], sent.headers["x-org"], sent.headers["x-extra"]) == (
+        "b", "o", "e")
+    body = json.loads(sent.content)
+    assert "headers" not in body and "drop_params" not in body
+
+
+async def test_a_changed_key_variable_is_seen_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["authorization"])
+        return httpx.Response(200, json=chat_payload("hi"))
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-first")
+    async with trillm.Client(transport=httpx.MockTransport(handler)) as client:
+        await client.acompletion("openai/gpt-4o-mini", MSGS)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-second")
+        await client.acompletion("openai/gpt-4o-mini", MSGS)
+    assert seen == ["Bearer sk-first", "Bearer sk-second"]

@@ -9,10 +9,12 @@ lines are what the README's set-up commands do, which CI runs itself.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import re
 import shlex
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,13 +94,28 @@ def fake_openai() -> Iterator[str]:
 def docs_env(fake_openai: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-docs-test-key")
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(var, raising=False)
 
 
 @pytest.mark.parametrize(("where", "code"), blocks("python"), ids=[w for w, _ in blocks("python")])
 def test_python_block_runs(where: str, code: str, docs_env: None) -> None:
-    exec(compile(code, where, "exec"), {"__name__": "__main__"})
+    with hang_guard(30):
+        exec(compile(code, where, "exec"), {"__name__": "__main__"})
+
+
+@contextlib.contextmanager
+def hang_guard(seconds: float) -> Iterator[None]:
+    """Fail instead of hanging: the blocks run trio.run themselves, so no fail_after fits."""
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError(f"a docs example ran for more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _cli_lines() -> list[str]:
@@ -114,7 +131,8 @@ def _cli_lines() -> list[str]:
 
 @pytest.mark.parametrize("line", _cli_lines())
 def test_cli_line_runs(line: str, docs_env: None, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(shlex.split(line)[1:]) == 0
+    with hang_guard(30):
+        assert cli.main(shlex.split(line)[1:]) == 0
     assert capsys.readouterr().out.strip()
 
 

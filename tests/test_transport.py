@@ -18,15 +18,6 @@ from trillm import errors
 from trillm._transport import StackTransport, Transport, TransportStatistics
 from trillm.providers.base import HTTPRequestSpec
 
-_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-
 
 @pytest.fixture
 async def transport() -> AsyncIterator[Transport]:

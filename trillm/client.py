@@ -186,8 +186,7 @@ class Client:
         self._transport: Transport | None = None
         self._limiter: trio.CapacityLimiter | None = None
         self._rng = random.Random()
-        self._routes: dict[tuple[str, str | None, str | None, str | None],
-                           tuple[Route, ProviderConfig]] = {}
+        self._routes: dict[tuple[str, str | None], Route] = {}
         self._in_flight = 0
         self._open_streams = 0
 
@@ -272,6 +271,7 @@ class Client:
         api_key: str | None = None,
         api_base: str | None = None,
         api_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
         extra_headers: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
         mock_response: str | BaseException | None = None,
@@ -297,9 +297,9 @@ class Client:
                     m, messages, stream, dict(params),
                     timeout=timeout, deadline=deadline, idle_timeout=idle_timeout,
                     max_retries=max_retries, retry=retry, api_key=api_key, api_base=api_base,
-                    api_version=api_version, extra_headers=extra_headers, extra_body=extra_body,
-                    mock_response=mock_response, mock_latency=mock_latency,
-                    mock_chunk_delay=mock_chunk_delay,
+                    api_version=api_version, headers=headers, extra_headers=extra_headers,
+                    extra_body=extra_body, mock_response=mock_response,
+                    mock_latency=mock_latency, mock_chunk_delay=mock_chunk_delay,
                 )
                 for m in models
             ]
@@ -341,6 +341,7 @@ class Client:
         api_key: str | None,
         api_base: str | None,
         api_version: str | None,
+        headers: Mapping[str, str] | None,
         extra_headers: Mapping[str, str] | None,
         extra_body: Mapping[str, Any] | None,
         mock_response: str | BaseException | None,
@@ -372,13 +373,15 @@ class Client:
         msgs = _check_messages(messages)
         for k in [k for k, v in params.items() if v is None]:
             del params[k]
-        if self._headers:
-            extra_headers = {**self._headers, **(extra_headers or {})}
+        if self._headers or headers:  # the Client's, then this call's, then extra_headers
+            extra_headers = {**(self._headers or {}), **(headers or {}), **(extra_headers or {})}
+        drop_params = bool(params.pop("drop_params", False))
         deadline_at = trio.current_time() + limits.deadline
         base_url = self._api_base if api_base is None else api_base
         if mock_response is not None or model.startswith("mock/"):
             name = model.partition("/")[2] if model.startswith("mock/") else model
-            req = ChatRequest("mock", name, msgs, stream, params, extra_body, extra_headers)
+            req = ChatRequest("mock", name, msgs, stream, params, extra_body, extra_headers,
+                              drop_params)
             plan = mock.plan(req, mock_response=mock_response, latency=mock_latency,
                              chunk_delay=mock_chunk_delay)
             return _Call(req, limits, deadline_at, plan=plan)
@@ -391,21 +394,23 @@ class Client:
                 provider=route.provider, model=route.model,
             )
         req = ChatRequest(route.provider, route.model, msgs, stream, params, extra_body,
-                          extra_headers)
+                          extra_headers, drop_params)
         spec = provider.build_chat(req, cfg)
         return _Call(req, limits, deadline_at, provider=provider, cfg=cfg, spec=spec)
 
     def _resolve(
         self, model: str, api_key: str | None, api_base: str | None, api_version: str | None
     ) -> tuple[Route, ProviderConfig]:
-        key = (model, api_key or self._api_key, api_base, api_version)
-        hit = self._routes.get(key)
-        if hit is None:
-            route = parse_model(model, api_base=api_base)
-            cfg = resolve_config(route, api_key=key[1], api_base=api_base,
-                                 environ=os.environ, api_version=api_version)
-            hit = self._routes[key] = (route, cfg)
-        return hit
+        # The parsed name is cached; keys and bases are read again on every call (about
+        # 2 us), so a changed OPENAI_API_KEY or OPENAI_BASE_URL is seen at once.
+        route = self._routes.get((model, api_base))
+        if route is None:
+            if len(self._routes) >= 256:
+                self._routes.clear()
+            route = self._routes[(model, api_base)] = parse_model(model, api_base=api_base)
+        cfg = resolve_config(route, api_key=api_key or self._api_key, api_base=api_base,
+                             environ=os.environ, api_version=api_version)
+        return route, cfg
 
     # -------------------------------------------------------------- the retry loop
 

@@ -261,3 +261,5 @@ class ChatRequest:
     params: Mapping[str, Any] = attrs.field(factory=dict)
     extra_body: Mapping[str, Any] | None = None
     extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
+    #: Drop parameters the provider cannot take instead of refusing them (LiteLLM's flag).
+    drop_params: bool = False
