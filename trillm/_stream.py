@@ -329,6 +329,7 @@ class Stream(AsyncGenerator["StreamChunk", None]):
     # -------------------------------------------------------------- context manager
 
     async def __aenter__(self) -> Stream:
+        await trio.lowlevel.checkpoint()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
