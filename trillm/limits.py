@@ -1,44 +1,41 @@
 """Rate limits: even pacing of requests and tokens per model or provider.
 
-A :class:`RateLimit` says how fast one key may go (``rpm`` requests and/or
-``tpm`` tokens per minute, ``burst`` requests back to back).  A
-:class:`RateLimiter` holds the limits of several keys (``"openai/gpt-4o-mini"``,
-``"openai"``) and is what the :class:`~trillm.Client` calls: it *books* a slot
-on every configured key, then sleeps until the slot comes, outside any lock or
-``CapacityLimiter`` slot.
+A :class:`RateLimit` says how fast one key may go; a :class:`RateLimiter`
+holds the limits of several keys (``"openai/gpt-4o-mini"``, ``"openai"``) and
+is what the Client calls: it *books* a slot on every configured key, then
+sleeps until the slot comes, outside any lock or ``CapacityLimiter`` slot.
 
 Pacing is the generic cell rate algorithm (GCRA), the "virtual scheduling"
 form of a token bucket.  Each (key, dimension) keeps one number, the
-theoretical arrival time ``TAT``: the moment its bucket would be empty if
-nothing else were booked.  With an emission interval ``T = 60 / rate``
-seconds per unit and a tolerance ``L`` (the bucket's capacity, in seconds), a
-request of cost ``c`` arriving at ``now`` may start at::
+theoretical arrival time ``TAT``: when its bucket will be empty.  With an
+emission interval ``T = 60 / rate`` seconds per unit and a tolerance ``L``
+(the bucket's capacity, in seconds), a request of cost ``c`` booked at
+``now`` starts at, and moves ``TAT`` to::
 
-    start = max(now, TAT' + min(0, c*T - L))      where TAT' = max(TAT, now)
-    TAT   = max(TAT, start) + c*T                  (the booking)
+    start = max(now, max(TAT, now) + min(0, c*T - L))
+    TAT   = max(TAT, start) + c*T
 
-So at ``rpm=300`` (``T = 0.2 s``) and ``burst=1`` (``L = T``) request *i* goes
-at ``0.2*i`` s; 600 requests take two minutes, never a minute's worth at once.
-``burst=b`` sets ``L = b*T``: *b* requests go back to back, then pacing
-resumes.  A request larger than the bucket (``c*T > L``) is never refused: it
-waits until the bucket is empty (``TAT' <= start``) and then goes, so nothing
-deadlocks.  The bucket of each dimension holds the same span of time:
-``burst`` requests' worth (``burst * 60/rpm`` s, i.e. ``burst * tpm/rpm``
-tokens); with ``tpm`` alone it holds ``burst`` tokens, so each request starts
-once the tokens booked before it have drained.  With both ``rpm`` and ``tpm``
-a request waits for the later of the two and is booked in both.  On one key,
-start times never decrease in booking order (first come, first served).
+At ``rpm=300`` (``T = 0.2 s``, ``L = burst*T``) request *i* goes at ``0.2*i``
+s: 600 take two minutes, never a minute's worth at once; ``burst=b`` lets *b*
+go back to back first.  A request larger than the bucket (``c*T > L``) is
+never refused: it waits until the bucket is empty, then goes.  Every bucket
+of a key holds the same time, ``burst`` requests' worth (``burst * tpm/rpm``
+tokens); with ``tpm`` alone, ``burst`` tokens, so each request waits for the
+tokens booked before it to drain.  With ``rpm`` and ``tpm`` a request waits
+for the later of the two and is booked in both; on one key start times never
+decrease in booking order (first come, first served), and none is before
+the end of a :meth:`~RateStore.pause`.
 
-The state lives behind :class:`RateStore`, an async protocol in *relative*
-seconds and in *reservation* form (``reserve`` books and answers "wait this
+The state lives behind :class:`RateStore`, an async protocol in relative
+seconds and in reservation form (``reserve`` books and answers "wait this
 long"), so a store shared by many processes (Redis/Valkey, a Lua script doing
 the arithmetic above) can replace :class:`InMemoryRateStore` without touching
-the callers.  The in-process store reads :func:`trio.current_time`, so a
-``MockClock`` drives it.  Its methods never block and never checkpoint: a
-booking is one atomic step, and a cancellation can never land between booking
-a slot and reporting it.  :class:`RateLimiter`'s methods are the checkpoints.
+callers.  The in-process store reads :func:`trio.current_time` (a
+``MockClock`` drives it); its methods never block and never checkpoint, so a
+booking is atomic and no cancellation can land between booking a slot and
+reporting it.  :class:`RateLimiter`'s methods are the checkpoints.
 
-How the Client uses it, per attempt::
+The Client, per attempt::
 
     keys = (f"{provider}/{model}", provider)
     res = await limiter.acquire(keys, estimate_tokens(messages, max_tokens),
@@ -46,8 +43,8 @@ How the Client uses it, per attempt::
     try:
         async with capacity_limiter:                           # only now take a slot
             response = await send(...)
-    except RateLimitError as exc:                              # 429: pause the queue
-        await limiter.pause(keys, exc.retry_after or backoff)  # then loop to acquire again
+    except RateLimitError as exc:                              # 429: pause the queue,
+        await limiter.pause(keys, exc.retry_after or backoff)  # then acquire again
         ...
     await res.settle(response.usage.total_tokens if response.usage else None)
 """
@@ -55,6 +52,7 @@ How the Client uses it, per attempt::
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -63,16 +61,9 @@ import attrs
 import trio
 
 __all__ = [
-    "REQUESTS",
-    "TOKENS",
-    "RateLimit",
-    "RateStore",
-    "InMemoryRateStore",
-    "RateLimiter",
-    "Reservation",
-    "RateLimitTimeout",
-    "estimate_tokens",
-]
+    "REQUESTS", "TOKENS", "RateLimit", "RateStore", "InMemoryRateStore",
+    "RateLimiter", "Reservation", "RateLimitTimeout", "estimate_tokens",
+]  # fmt: skip
 
 #: Bucket dimensions: the keys of ``costs`` and ``delta`` in :class:`RateStore`.
 REQUESTS = "requests"
@@ -162,12 +153,24 @@ class RateStore(Protocol):
         ...
 
     async def adjust(self, key: str, delta: Mapping[str, float]) -> None:
-        """Correct a booking: add ``delta[dim]`` units (negative gives capacity back)."""
+        """Correct a booking: add ``delta[dim]`` units (negative gives capacity back).
+
+        ``{"requests": -1, "tokens": -c}`` gives a whole booking back (the
+        caller never sent it); a store that can undoes the latest one exactly.
+        """
         ...
 
     async def pause(self, key: str, seconds: float) -> None:
         """Let nothing on *key* start before *seconds* from now (a 429's Retry-After)."""
         ...
+
+
+@attrs.define
+class _Booking:
+    start: float
+    tokens: float
+    moved: dict[str, float]  # how far it moved each TAT: its cost, plus any idle gap skipped
+    prev_last_start: float
 
 
 @attrs.define
@@ -177,6 +180,11 @@ class _KeyState:
     tat: dict[str, float] = attrs.Factory(dict)
     paused_until: float = -math.inf
     last_start: float = -math.inf
+    queued: deque[_Booking] = attrs.Factory(deque)  # bookings whose start has not come
+
+    def forget_started(self, now: float) -> None:
+        while self.queued and self.queued[0].start < now:
+            self.queued.popleft()
 
 
 _UNCONFIGURED = _KeyState()
@@ -187,8 +195,10 @@ class InMemoryRateStore:
 
     Its methods compute and return without blocking or checkpointing, so
     each call is atomic with respect to other tasks (like a Lua script in a
-    shared store).  One store may be shared by several :class:`RateLimiter`
-    objects within one trio run.
+    shared store).  It remembers the bookings whose start has not come, so
+    that a give-back (``adjust`` with ``requests`` below 0) undoes the latest
+    one exactly: a queue cancelled as a whole leaves no trace.  Its times are
+    those of one trio run: use a store (and a limiter) within one run only.
     """
 
     def __init__(self) -> None:
@@ -211,34 +221,50 @@ class InMemoryRateStore:
         if not costs:
             return start - now  # a probe: the pause alone, nothing booked
         start = max(start, state.last_start)
-        booked: list[tuple[str, float]] = []
         for dim, cost in costs.items():
             interval = state.intervals.get(dim)
-            if interval is None:
-                continue
-            tat = max(state.tat.get(dim, -math.inf), now)
-            start = max(start, tat + min(0.0, cost * interval - state.tolerance))
-            booked.append((dim, cost * interval))
+            if interval is not None:
+                tat = max(state.tat.get(dim, -math.inf), now)
+                start = max(start, tat + min(0.0, cost * interval - state.tolerance))
         wait = start - now
         if wait > max_wait:
             return None
         if state is _UNCONFIGURED:
             state = self._keys[key] = _KeyState()
-        for dim, span in booked:
-            state.tat[dim] = max(state.tat.get(dim, -math.inf), start) + span
+        state.forget_started(now)
+        moved: dict[str, float] = {}
+        for dim, cost in costs.items():
+            interval = state.intervals.get(dim)
+            if interval is not None:
+                tat = max(state.tat.get(dim, -math.inf), now)
+                state.tat[dim] = max(tat, start) + cost * interval
+                moved[dim] = state.tat[dim] - tat
+        state.queued.append(_Booking(start, costs.get(TOKENS, 0.0), moved, state.last_start))
         state.last_start = start
         return wait
 
     async def adjust(self, key: str, delta: Mapping[str, float]) -> None:
+        for dim, units in delta.items():
+            if not math.isfinite(units):
+                raise ValueError(f"delta of {dim!r} must be a finite number, not {units!r}")
         state = self._keys.get(key)
         if state is None:
             return
         now = trio.current_time()
-        for dim, units in delta.items():
-            if not math.isfinite(units):
-                raise ValueError(f"delta of {dim!r} must be a finite number, not {units!r}")
+        state.forget_started(now)
+        rest = dict(delta)
+        while rest.get(REQUESTS, 0.0) <= -1 and state.queued:
+            # A give-back: undo the latest booking exactly, then correct for the
+            # difference when the one given back was another (a gap stays there).
+            booking = state.queued.pop()
+            for dim, moved in booking.moved.items():
+                state.tat[dim] = max(state.tat[dim] - moved, now)
+            state.last_start = booking.prev_last_start
+            rest[REQUESTS] += 1
+            rest[TOKENS] = rest.get(TOKENS, 0.0) + booking.tokens
+        for dim, units in rest.items():
             interval = state.intervals.get(dim)
-            if interval is not None:
+            if interval is not None and units:
                 tat = max(state.tat.get(dim, -math.inf), now) + units * interval
                 state.tat[dim] = max(tat, now)  # a bucket is never less than empty
 
@@ -275,11 +301,7 @@ class Reservation:
     start: float
     waited: float
     _store: RateStore = attrs.field(repr=False)
-    _settled: bool = attrs.field(default=False, init=False, repr=False)
-
-    @property
-    def settled(self) -> bool:
-        return self._settled
+    settled: bool = attrs.field(default=False, init=False)
 
     async def settle(self, actual_tokens: float | None) -> None:
         """Correct the token estimate with the usage reported (``None``: keep the estimate).
@@ -287,11 +309,11 @@ class Reservation:
         Only the first call counts; later ones only checkpoint.  The booking
         of the request itself is kept: the request was sent.
         """
-        if not self._settled:
-            self._settled = True
+        if actual_tokens is not None and not (actual_tokens >= 0 and math.isfinite(actual_tokens)):
+            raise ValueError(f"actual_tokens must be a finite number >= 0, not {actual_tokens!r}")
+        if not self.settled:
+            self.settled = True
             if actual_tokens is not None and actual_tokens != self.tokens:
-                if not (actual_tokens >= 0 and math.isfinite(actual_tokens)):
-                    raise ValueError(f"actual_tokens must be finite and >= 0: {actual_tokens!r}")
                 for key in self.keys:
                     await self._store.adjust(key, {TOKENS: actual_tokens - self.tokens})
         await trio.lowlevel.checkpoint()
@@ -342,8 +364,9 @@ class RateLimiter:
         *deadline* is absolute, on :func:`trio.current_time`: when a slot would
         come after it, :exc:`RateLimitTimeout` is raised at once and every
         booking is given back.  Cancellation while waiting propagates and
-        gives the bookings back too (the capacity returns to the end of the
-        queue, so the next request may go together with the last one queued).
+        gives the bookings back too: a whole queue cancelled leaves no trace;
+        one cancelled inside a queue leaves its slot unused and its capacity
+        at the end (the next request may go together with the last queued).
         Always a checkpoint.
         """
         tokens = float(tokens)
@@ -359,6 +382,7 @@ class RateLimiter:
             while True:
                 slept = start > trio.current_time()
                 await trio.sleep_until(start)  # the checkpoint, even when no limit applies
+                booked.clear()  # their time has come: nothing left to give back
                 if not (slept and active):
                     break
                 paused = [k for k in active if await self._pause_left(k, deadline) > 0]
@@ -418,7 +442,7 @@ def _text_chars(content: object) -> int:
     return 0
 
 
-def estimate_tokens(messages: Iterable[Mapping[str, Any] | Any], max_tokens: int | None) -> int:
+def estimate_tokens(messages: Iterable[Any], max_tokens: int | None = None) -> int:
     """A request's token cost before sending: prompt characters / 4 (rounded up) + *max_tokens*.
 
     Counts text only: string contents and the text parts of list contents
