@@ -42,8 +42,10 @@ class RecordingStore(InMemoryRateStore):
         super().__init__()
         self.bookings: list[tuple[trio.lowlevel.Task, float]] = []
 
-    async def reserve(self, key: str, costs: Mapping[str, float], max_wait: float) -> float | None:
-        wait = await super().reserve(key, costs, max_wait)
+    async def reserve(
+        self, key: str, costs: Mapping[str, float], max_wait: float, *, not_before: float = 0.0
+    ) -> float | None:
+        wait = await super().reserve(key, costs, max_wait, not_before=not_before)
         if costs and wait is not None:
             self.bookings.append((trio.lowlevel.current_task(), trio.current_time() + wait))
         return wait
@@ -546,3 +548,24 @@ def test_property_giving_slots_back(
     if tpm is not None:
         max_cost = max(c for _, c, _ in requests)
         assert most_tokens <= tpm + burst * tpm / rpm + max_cost + sum(out.gave_up) + 1e-6
+
+
+async def test_a_request_on_two_keys_is_booked_on_both_at_the_later_slot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Regression: the model key was booked at its own (earlier) slot while the
+    # provider key held the request back, so the next request on the model went
+    # out too soon (1.0, 1.5 instead of 1.0, 2.0).
+    limiter = RateLimiter({"p/a": RateLimit(rpm=60), "p": RateLimit(rpm=120)})
+    starts: list[tuple[str, float]] = []
+
+    async def one(model: str, delay: float) -> None:
+        await trio.sleep(delay)
+        await limiter.acquire((model, "p"), 0)
+        starts.append((model, trio.current_time()))
+
+    async with trio.open_nursery() as nursery:
+        for i, model in enumerate(["p/b", "p/b", "p/a", "p/a", "p/a"]):
+            nursery.start_soon(one, model, i * 0.001)
+    a = [t for m, t in starts if m == "p/a"]
+    assert [round(t, 3) for t in a] == [1.0, 2.0, 3.0]

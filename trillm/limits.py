@@ -142,8 +142,13 @@ class RateStore(Protocol):
         """Set (or replace) *key*'s limit; bookings already made are kept."""
         ...
 
-    async def reserve(self, key: str, costs: Mapping[str, float], max_wait: float) -> float | None:
+    async def reserve(
+        self, key: str, costs: Mapping[str, float], max_wait: float, *, not_before: float = 0.0
+    ) -> float | None:
         """Book a slot now; how long to wait before sending (0: at once).
+
+        The slot is never earlier than *not_before* seconds from now (a request
+        counted against several keys starts when the slowest of them allows).
 
         *costs* maps a dimension to its cost (``{"requests": 1, "tokens": 850}``).
         Returns ``None`` and books nothing when the wait would exceed *max_wait*.
@@ -209,7 +214,9 @@ class InMemoryRateStore:
         state.intervals = limit.intervals()
         state.tolerance = limit.tolerance
 
-    async def reserve(self, key: str, costs: Mapping[str, float], max_wait: float) -> float | None:
+    async def reserve(
+        self, key: str, costs: Mapping[str, float], max_wait: float, *, not_before: float = 0.0
+    ) -> float | None:
         for dim, cost in costs.items():
             if not (cost >= 0 and math.isfinite(cost)):
                 raise ValueError(f"cost of {dim!r} must be a finite number >= 0, not {cost!r}")
@@ -220,7 +227,7 @@ class InMemoryRateStore:
         start = max(now, state.paused_until)
         if not costs:
             return start - now  # a probe: the pause alone, nothing booked
-        start = max(start, state.last_start)
+        start = max(start, state.last_start, now + not_before)
         for dim, cost in costs.items():
             interval = state.intervals.get(dim)
             if interval is not None:
@@ -400,15 +407,32 @@ class RateLimiter:
     async def _book(
         self, keys: Sequence[str], costs: Mapping[str, float], deadline: float, booked: list[str]
     ) -> float:
-        start = trio.current_time()
+        # The store's calls never yield, so this runs as one step: book every key, then
+        # move the ones that would start before the slowest key's slot to that slot
+        # (undo, book again not before it), or their buckets would count a start that
+        # never happened and let the next request through too early.
+        now = trio.current_time()
+        start = now
+        slots: dict[str, float] = {}
         for key in keys:
-            wait = await self._store.reserve(key, costs, deadline - trio.current_time())
-            if wait is None:
-                raise RateLimitTimeout(key, deadline)
+            slots[key] = await self._reserve(key, costs, deadline, start - now)
             if key not in booked:
                 booked.append(key)
-            start = max(start, trio.current_time() + wait)
+            start = max(start, slots[key])
+        for key in keys:
+            if slots[key] < start:
+                await self._store.adjust(key, {REQUESTS: -1.0, TOKENS: -costs.get(TOKENS, 0.0)})
+                await self._reserve(key, costs, deadline, start - now)
         return start
+
+    async def _reserve(
+        self, key: str, costs: Mapping[str, float], deadline: float, not_before: float
+    ) -> float:
+        now = trio.current_time()
+        wait = await self._store.reserve(key, costs, deadline - now, not_before=not_before)
+        if wait is None:
+            raise RateLimitTimeout(key, deadline)
+        return now + wait
 
     async def _pause_left(self, key: str, deadline: float) -> float:
         left = await self._store.reserve(key, {}, deadline - trio.current_time())
