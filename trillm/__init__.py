@@ -19,6 +19,8 @@ from .client import Client as Client
 from .client import ClientStatistics as ClientStatistics
 from .client import StreamOpener as StreamOpener
 from .retry import RetryPolicy as RetryPolicy
+from .limits import RateLimit as RateLimit
+from .limits import RateLimiter as RateLimiter
 from .types import ChatRequest as ChatRequest
 from .types import Choice as Choice
 from .types import Delta as Delta
@@ -44,6 +46,8 @@ __all__ = [
     "FunctionDelta",
     "Message",
     "ModelResponse",
+    "RateLimit",
+    "RateLimiter",
     "RetryPolicy",
     "Stream",
     "StreamChoice",

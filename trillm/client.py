@@ -31,6 +31,7 @@ from . import errors
 from ._stream import HTTPChunkSource, ScriptedChunkSource, Stream
 from ._transport import Transport
 from .accumulate import chunks_from_response
+from .limits import RateLimit, RateLimiter, RateLimitTimeout, Reservation, estimate_tokens
 from .providers import mock, openai
 from .retry import RetryPolicy, is_retryable
 from .routing import Route, parse_model, resolve_config
@@ -88,6 +89,8 @@ class _Call:
     cfg: ProviderConfig | None = None
     spec: HTTPRequestSpec | None = None
     plan: mock.MockPlan | None = None
+    rate_keys: tuple[str, ...] = ()  # the configured rate-limit keys this call counts against
+    tokens: int = 0  # its token estimate, booked before each attempt
 
 
 class _Slot:
@@ -158,6 +161,7 @@ class Client:
         max_retries: int = 2,
         retry: RetryPolicy | None = None,
         max_concurrency: int | None = None,
+        rate_limits: Mapping[str, RateLimit] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         proxy: str | None = None,
         headers: Mapping[str, str] | None = None,
@@ -179,6 +183,11 @@ class Client:
         ):
             raise ValueError(f"max_concurrency must be an int >= 1, not {max_concurrency!r}")
         self._max_concurrency = max_concurrency
+        for key, limit in (rate_limits or {}).items():
+            if not isinstance(limit, RateLimit):
+                raise TypeError(f"rate_limits[{key!r}] must be a trillm.RateLimit, not {limit!r}")
+        self._rate_limits = dict(rate_limits) if rate_limits else None
+        self._rate: RateLimiter | None = None
         self._user_transport = transport
         self._proxy = proxy
         self._trust_env = trust_env
@@ -204,6 +213,8 @@ class Client:
         )
         if self._max_concurrency is not None:
             self._limiter = trio.CapacityLimiter(self._max_concurrency)
+        if self._rate_limits is not None:  # pacing state lives on this run's clock
+            self._rate = RateLimiter(self._rate_limits)
 
     async def __aenter__(self) -> Client:
         self._open()
@@ -226,6 +237,7 @@ class Client:
     async def _close(self) -> None:
         transport, self._transport = self._transport, None
         self._limiter = None
+        self._rate = None
         if transport is not None:
             with trio.CancelScope(shield=True):
                 await transport.aclose()
@@ -384,7 +396,7 @@ class Client:
                               drop_params)
             plan = mock.plan(req, mock_response=mock_response, latency=mock_latency,
                              chunk_delay=mock_chunk_delay)
-            return _Call(req, limits, deadline_at, plan=plan)
+            return self._paced(_Call(req, limits, deadline_at, plan=plan))
         route, cfg = self._resolve(model, api_key, base_url, api_version)
         provider = _PROVIDERS.get(route.preset.kind)
         if provider is None:
@@ -396,7 +408,18 @@ class Client:
         req = ChatRequest(route.provider, route.model, msgs, stream, params, extra_body,
                           extra_headers, drop_params)
         spec = provider.build_chat(req, cfg)
-        return _Call(req, limits, deadline_at, provider=provider, cfg=cfg, spec=spec)
+        return self._paced(_Call(req, limits, deadline_at, provider=provider, cfg=cfg, spec=spec))
+
+    def _paced(self, call: _Call) -> _Call:
+        """Note which configured rate limits *call* counts against, and its token estimate."""
+        if self._rate is not None:
+            req = call.req
+            call.rate_keys = self._rate.configured((f"{req.provider}/{req.model}", req.provider))
+            if call.rate_keys:
+                max_tokens = req.params.get("max_tokens") or req.params.get(
+                    "max_completion_tokens")
+                call.tokens = estimate_tokens(req.messages, max_tokens)
+        return call
 
     def _resolve(
         self, model: str, api_key: str | None, api_base: str | None, api_version: str | None
@@ -415,30 +438,41 @@ class Client:
     # -------------------------------------------------------------- the retry loop
 
     async def _with_retries(
-        self, call: _Call, once: Callable[[_Call], Awaitable[_T]]
+        self, call: _Call, once: Callable[[_Call, Reservation | None], Awaitable[_T]]
     ) -> _T:
         attempt = 0
         while True:
             attempt += 1
+            reservation = await self._pace(call)  # outside `try`: a refusal is final
             try:
-                result = await once(call)
+                result = await once(call, reservation)
             except errors.APIError as exc:  # Exception only: Cancelled / KeyboardInterrupt pass
                 delay = self._retry_delay(call, attempt, exc)
                 if _log.isEnabledFor(logging.DEBUG):
                     _log.debug("%s/%s attempt %d failed (status %s); %s", call.req.provider,
                                call.req.model, attempt, exc.status_code,
                                "giving up" if delay is None else f"retrying in {delay:.3f} s")
-                if delay is None:
+                pause = None
+                if call.rate_keys and isinstance(exc, errors.RateLimitError):
+                    # hold back every queued request for this model, retried or not
+                    pause = exc.retry_after if exc.retry_after is not None else (
+                        call.limits.retry.backoff(attempt, self._rng) if delay is None else delay)
+                if delay is None and pause is None:
                     raise
+                failure = exc
             else:
                 if _log.isEnabledFor(logging.DEBUG):
                     _log.debug("%s/%s attempt %d succeeded", call.req.provider, call.req.model,
                                attempt)
                 return result
+            if pause is not None and self._rate is not None:
+                await self._rate.pause(call.rate_keys, pause)
+            if delay is None:
+                raise failure
             await trio.sleep(delay)  # outside `except`: the slot was given back already
 
     async def _with_fallbacks(
-        self, calls: list[_Call], once: Callable[[_Call], Awaitable[_T]]
+        self, calls: list[_Call], once: Callable[[_Call, Reservation | None], Awaitable[_T]]
     ) -> _T:
         failed: list[tuple[_Call, errors.APIError]] = []
         for call in calls:
@@ -483,7 +517,21 @@ class Client:
         if scope.cancelled_caught:
             raise self._timeout(call, call.deadline_at)
 
-    async def _complete_once(self, call: _Call) -> ModelResponse:
+    async def _pace(self, call: _Call) -> Reservation | None:
+        """Wait for this attempt's turn under the rate limits (no slot is held meanwhile)."""
+        if not call.rate_keys or self._rate is None:
+            return None
+        try:
+            return await self._rate.acquire(call.rate_keys, call.tokens,
+                                            deadline=call.deadline_at)
+        except RateLimitTimeout as exc:
+            raise errors.Timeout(
+                f"the call's deadline of {call.limits.deadline:g} s would pass before its turn "
+                f"under the rate limit for {exc.key!r}",
+                provider=call.req.provider, model=call.req.model,
+            ) from None
+
+    async def _complete_once(self, call: _Call, reservation: Reservation | None) -> ModelResponse:
         transport = self._require_open()
         limiter = self._limiter
         slot = _Slot()
@@ -505,14 +553,20 @@ class Client:
         if scope.cancelled_caught:
             raise self._timeout(call, until)
         if call.plan is not None:
+            if reservation is not None and answer.usage is not None:
+                await reservation.settle(answer.usage.total_tokens)
             return answer
         provider, cfg = call.provider, call.cfg
         assert provider is not None and cfg is not None
         if raw.status >= 300:
             raise provider.parse_error(raw.status, raw.headers, raw.content, call.req, cfg)
-        return provider.parse_chat(raw.content, call.req, cfg, _public_headers(raw.headers))
+        response = provider.parse_chat(raw.content, call.req, cfg, _public_headers(raw.headers))
+        if reservation is not None and response.usage is not None:
+            await reservation.settle(response.usage.total_tokens)  # correct the estimate
+        return response
 
-    async def _open_stream_once(self, call: _Call) -> Stream:
+    async def _open_stream_once(self, call: _Call, reservation: Reservation | None) -> Stream:
+        # (a stream's token estimate stands: its usage arrives only at the end)
         transport = self._require_open()
         limiter = self._limiter
         slot = _Slot()
