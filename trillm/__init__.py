@@ -8,7 +8,7 @@ limits.  See the README and ``docs/`` for the guarantees and the recipes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, overload
 
 from . import errors as errors
@@ -18,9 +18,15 @@ from .accumulate import stream_chunk_builder as stream_chunk_builder
 from .client import Client as Client
 from .client import ClientStatistics as ClientStatistics
 from .client import StreamOpener as StreamOpener
-from .retry import RetryPolicy as RetryPolicy
+from .concurrency import amap as amap
+from .concurrency import as_completed as as_completed
+from .concurrency import gather as gather
+from .concurrency import gather_settled as gather_settled
+from .concurrency import hedge as hedge
+from .concurrency import race as race
 from .limits import RateLimit as RateLimit
 from .limits import RateLimiter as RateLimiter
+from .retry import RetryPolicy as RetryPolicy
 from .types import ChatRequest as ChatRequest
 from .types import Choice as Choice
 from .types import Delta as Delta
@@ -56,8 +62,17 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Usage",
+    "abatch_completion",
+    "abatch_completion_models",
+    "abatch_completion_models_all_responses",
     "acompletion",
+    "amap",
+    "as_completed",
     "errors",
+    "gather",
+    "gather_settled",
+    "hedge",
+    "race",
     "stream",
     "stream_chunk_builder",
 ]
@@ -88,3 +103,31 @@ async def acompletion(
 def stream(model: str, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> StreamOpener:
     """``async with trillm.stream(model=..., messages=...) as s:`` on the default client."""
     return StreamOpener(default_client, model, messages, kwargs)
+
+
+async def abatch_completion(
+    requests: Sequence[Mapping[str, Any]], *, limit: int | None = None,
+    return_exceptions: bool = False, progress: Callable[[int, int], None] | None = None,
+) -> list[Any]:
+    """:meth:`Client.abatch_completion` on this trio run's default client."""
+    return await default_client().abatch_completion(
+        requests, limit=limit, return_exceptions=return_exceptions, progress=progress
+    )
+
+
+async def abatch_completion_models(
+    *, models: Sequence[str], messages: Sequence[Mapping[str, Any]], **kwargs: Any
+) -> ModelResponse:
+    """:meth:`Client.abatch_completion_models` on this trio run's default client."""
+    return await default_client().abatch_completion_models(
+        models=models, messages=messages, **kwargs
+    )
+
+
+async def abatch_completion_models_all_responses(
+    *, models: Sequence[str], messages: Sequence[Mapping[str, Any]], **kwargs: Any
+) -> list[Any]:
+    """:meth:`Client.abatch_completion_models_all_responses` on the default client."""
+    return await default_client().abatch_completion_models_all_responses(
+        models=models, messages=messages, **kwargs
+    )

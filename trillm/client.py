@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 import attrs
 import trio
 
-from . import errors
+from . import _batch, errors
 from ._stream import HTTPChunkSource, ScriptedChunkSource, Stream
 from ._transport import Transport
 from .accumulate import chunks_from_response
@@ -335,6 +335,44 @@ class Client:
         stream is open inside the block and closed when it is left, however it is left.
         Takes the keywords of :meth:`acompletion`."""
         return StreamOpener(self, model, messages, kwargs)
+
+    async def abatch_completion(
+        self,
+        requests: Sequence[Mapping[str, Any]],
+        *,
+        limit: int | None = None,
+        return_exceptions: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Any]:
+        """Answer every request (a dict of :meth:`acompletion` keywords), in order.
+
+        At most *limit* at a time (the batch's own limit; ``max_concurrency``
+        still applies).  The first failure cancels the rest and every failure is
+        raised in one ``ExceptionGroup``; with ``return_exceptions=True`` a failed
+        request's place holds its exception instead.  ``progress(done, total)``
+        is called as each request finishes.
+        """
+        return await _batch.abatch_completion(
+            self, requests, limit=limit, return_exceptions=return_exceptions, progress=progress
+        )
+
+    async def abatch_completion_models(
+        self, *, models: Sequence[str], messages: Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> ModelResponse:
+        """Ask every model at once; the first answer wins and the others are cancelled."""
+        return await _batch.abatch_completion_models(
+            self, models=models, messages=messages, **kwargs
+        )
+
+    async def abatch_completion_models_all_responses(
+        self, *, models: Sequence[str], messages: Sequence[Mapping[str, Any]],
+        return_exceptions: bool = False, **kwargs: Any,
+    ) -> list[Any]:
+        """Every model's answer to the same messages, in the order of *models*."""
+        return await _batch.abatch_completion_models_all_responses(
+            self, models=models, messages=messages, return_exceptions=return_exceptions,
+            **kwargs,
+        )
 
     # -------------------------------------------------------------- preparation
 
