@@ -1,0 +1,47 @@
+"""Azure OpenAI: the OpenAI wire format at a deployment URL, with an ``api-key`` header.
+
+``azure/<deployment>`` sends to
+``{AZURE_API_BASE}/openai/deployments/<deployment>/chat/completions?api-version=...``
+with the key (``AZURE_API_KEY``) in ``api-key``.  The API version comes from
+``api_version=``, ``AZURE_API_VERSION`` (or ``OPENAI_API_VERSION``), else
+:data:`DEFAULT_API_VERSION`.  Everything else (bodies, streams, errors) is
+:mod:`trillm.providers.openai`'s.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from ..types import ChatRequest
+from .base import ProviderConfig
+from .openai import OpenAIProvider
+
+__all__ = ["DEFAULT_API_VERSION", "PROVIDER", "AzureProvider"]
+
+#: The GA version used when none is configured.
+DEFAULT_API_VERSION = "2024-10-21"
+
+
+class AzureProvider(OpenAIProvider):
+    """OpenAI's translation with Azure's URL and key header."""
+
+    name = "azure"
+
+    def chat_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
+        """The deployment's chat-completions URL, with its ``api-version``."""
+        version = quote(cfg.api_version or DEFAULT_API_VERSION, safe="")
+        deployment = quote(req.model, safe="")
+        base = f"{cfg.api_base}/openai/deployments/{deployment}"
+        return f"{base}/chat/completions?api-version={version}"
+
+    def auth_headers(self, cfg: ProviderConfig) -> tuple[tuple[str, str], ...]:
+        """``api-key: <key>`` (Azure's header), or nothing without a key."""
+        return (("api-key", cfg.api_key),) if cfg.api_key else ()
+
+    def include_usage(self, req: ChatRequest) -> bool:
+        """Azure streams the usage chunk too when asked."""
+        return True
+
+
+#: The module's provider instance.
+PROVIDER = AzureProvider()
