@@ -591,14 +591,14 @@ class Client:
         if scope.cancelled_caught:
             raise self._timeout(call, until)
         if call.plan is not None:
-            if reservation is not None and answer.usage is not None:
-                await reservation.settle(answer.usage.total_tokens)
-            return answer
-        provider, cfg = call.provider, call.cfg
-        assert provider is not None and cfg is not None
-        if raw.status >= 300:
-            raise provider.parse_error(raw.status, raw.headers, raw.content, call.req, cfg)
-        response = provider.parse_chat(raw.content, call.req, cfg, _public_headers(raw.headers))
+            response = answer
+        else:
+            provider, cfg = call.provider, call.cfg
+            assert provider is not None and cfg is not None
+            if raw.status >= 300:
+                raise provider.parse_error(raw.status, raw.headers, raw.content, call.req, cfg)
+            response = provider.parse_chat(raw.content, call.req, cfg,
+                                           _public_headers(raw.headers))
         if reservation is not None and response.usage is not None:
             await reservation.settle(response.usage.total_tokens)  # correct the estimate
         return response
@@ -695,24 +695,24 @@ class StreamOpener:
             await self._stream._close_now()  # noqa: ASYNC102 - shielded inside, time-limited
 
 
-async def _mock_answer(plan: mock.MockPlan) -> ModelResponse:
+async def _mock_wait(plan: mock.MockPlan) -> None:
+    """The mock's latency (a checkpoint even without one), then its error if it has one."""
     if plan.latency:
         await trio.sleep(plan.latency)
     else:
         await trio.lowlevel.checkpoint()
     if plan.error is not None:
         raise plan.error
+
+
+async def _mock_answer(plan: mock.MockPlan) -> ModelResponse:
+    await _mock_wait(plan)
     assert plan.response is not None
     return plan.response
 
 
 async def _mock_stream(plan: mock.MockPlan) -> ScriptedChunkSource:
-    if plan.latency:
-        await trio.sleep(plan.latency)
-    else:
-        await trio.lowlevel.checkpoint()
-    if plan.error is not None:
-        raise plan.error
+    await _mock_wait(plan)
     return ScriptedChunkSource(plan.chunks, plan.chunk_delay)
 
 
