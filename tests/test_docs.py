@@ -1,8 +1,9 @@
 """Every code block of README.md and docs/*.md runs, so the docs never rot.
 
 Python blocks run as scripts (each calls ``trio.run`` itself) with
-``OPENAI_BASE_URL`` pointing at a small fake OpenAI-compatible server on
-127.0.0.1 (a thread, real sockets, real clock), and ``trillm ...`` lines of
+``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL`` and ``GEMINI_API_BASE`` pointing at a
+small fake server on 127.0.0.1 that answers in each provider's shape (a thread,
+real sockets, real clock), and ``trillm ...`` lines of
 ``sh`` blocks run through the CLI's ``main``.  ``pip`` and ``python3 -m venv``
 lines are what the README's set-up commands do, which CI runs itself.
 """
@@ -37,7 +38,93 @@ def blocks(kind: str) -> list[tuple[str, str]]:
     return found
 
 
-class _FakeOpenAI(http.server.BaseHTTPRequestHandler):
+TEXT = "Hello from the fake server"
+
+
+def _sse(events: list[tuple[str | None, dict[str, object]]]) -> bytes:
+    out = []
+    for name, data in events:
+        head = f"event: {name}\n" if name else ""
+        out.append(f"{head}data: {json.dumps(data)}\n\n")
+    return "".join(out).encode()
+
+
+def _openai(body: dict[str, object]) -> tuple[bytes, str]:
+    model = body["model"]
+    if not body.get("stream"):
+        return json.dumps({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": TEXT}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
+        }).encode(), "application/json"
+    words = [(" " if i else "") + w for i, w in enumerate(TEXT.split(" "))]
+    chunks: list[tuple[str | None, dict[str, object]]] = [
+        (None, {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": model,
+                "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]})
+        for w in words]
+    chunks.append((None, {"id": "c1", "object": "chat.completion.chunk", "created": 0,
+                          "model": model,
+                          "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+    return _sse(chunks) + b"data: [DONE]\n\n", "text/event-stream"
+
+
+def _anthropic(body: dict[str, object]) -> tuple[bytes, str]:
+    model = body["model"]
+    usage = {"input_tokens": 3, "output_tokens": 5}
+    if not body.get("stream"):
+        return json.dumps({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": TEXT}], "stop_reason": "end_turn",
+            "stop_sequence": None, "usage": usage,
+        }).encode(), "application/json"
+    start = {"type": "message_start", "message": {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": None, "stop_sequence": None,
+        "usage": {"input_tokens": 3, "output_tokens": 1}}}
+    events: list[tuple[str | None, dict[str, object]]] = [
+        ("message_start", start),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}}),
+    ]
+    for i, w in enumerate(TEXT.split(" ")):
+        events.append(("content_block_delta", {
+            "type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": (" " if i else "") + w}}))
+    events += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta",
+                           "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                           "usage": {"output_tokens": 5}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return _sse(events), "text/event-stream"
+
+
+def _gemini(path: str) -> tuple[bytes, str]:
+    model = path.split("/models/")[1].split(":")[0]
+    usage = {"promptTokenCount": 3, "candidatesTokenCount": 5, "totalTokenCount": 8}
+
+    def response(text: str, last: bool) -> dict[str, object]:
+        cand: dict[str, object] = {"content": {"role": "model", "parts": [{"text": text}]},
+                                   "index": 0}
+        out: dict[str, object] = {"candidates": [cand], "modelVersion": model,
+                                  "responseId": "r1"}
+        if last:
+            cand["finishReason"] = "STOP"
+            out["usageMetadata"] = usage
+        return out
+
+    if ":streamGenerateContent" not in path:
+        return json.dumps(response(TEXT, True)).encode(), "application/json"
+    words = [(" " if i else "") + w for i, w in enumerate(TEXT.split(" "))]
+    return _sse([(None, response(w, i == len(words) - 1)) for i, w in enumerate(words)]), \
+        "text/event-stream"
+
+
+class _FakeProviders(http.server.BaseHTTPRequestHandler):
+    """OpenAI, Anthropic and Gemini answers, each in its own shape, chosen by the path."""
+
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: object) -> None:
@@ -45,30 +132,12 @@ class _FakeOpenAI(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        text = "Hello from the fake server"
-        if body.get("stream"):
-            events = []
-            for i, word in enumerate(text.split(" ")):
-                chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0,
-                         "model": body["model"],
-                         "choices": [{"index": 0, "delta": {"content": (" " if i else "") + word},
-                                      "finish_reason": None}]}
-                events.append(f"data: {json.dumps(chunk)}\n\n")
-            last = {"id": "c1", "object": "chat.completion.chunk", "created": 0,
-                    "model": body["model"],
-                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-            events += [f"data: {json.dumps(last)}\n\n", "data: [DONE]\n\n"]
-            payload = "".join(events).encode()
-            ctype = "text/event-stream"
+        if self.path.startswith("/v1/messages"):
+            payload, ctype = _anthropic(body)
+        elif self.path.startswith("/v1beta/models/"):
+            payload, ctype = _gemini(self.path)
         else:
-            payload = json.dumps({
-                "id": "chatcmpl-1", "object": "chat.completion", "created": 0,
-                "model": body["model"],
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": text}}],
-                "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
-            }).encode()
-            ctype = "application/json"
+            payload, ctype = _openai(body)
         self.send_response(200)
         self.send_header("content-type", ctype)
         self.send_header("content-length", str(len(payload)))
@@ -77,13 +146,13 @@ class _FakeOpenAI(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def fake_openai() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
+def fake_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeProviders)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -91,9 +160,13 @@ def fake_openai() -> Iterator[str]:
 
 
 @pytest.fixture
-def docs_env(fake_openai: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai)
+def docs_env(fake_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_server + "/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-docs-test-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_server)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-docs-test-key")
+    monkeypatch.setenv("GEMINI_API_BASE", fake_server)
+    monkeypatch.setenv("GEMINI_API_KEY", "docs-test-gemini-key")
 
 
 @pytest.mark.parametrize(("where", "code"), blocks("python"), ids=[w for w, _ in blocks("python")])
