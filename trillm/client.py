@@ -32,7 +32,7 @@ from ._stream import HTTPChunkSource, ScriptedChunkSource, Stream
 from ._transport import Transport
 from .accumulate import chunks_from_response
 from .limits import RateLimit, RateLimiter, RateLimitTimeout, Reservation, estimate_tokens
-from .providers import azure, mock, openai
+from .providers import anthropic, azure, mock, openai
 from .retry import RetryPolicy, is_retryable
 from .routing import Route, parse_model, resolve_config
 from .types import ChatRequest, ModelResponse
@@ -48,7 +48,9 @@ _log = logging.getLogger("trillm")
 _T = TypeVar("_T")
 
 # Provider modules by the `kind` of a routing preset.
-_PROVIDERS: dict[str, Provider] = {"openai": openai.PROVIDER, "azure": azure.PROVIDER}
+_PROVIDERS: dict[str, Provider] = {
+    "openai": openai.PROVIDER, "azure": azure.PROVIDER, "anthropic": anthropic.PROVIDER,
+}
 
 _NOT_OPEN = (
     "this trillm.Client is not open: use it as `async with trillm.Client(...) as client:`, "
