@@ -32,7 +32,7 @@ from ._stream import HTTPChunkSource, ScriptedChunkSource, Stream
 from ._transport import Transport
 from .accumulate import chunks_from_response
 from .limits import RateLimit, RateLimiter, RateLimitTimeout, Reservation, estimate_tokens
-from .providers import anthropic, azure, mock, openai
+from .providers import anthropic, azure, gemini, mock, openai
 from .retry import RetryPolicy, is_retryable
 from .routing import Route, parse_model, resolve_config
 from .types import ChatRequest, ModelResponse
@@ -50,6 +50,7 @@ _T = TypeVar("_T")
 # Provider modules by the `kind` of a routing preset.
 _PROVIDERS: dict[str, Provider] = {
     "openai": openai.PROVIDER, "azure": azure.PROVIDER, "anthropic": anthropic.PROVIDER,
+    "gemini": gemini.PROVIDER,
 }
 
 _NOT_OPEN = (
