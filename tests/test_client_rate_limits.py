@@ -1,7 +1,8 @@
-"""``Client(rate_limits=...)``: even pacing, 429 pauses, no slot held while waiting (virtual time)."""
+"""``Client(rate_limits=...)``: even pacing, 429 pauses, no slot held while waiting."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from functools import partial
 
@@ -38,7 +39,7 @@ async def test_600_requests_at_300_rpm_take_two_minutes(
     assert len(starts) == 600
     assert starts[0] == 0.0
     assert starts[-1] == pytest.approx(119.8)
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert max(gaps) == pytest.approx(0.2) and min(gaps) == pytest.approx(0.2)
 
 
@@ -77,9 +78,9 @@ async def test_model_and_provider_limits_both_apply(autojump_clock: trio.testing
                 nursery.start_soon(one, "mock/a")
                 nursery.start_soon(one, "mock/b")
     a = starts["mock/a"]
-    assert min(y - x for x, y in zip(a, a[1:], strict=False)) >= 1.0 - 1e-9  # its own 1 s
+    assert min(y - x for x, y in itertools.pairwise(a)) >= 1.0 - 1e-9  # its own 1 s
     all_starts = sorted(starts["mock/a"] + starts["mock/b"])
-    gaps = [b - a for a, b in zip(all_starts, all_starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(all_starts)]
     assert min(gaps) >= 0.5 - 1e-9  # the provider's 0.5 s spacing holds across models
 
 

@@ -28,6 +28,7 @@ import attrs
 import trio
 
 from . import _batch, errors
+from ._options import CallLimits, check_messages, retries, seconds
 from ._stream import HTTPChunkSource, ScriptedChunkSource, Stream
 from ._transport import Transport
 from .accumulate import chunks_from_response
@@ -70,23 +71,12 @@ class ClientStatistics:
     active_connections: int
 
 
-@attrs.frozen
-class _Limits:
-    """The time and retry settings of one call (the Client's, overridden per call)."""
-
-    timeout: float
-    deadline: float
-    idle_timeout: float
-    max_retries: int
-    retry: RetryPolicy
-
-
 @attrs.define(eq=False)
 class _Call:
     """One prepared call: what to send (or what the mock will do) and within which limits."""
 
     req: ChatRequest
-    limits: _Limits
+    limits: CallLimits
     deadline_at: float
     provider: Provider | None = None
     cfg: ProviderConfig | None = None
@@ -100,37 +90,6 @@ class _Slot:
     """A borrower token for one attempt or one open stream (never the task itself)."""
 
     __slots__ = ()
-
-
-def _seconds(name: str, value: Any, default: float) -> float:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise errors.BadRequestError(
-            f"{name} must be a number of seconds > 0 (math.inf for no limit), not {value!r}"
-        )
-    return float(value)
-
-
-def _retries(value: Any, default: int) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise errors.BadRequestError(f"max_retries must be an int >= 0, not {value!r}")
-    return value
-
-
-def _check_messages(messages: Any) -> tuple[Mapping[str, Any], ...]:
-    if isinstance(messages, str) or not isinstance(messages, Sequence) or not messages:
-        raise errors.BadRequestError(
-            "messages must be a non-empty list of {'role': ..., 'content': ...} dicts"
-        )
-    for i, m in enumerate(messages):
-        if not isinstance(m, Mapping) or "role" not in m:
-            raise errors.BadRequestError(
-                f"messages[{i}] must be a dict with a 'role' key, not {type(m).__name__}"
-            )
-    return tuple(messages)
 
 
 class Client:
@@ -172,11 +131,11 @@ class Client:
     ) -> None:
         self._api_key = api_key
         self._api_base = api_base
-        self._limits = _Limits(
-            timeout=_seconds("timeout", timeout, math.inf),
-            deadline=_seconds("deadline", deadline, math.inf),
-            idle_timeout=_seconds("idle_timeout", idle_timeout, math.inf),
-            max_retries=_retries(max_retries, 2),
+        self._limits = CallLimits(
+            timeout=seconds("timeout", timeout, math.inf),
+            deadline=seconds("deadline", deadline, math.inf),
+            idle_timeout=seconds("idle_timeout", idle_timeout, math.inf),
+            max_retries=retries(max_retries, 2),
             retry=RetryPolicy() if retry is None else retry,
         )
         if max_concurrency is not None and (
@@ -326,7 +285,7 @@ class Client:
             await trio.lowlevel.checkpoint()
             once = self._open_stream_once if stream else self._complete_once
             if len(calls) == 1:
-                return await self._with_retries(calls[0], once)
+                return await self._withretries(calls[0], once)
             return await self._with_fallbacks(calls, once)
         await trio.lowlevel.checkpoint()  # a checkpoint even when refusing at once
         raise failure
@@ -412,18 +371,18 @@ class Client:
         limits = base
         if timeout is not None or deadline is not None or idle_timeout is not None \
                 or max_retries is not None or retry is not None:
-            limits = _Limits(
-                timeout=_seconds("timeout", timeout, base.timeout),
-                deadline=_seconds("deadline", deadline, base.deadline),
-                idle_timeout=_seconds("idle_timeout", idle_timeout, base.idle_timeout),
-                max_retries=_retries(max_retries, base.max_retries),
+            limits = CallLimits(
+                timeout=seconds("timeout", timeout, base.timeout),
+                deadline=seconds("deadline", deadline, base.deadline),
+                idle_timeout=seconds("idle_timeout", idle_timeout, base.idle_timeout),
+                max_retries=retries(max_retries, base.max_retries),
                 retry=base.retry if retry is None else retry,
             )
         if not isinstance(model, str) or not model:
             raise errors.BadRequestError(
                 f"model must be a non-empty string like 'openai/gpt-4o-mini', not {model!r}"
             )
-        msgs = _check_messages(messages)
+        msgs = check_messages(messages)
         for k in [k for k, v in params.items() if v is None]:
             del params[k]
         if self._headers or headers:  # the Client's, then this call's, then extra_headers
@@ -478,7 +437,7 @@ class Client:
 
     # -------------------------------------------------------------- the retry loop
 
-    async def _with_retries(
+    async def _withretries(
         self, call: _Call, once: Callable[[_Call, Reservation | None], Awaitable[_T]]
     ) -> _T:
         attempt = 0
@@ -518,7 +477,7 @@ class Client:
         failed: list[tuple[_Call, errors.APIError]] = []
         for call in calls:
             try:
-                return await self._with_retries(call, once)
+                return await self._withretries(call, once)
             except errors.APIError as exc:
                 worth_another = is_retryable(exc) or isinstance(
                     exc, errors.ContextWindowExceededError
