@@ -9,7 +9,7 @@ limits.  See the README and ``docs/`` for the guarantees and the recipes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import errors as errors
 from ._default import default_client
@@ -24,8 +24,6 @@ from .concurrency import gather as gather
 from .concurrency import gather_settled as gather_settled
 from .concurrency import hedge as hedge
 from .concurrency import race as race
-from .limits import RateLimit as RateLimit
-from .limits import RateLimiter as RateLimiter
 from .retry import RetryPolicy as RetryPolicy
 from .types import ChatRequest as ChatRequest
 from .types import Choice as Choice
@@ -40,7 +38,31 @@ from .types import ToolCall as ToolCall
 from .types import ToolCallDelta as ToolCallDelta
 from .types import Usage as Usage
 
+if TYPE_CHECKING:
+    from ._sync import SyncStream as SyncStream
+    from ._sync import completion as completion
+    from .limits import RateLimit as RateLimit
+    from .limits import RateLimiter as RateLimiter
+
 __version__ = "0.1.0"
+
+# Imported on first use, to keep `import trillm` cheap: the sync API starts a thread
+# machinery, and rate limits are only needed by those who configure them.
+_LAZY = {
+    "RateLimit": "limits", "RateLimiter": "limits",
+    "SyncStream": "_sync", "completion": "_sync",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trillm' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "ChatRequest",
@@ -59,6 +81,7 @@ __all__ = [
     "StreamChoice",
     "StreamChunk",
     "StreamOpener",
+    "SyncStream",
     "ToolCall",
     "ToolCallDelta",
     "Usage",
@@ -67,6 +90,7 @@ __all__ = [
     "abatch_completion_models_all_responses",
     "acompletion",
     "amap",
+    "completion",
     "as_completed",
     "errors",
     "gather",

@@ -16,6 +16,7 @@ the connection on its way out (the transport's responses close on every exit).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
@@ -32,8 +33,7 @@ from ._options import CallLimits, check_messages, retries, seconds
 from ._stream import HTTPChunkSource, ScriptedChunkSource, Stream
 from ._transport import Transport
 from .accumulate import chunks_from_response
-from .limits import RateLimit, RateLimiter, RateLimitTimeout, Reservation, estimate_tokens
-from .providers import anthropic, azure, gemini, mock, openai
+from .providers import mock, openai
 from .retry import RetryPolicy, is_retryable
 from .routing import Route, parse_model, resolve_config
 from .types import ChatRequest, ModelResponse
@@ -41,6 +41,7 @@ from .types import ChatRequest, ModelResponse
 if TYPE_CHECKING:
     import httpx
 
+    from .limits import RateLimit, RateLimiter, Reservation
     from .providers.base import HTTPRequestSpec, Provider, ProviderConfig
 
 __all__ = ["Client", "ClientStatistics"]
@@ -48,11 +49,18 @@ __all__ = ["Client", "ClientStatistics"]
 _log = logging.getLogger("trillm")
 _T = TypeVar("_T")
 
-# Provider modules by the `kind` of a routing preset.
-_PROVIDERS: dict[str, Provider] = {
-    "openai": openai.PROVIDER, "azure": azure.PROVIDER, "anthropic": anthropic.PROVIDER,
-    "gemini": gemini.PROVIDER,
-}
+# Provider modules by the `kind` of a routing preset.  Only openai's is imported with
+# trillm; the others on first use, to keep `import trillm` cheap.
+_PROVIDERS: dict[str, Provider] = {"openai": openai.PROVIDER}
+_LAZY_PROVIDERS = frozenset({"anthropic", "azure", "gemini"})
+
+
+def _provider_for(kind: str) -> Provider | None:
+    provider = _PROVIDERS.get(kind)
+    if provider is None and kind in _LAZY_PROVIDERS:
+        module = importlib.import_module(f"{__package__}.providers.{kind}")
+        provider = _PROVIDERS[kind] = module.PROVIDER
+    return provider
 
 _NOT_OPEN = (
     "this trillm.Client is not open: use it as `async with trillm.Client(...) as client:`, "
@@ -145,6 +153,8 @@ class Client:
         ):
             raise ValueError(f"max_concurrency must be an int >= 1, not {max_concurrency!r}")
         self._max_concurrency = max_concurrency
+        if rate_limits:
+            from .limits import RateLimit  # only with rate limits: keeps `import trillm` cheap
         for key, limit in (rate_limits or {}).items():
             if not isinstance(limit, RateLimit):
                 raise TypeError(f"rate_limits[{key!r}] must be a trillm.RateLimit, not {limit!r}")
@@ -176,6 +186,8 @@ class Client:
         if self._max_concurrency is not None:
             self._limiter = trio.CapacityLimiter(self._max_concurrency)
         if self._rate_limits is not None:  # pacing state lives on this run's clock
+            from .limits import RateLimiter
+
             self._rate = RateLimiter(self._rate_limits)
 
     async def __aenter__(self) -> Client:
@@ -398,7 +410,7 @@ class Client:
                              chunk_delay=mock_chunk_delay)
             return self._paced(_Call(req, limits, deadline_at, plan=plan))
         route, cfg = self._resolve(model, api_key, base_url, api_version)
-        provider = _PROVIDERS.get(route.preset.kind)
+        provider = _provider_for(route.preset.kind)
         if provider is None:
             raise errors.BadRequestError(
                 f"the {route.provider!r} provider is not available in this version of trillm; "
@@ -418,6 +430,8 @@ class Client:
             if call.rate_keys:
                 max_tokens = req.params.get("max_tokens") or req.params.get(
                     "max_completion_tokens")
+                from .limits import estimate_tokens
+
                 call.tokens = estimate_tokens(req.messages, max_tokens)
         return call
 
@@ -521,6 +535,8 @@ class Client:
         """Wait for this attempt's turn under the rate limits (no slot is held meanwhile)."""
         if not call.rate_keys or self._rate is None:
             return None
+        from .limits import RateLimitTimeout
+
         try:
             return await self._rate.acquire(call.rate_keys, call.tokens,
                                             deadline=call.deadline_at)

@@ -1,0 +1,349 @@
+"""The sync API: ``completion()`` (and, later, ``embedding()``, ...) for code without a loop.
+
+Every sync call runs on one background trio run in a daemon thread, started on
+first use and kept, so its :class:`Client` (opened inside that run) reuses its
+connection pool from one call to the next.  A call is submitted with
+``trio.from_thread.run(job, trio_token=token)``, the token captured inside that
+run, and runs in its own cancel scope: a ``KeyboardInterrupt`` in the waiting
+thread cancels that scope (the run stays healthy) and then propagates.
+
+The calls work anywhere except inside a running trio loop (they would block it),
+where they raise a ``RuntimeError`` saying to ``await`` the async form; a
+notebook cell inside asyncio's loop just works, since the work happens on the
+background thread.  ``completion(stream=True)`` returns a :class:`SyncStream`,
+a plain iterator: each ``next()`` pulls one chunk from the background run, so
+chunks arrive as the server sends them.  It is closed on exhaustion, on an
+error, by ``close()``, on leaving ``with``, and when garbage-collected (its
+``__del__`` only schedules the close: it never blocks or joins a thread).
+An ``atexit`` hook stops the run, closing what is still open, within a few
+seconds at most.
+
+A new sync call is a one-liner over :func:`_call` (or :func:`_open_stream`)::
+
+    def embedding(model, input, **kw):
+        return _call("embedding", lambda c: c.aembedding(model, input, **kw))
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import Any, Literal, TypeVar, cast, overload
+
+import trio
+
+from ._stream import Stream
+from .client import Client
+from .types import ModelResponse, StreamChunk
+
+__all__ = ["SyncStream", "completion"]
+
+T = TypeVar("T")
+
+_START_TIMEOUT = 30.0  # seconds the background run may take to start
+_STOP_TIMEOUT = 5.0  # seconds closing the client (and joining the thread) may take at exit
+
+
+def _refuse_inside_trio(name: str, hint: str | None = None) -> None:
+    """A sync call inside a trio run would block its loop: point at the async form."""
+    if trio.lowlevel.in_trio_run():
+        hint = hint or f"`await trillm.a{name}(...)`"
+        raise RuntimeError(
+            f"trillm.{name}() is synchronous and would block the running trio loop: "
+            f"inside async code use {hint} instead"
+        )
+
+
+class _Run:
+    """One background trio run: its daemon thread, its token (captured inside it), its Client."""
+
+    def __init__(self) -> None:
+        self.client = Client()  # holds no I/O until _open(), which happens inside the run
+        self.token: trio.lowlevel.TrioToken | None = None
+        self.error: BaseException | None = None
+        self._ready = threading.Event()
+        self._stop: trio.Event | None = None
+        self._scopes: set[trio.CancelScope] = set()
+        # Open streams, held here so that one is never collected while open (its own
+        # __del__ would warn), even when its SyncStream is dropped in a reference cycle.
+        self._streams: set[Stream] = set()
+        self._thread = threading.Thread(target=self._thread_main, name="trillm-sync", daemon=True)
+
+    # -------------------------------------------------------------- lifetime
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(_START_TIMEOUT) or self.token is None:
+            raise RuntimeError("trillm's background trio run did not start") from self.error
+
+    def alive(self) -> bool:
+        # (after a fork, the child sees the thread as stopped, and starts a new run)
+        return self.token is not None and self._thread.is_alive()
+
+    def _thread_main(self) -> None:
+        try:
+            trio.run(self._main)
+        except Exception as exc:
+            self.error = exc
+            logging.getLogger("trillm").exception("trillm's background trio run failed")
+        finally:
+            self.token = None
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._stop = trio.Event()
+        self.client._open()
+        try:
+            self.token = trio.lowlevel.current_trio_token()
+            self._ready.set()
+            await self._stop.wait()
+        finally:
+            for scope in list(self._scopes):
+                scope.cancel()  # calls still in flight end with a RuntimeError
+            with trio.move_on_after(_STOP_TIMEOUT, shield=True):
+                for stream in list(self._streams):
+                    await stream.aclose()
+                await self.client._close()
+
+    def shutdown(self, timeout: float = _STOP_TIMEOUT) -> None:
+        """Stop the run gracefully: close open streams and the Client; wait *timeout* at most."""
+        if self._stop is not None:
+            self._soon(self._stop.set)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    # -------------------------------------------------------------- calls
+
+    def _soon(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` in the run's thread, without waiting (a no-op once it ended)."""
+        token = self.token
+        if token is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(fn, *args)
+
+    def call(self, afn: Callable[[], Awaitable[T]]) -> T:
+        """``await afn()`` in the background run and return its result here, in this thread."""
+        token = self.token
+        if token is None:
+            raise RuntimeError("trillm's background trio run has stopped")
+        scope = trio.CancelScope()
+        scopes = self._scopes
+
+        async def job() -> T:
+            scopes.add(scope)
+            try:
+                with scope:
+                    return await afn()
+            finally:
+                scopes.discard(scope)
+            raise RuntimeError("the call was cancelled: trillm's background trio run stopped")
+
+        try:
+            return trio.from_thread.run(job, trio_token=token)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # KeyboardInterrupt while waiting: cancel the call
+                self._soon(scope.cancel)
+            raise
+
+    def track(self, stream: Stream) -> Stream:
+        """Hold an open stream until it is released, and close it if the run stops first."""
+        self._streams.add(stream)
+        return stream
+
+    def forget(self, stream: Stream) -> None:
+        self._streams.discard(stream)
+
+    def close_soon(self, stream: Stream) -> None:
+        """Close *stream* from a system task of the run, without waiting (``__del__`` safe)."""
+        self._soon(_spawn_close, self, stream)
+
+
+def _spawn_close(run: _Run, stream: Stream) -> None:
+    # Late in the run's shutdown no system task can start: its _main closes what is left.
+    with contextlib.suppress(RuntimeError):
+        trio.lowlevel.spawn_system_task(_close_quietly, run, stream,
+                                        name="trillm-sync-stream-close")
+
+
+async def _close_quietly(run: _Run, stream: Stream) -> None:
+    # A system task that raises crashes the run (TrioInternalError): log instead.
+    try:
+        await stream.aclose()
+        run.forget(stream)
+    except Exception:
+        logging.getLogger("trillm").exception("closing a dropped trillm SyncStream failed")
+
+
+class _Runner:
+    """Holds the current :class:`_Run`, starting one on first use (and again after a fork)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._run: _Run | None = None
+
+    def get(self) -> _Run:
+        with self._lock:
+            run = self._run
+            if run is None or not run.alive():
+                run = _Run()
+                run.start()
+                self._run = run
+            return run
+
+    def stop(self, timeout: float = _STOP_TIMEOUT) -> None:
+        """Stop the background run (the atexit hook); the next sync call starts a new one."""
+        with self._lock:
+            run, self._run = self._run, None
+        if run is not None:
+            run.shutdown(timeout)
+
+
+_RUNNER = _Runner()
+atexit.register(_RUNNER.stop)
+
+
+def _call(name: str, fn: Callable[[Client], Awaitable[T]]) -> T:
+    """The sync form of one Client call: ``fn(client)`` awaited in the background run."""
+    _refuse_inside_trio(name)
+    run = _RUNNER.get()
+    return run.call(lambda: fn(run.client))
+
+
+def _open_stream(name: str, hint: str, fn: Callable[[Client], Awaitable[Stream]]) -> SyncStream:
+    """Open a stream in the background run (errors before the headers raise here)."""
+    _refuse_inside_trio(name, hint)
+    run = _RUNNER.get()
+
+    async def open_() -> Stream:
+        return run.track(await fn(run.client))
+
+    return SyncStream(run, run.call(open_))
+
+
+class SyncStream(Iterator[StreamChunk]):
+    """A streamed chat answer for sync code: ``for chunk in completion(..., stream=True):``.
+
+    Chunks are delivered as they arrive.  The response is released (and the
+    Client's slot given back) on exhaustion, on an error, by :meth:`close`, on
+    leaving ``with``, and when the object is garbage-collected.  Like a
+    generator, one SyncStream is meant to be read by one thread at a time.
+    """
+
+    __slots__ = ("__weakref__", "_run", "_stream")
+
+    def __init__(self, run: _Run, stream: Stream) -> None:
+        self._run = run
+        self._stream: Stream | None = stream
+
+    @property
+    def closed(self) -> bool:
+        """True once the response was released."""
+        return self._stream is None or self._stream.closed
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The redacted response headers."""
+        return {} if self._stream is None else self._stream.headers
+
+    def __iter__(self) -> SyncStream:
+        return self
+
+    def _release(self) -> Stream | None:
+        """Take the stream out of this object and out of the run's keeping."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            self._run.forget(stream)
+        return stream
+
+    def __next__(self) -> StreamChunk:
+        stream = self._stream
+        if stream is None or stream.closed:
+            self._release()
+            raise StopIteration
+        try:
+            return self._run.call(stream.__anext__)
+        except StopAsyncIteration:
+            self._release()
+            raise StopIteration from None
+        finally:
+            self._release_if_closed(stream)  # exhausted, failed, or cancelled (Ctrl+C)
+
+    def _release_if_closed(self, stream: Stream) -> None:
+        if stream.closed:
+            self._release()
+
+    def final_response(self) -> ModelResponse:
+        """Read what is left and return the whole answer, as the non-streamed call would."""
+        stream = self._stream
+        if stream is None:
+            raise RuntimeError("this SyncStream was closed before its end")
+        try:
+            return self._run.call(stream.final_response)
+        finally:
+            self._release_if_closed(stream)
+
+    def close(self) -> None:
+        """Release the response now (idempotent)."""
+        stream = self._stream
+        if stream is None:
+            return
+        if stream.closed:
+            self._release()
+        elif trio.lowlevel.in_trio_run():  # never block a loop: close in the background
+            self._stream = None
+            self._run.close_soon(stream)
+        else:
+            self._run.call(stream.aclose)
+            self._release()
+
+    def __enter__(self) -> SyncStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<trillm.SyncStream {state}>"
+
+    def __del__(self) -> None:
+        stream = getattr(self, "_stream", None)
+        if stream is not None:
+            self._stream = None
+            if stream.closed:
+                self._run.forget(stream)
+            else:
+                self._run.close_soon(stream)  # schedules only: never blocks, never joins
+
+
+@overload
+def completion(
+    model: str, messages: Sequence[Mapping[str, Any]], *,
+    stream: Literal[False] = False, **kwargs: Any,
+) -> ModelResponse: ...
+
+
+@overload
+def completion(
+    model: str, messages: Sequence[Mapping[str, Any]], *, stream: Literal[True], **kwargs: Any,
+) -> SyncStream: ...
+
+
+def completion(
+    model: str, messages: Sequence[Mapping[str, Any]], *, stream: bool = False, **kwargs: Any
+) -> ModelResponse | SyncStream:
+    """The sync twin of :func:`trillm.acompletion`; ``stream=True`` gives a :class:`SyncStream`.
+
+    Not allowed inside a running trio loop (use ``await trillm.acompletion(...)``).
+    """
+    if stream:
+        return _open_stream(
+            "completion",
+            "`await trillm.acompletion(..., stream=True)` or `async with trillm.stream(...)`",
+            lambda c: c.acompletion(model, messages, stream=True, **kwargs),
+        )
+    return _call("completion", lambda c: cast(
+        "Awaitable[ModelResponse]", c.acompletion(model, messages, **kwargs)))
