@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["Client", "ClientStatistics"]
 
 _log = logging.getLogger("trillm")
+_CLOSE_TIMEOUT = 10.0  # seconds closing the pool may take, even while being cancelled
 _T = TypeVar("_T")
 
 # Provider modules by the `kind` of a routing preset.  Only openai's is imported with
@@ -201,7 +202,8 @@ class Client:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._close()  # no checkpoint: it must not replace an exception on its way out
+        # no checkpoint: it must not replace an exception on its way out
+        await self._close()  # noqa: ASYNC102 - shielded inside, with a time limit
 
     async def aclose(self) -> None:
         """Close every pooled connection; the Client may be entered again later."""
@@ -213,7 +215,7 @@ class Client:
         self._limiter = None
         self._rate = None
         if transport is not None:
-            with trio.CancelScope(shield=True):
+            with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
                 await transport.aclose()
 
     def statistics(self) -> ClientStatistics:
