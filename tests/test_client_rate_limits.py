@@ -136,3 +136,26 @@ async def test_token_limits_use_the_estimate_then_the_usage(
 def test_rate_limits_must_be_rate_limit_values() -> None:
     with pytest.raises(TypeError, match="RateLimit"):
         trillm.Client(rate_limits={"mock/x": 300})  # type: ignore[dict-item]
+
+
+async def test_a_pause_also_holds_requests_waiting_for_a_concurrency_slot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Regression: requests paced before the 429 but still queued for the one slot went
+    # out during the pause (at 2, 3, 4 s) as soon as they got the slot.
+    sent: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(1)
+        sent.append(trio.current_time())
+        if len(sent) == 1:
+            return httpx.Response(429, headers={"retry-after": "10"})
+        return ok("gpt-4o-mini")
+
+    limits = {"openai/gpt-4o-mini": trillm.RateLimit(rpm=6000)}
+    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k",
+                             max_concurrency=1, rate_limits=limits) as client:
+        calls = [partial(client.acompletion, "openai/gpt-4o-mini", MSGS) for _ in range(4)]
+        await trillm.gather(*calls)
+    assert sent[0] == 1.0
+    assert min(sent[1:]) >= 11.0  # the 429 came at 1.0 with Retry-After: 10

@@ -523,3 +523,18 @@ def test_from_response_truncation_never_leaks_a_key_prefix(pad: int) -> None:
     exc = from_response(500, body, cfg=cfg)
     for text in (exc.message, str(exc.body)):
         assert PLAIN_KEY[:8] not in text
+
+
+@pytest.mark.parametrize(("key", "echoed"), [
+    ("abc&def<ghi>jkl", "abc\\u0026def\\u003cghi\\u003ejkl"),  # Go's JSON escaping
+    ("k/ey+abc/def-1", "k\\/ey+abc\\/def-1"),  # an escaped slash
+    ('q"uote12345', 'q\\"uote12345'),  # an escaped quote
+    ("clé-secrète-42", "cl\\u00e9-secr\\u00e8te-42"),  # ASCII-only JSON
+])
+def test_a_key_echoed_json_escaped_is_scrubbed_from_the_message(key: str, echoed: str) -> None:
+    cfg = ProviderConfig(name="custom", api_base="https://x", api_key=key, key_var="X_KEY")
+    body = ('{"detail": "bad key ' + echoed + '"}').encode()
+    exc = from_response(400, body, cfg=cfg)
+    for text in (str(exc), repr(exc), exc.message):
+        assert echoed not in text
+        assert key not in text

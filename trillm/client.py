@@ -16,6 +16,7 @@ the connection on its way out (the transport's responses close on every exit).
 
 from __future__ import annotations
 
+import copy
 import importlib
 import logging
 import math
@@ -525,6 +526,24 @@ class Client:
             msg = f"no response within timeout={call.limits.timeout:g} s"
         return errors.Timeout(msg, provider=call.req.provider, model=call.req.model)
 
+    async def _take_slot(self, call: _Call) -> _Slot:
+        """A concurrency slot, taken only when the call's rate limits are not paused.
+
+        A request may wait for a slot after its paced turn came; if a 429 paused its
+        model meanwhile, it gives the slot back and waits out the pause (holding none).
+        """
+        slot = _Slot()
+        while True:
+            if self._limiter is not None:
+                await self._acquire(call, slot)
+            if self._rate is None or not call.rate_keys:
+                return slot
+            if await self._rate.paused_for(call.rate_keys) <= 0:
+                return slot
+            if self._limiter is not None:
+                self._limiter.release_on_behalf_of(slot)
+            await self._pace(call)  # books again, behind the pause
+
     async def _acquire(self, call: _Call, slot: _Slot) -> None:
         """Wait for a concurrency slot, bounded by the call's deadline only."""
         assert self._limiter is not None
@@ -552,9 +571,7 @@ class Client:
     async def _complete_once(self, call: _Call, reservation: Reservation | None) -> ModelResponse:
         transport = self._require_open()
         limiter = self._limiter
-        slot = _Slot()
-        if limiter is not None:
-            await self._acquire(call, slot)
+        slot = await self._take_slot(call)
         self._in_flight += 1
         try:
             until = min(trio.current_time() + call.limits.timeout, call.deadline_at)
@@ -587,9 +604,7 @@ class Client:
         # (a stream's token estimate stands: its usage arrives only at the end)
         transport = self._require_open()
         limiter = self._limiter
-        slot = _Slot()
-        if limiter is not None:
-            await self._acquire(call, slot)
+        slot = await self._take_slot(call)
         self._in_flight += 1
         opened: HTTPChunkSource | ScriptedChunkSource | None = None
         try:
@@ -682,7 +697,13 @@ async def _mock_wait(plan: mock.MockPlan) -> None:
     else:
         await trio.lowlevel.checkpoint()
     if plan.error is not None:
-        raise plan.error
+        # A fresh copy per attempt, so retries and fallbacks never pile notes or
+        # tracebacks onto the one instance the caller passed.
+        try:
+            error = copy.copy(plan.error)
+        except Exception:  # noqa: BLE001 - one that cannot be copied is raised as given
+            error = plan.error
+        raise error
 
 
 async def _mock_answer(plan: mock.MockPlan) -> ModelResponse:

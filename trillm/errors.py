@@ -29,6 +29,7 @@ repr or ``str()`` of an error: :func:`redact` scrubs known secret header names,
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
@@ -81,9 +82,24 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     bearer tokens and ``key=`` query values are scrubbed as well.
     """
     for secret in secrets:
-        if secret and len(secret) >= 4 and secret in text:
-            text = text.replace(secret, REDACTED)
+        if secret and len(secret) >= 4:
+            for form in _written_forms(secret):
+                if form in text:
+                    text = text.replace(form, REDACTED)
     return _SECRET_PATTERNS.sub(REDACTED, text)
+
+
+def _written_forms(secret: str) -> tuple[str, ...]:
+    """*secret* as it is, and as a server may echo it inside a JSON string (escaped)."""
+    escaped = json.dumps(secret)[1:-1]  # \" \\ and \uXXXX for non-ASCII
+    forms = {
+        secret,
+        escaped,
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        escaped.replace("/", "\\/"),
+        escaped.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"),
+    }
+    return tuple(sorted(forms, key=len, reverse=True))  # the longest first
 
 
 def redact_headers(

@@ -440,6 +440,18 @@ class RateLimiter:
             raise RateLimitTimeout(key, deadline)
         return left
 
+    async def paused_for(self, keys: Iterable[str]) -> float:
+        """Seconds left on the longest pause among the configured *keys* (0: none).
+
+        For a caller that waited elsewhere after its turn came (for a concurrency
+        slot, say) and must not go out during a pause that began meanwhile.
+        """
+        left = 0.0
+        for key in self.configured(keys):
+            wait = await self._store.reserve(key, {}, math.inf)
+            left = max(left, wait or 0.0)
+        return left
+
     async def pause(self, keys: Iterable[str], seconds: float) -> None:
         """Hold every configured key among *keys* for *seconds* (a 429's Retry-After).
 
