@@ -43,7 +43,8 @@ LAYERS: dict[str, int] = {
     "_transport": 2,
     "_stream": 2,
     "client": 3,
-    "_batch": 3,  # the Client's fan-out helpers (abatch_completion, ...), split off client.py
+    "_batch": 3,
+    "_embeddings": 3,  # the Client's embedding batches, split off client.py
     "__init__": 4,
     "_default": 4,
     "_sync": 4,

@@ -28,6 +28,8 @@ from .retry import RetryPolicy as RetryPolicy
 from .types import ChatRequest as ChatRequest
 from .types import Choice as Choice
 from .types import Delta as Delta
+from .types import Embedding as Embedding
+from .types import EmbeddingResponse as EmbeddingResponse
 from .types import FunctionCall as FunctionCall
 from .types import FunctionDelta as FunctionDelta
 from .types import Message as Message
@@ -70,6 +72,8 @@ __all__ = [
     "Client",
     "ClientStatistics",
     "Delta",
+    "Embedding",
+    "EmbeddingResponse",
     "FunctionCall",
     "FunctionDelta",
     "Message",
@@ -89,6 +93,7 @@ __all__ = [
     "abatch_completion_models",
     "abatch_completion_models_all_responses",
     "acompletion",
+    "aembedding",
     "amap",
     "completion",
     "as_completed",
@@ -155,3 +160,10 @@ async def abatch_completion_models_all_responses(
     return await default_client().abatch_completion_models_all_responses(
         models=models, messages=messages, **kwargs
     )
+
+
+async def aembedding(
+    model: str, input: str | Sequence[str], **kwargs: Any
+) -> EmbeddingResponse:
+    """:meth:`Client.aembedding` on this trio run's default client."""
+    return await default_client().aembedding(model, input, **kwargs)

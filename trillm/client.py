@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 import attrs
 import trio
 
-from . import _batch, errors
+from . import _batch, _embeddings, errors
 from ._options import CallLimits, check_messages, retries, seconds
 from ._stream import HTTPChunkSource, ScriptedChunkSource, Stream
 from ._transport import Transport
@@ -37,7 +37,7 @@ from .accumulate import chunks_from_response
 from .providers import mock, openai
 from .retry import RetryPolicy, is_retryable
 from .routing import Route, parse_model, resolve_config
-from .types import ChatRequest, ModelResponse
+from .types import ChatRequest, EmbeddingResponse, ModelResponse
 
 if TYPE_CHECKING:
     import httpx
@@ -94,6 +94,7 @@ class _Call:
     plan: mock.MockPlan | None = None
     rate_keys: tuple[str, ...] = ()  # the configured rate-limit keys this call counts against
     tokens: int = 0  # its token estimate, booked before each attempt
+    parse: Callable[[bytes], Any] | None = None  # for non-chat endpoints: how to read a 2xx body
 
 
 class _Slot:
@@ -300,7 +301,7 @@ class Client:
             await trio.lowlevel.checkpoint()
             once = self._open_stream_once if stream else self._complete_once
             if len(calls) == 1:
-                return await self._withretries(calls[0], once)
+                return await self._with_retries(calls[0], once)
             return await self._with_fallbacks(calls, once)
         await trio.lowlevel.checkpoint()  # a checkpoint even when refusing at once
         raise failure
@@ -351,6 +352,51 @@ class Client:
             **kwargs,
         )
 
+    async def aembedding(
+        self,
+        model: str,
+        input: str | Sequence[str],
+        *,
+        dimensions: int | None = None,
+        encoding_format: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - LiteLLM's spelling; a cancel scope
+        deadline: float | None = None,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        api_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        mock_response: BaseException | None = None,
+        mock_latency: float | None = None,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        """Vectors for *input* (a string or a list), ``data[i].embedding`` in input order.
+
+        Large inputs are split into the provider's batch size and sent at once,
+        within the Client's limits; ``encoding_format="base64"`` answers are
+        decoded to floats for you.
+        """
+        params = {**params, "dimensions": dimensions, "encoding_format": encoding_format}
+        options = {
+            "timeout": timeout, "deadline": deadline, "max_retries": max_retries,
+            "retry": retry, "api_key": api_key, "api_base": api_base,
+            "api_version": api_version, "headers": headers, "extra_headers": extra_headers,
+            "extra_body": extra_body, "mock_response": mock_response,
+            "mock_latency": mock_latency,
+        }
+        try:
+            calls = _embeddings.prepare(self, model, input, params, options=options)
+        except (errors.APIError, RuntimeError) as exc:
+            failure: BaseException = exc
+        else:
+            await trio.lowlevel.checkpoint()
+            return await _embeddings.run(self, calls)
+        await trio.lowlevel.checkpoint()
+        raise failure
+
     # -------------------------------------------------------------- preparation
 
     def _prepare(
@@ -376,23 +422,7 @@ class Client:
         mock_chunk_delay: float | None,
     ) -> _Call:
         self._require_open()
-        if "num_retries" in params:
-            alias = params.pop("num_retries")
-            max_retries = alias if max_retries is None else max_retries
-        if "request_timeout" in params:
-            alias = params.pop("request_timeout")
-            timeout = alias if timeout is None else timeout
-        base = self._limits
-        limits = base
-        if timeout is not None or deadline is not None or idle_timeout is not None \
-                or max_retries is not None or retry is not None:
-            limits = CallLimits(
-                timeout=seconds("timeout", timeout, base.timeout),
-                deadline=seconds("deadline", deadline, base.deadline),
-                idle_timeout=seconds("idle_timeout", idle_timeout, base.idle_timeout),
-                max_retries=retries(max_retries, base.max_retries),
-                retry=base.retry if retry is None else retry,
-            )
+        limits = self._call_limits(params, timeout, deadline, idle_timeout, max_retries, retry)
         if not isinstance(model, str) or not model:
             raise errors.BadRequestError(
                 f"model must be a non-empty string like 'openai/gpt-4o-mini', not {model!r}"
@@ -425,6 +455,29 @@ class Client:
         spec = provider.build_chat(req, cfg)
         return self._paced(_Call(req, limits, deadline_at, provider=provider, cfg=cfg, spec=spec))
 
+    def _call_limits(
+        self, params: dict[str, Any], timeout: float | None, deadline: float | None,
+        idle_timeout: float | None, max_retries: int | None, retry: RetryPolicy | None,
+    ) -> CallLimits:
+        """This call's limits: the Client's, overridden by the call's (LiteLLM aliases too)."""
+        if "num_retries" in params:
+            alias = params.pop("num_retries")
+            max_retries = alias if max_retries is None else max_retries
+        if "request_timeout" in params:
+            alias = params.pop("request_timeout")
+            timeout = alias if timeout is None else timeout
+        base = self._limits
+        if timeout is None and deadline is None and idle_timeout is None \
+                and max_retries is None and retry is None:
+            return base
+        return CallLimits(
+            timeout=seconds("timeout", timeout, base.timeout),
+            deadline=seconds("deadline", deadline, base.deadline),
+            idle_timeout=seconds("idle_timeout", idle_timeout, base.idle_timeout),
+            max_retries=retries(max_retries, base.max_retries),
+            retry=base.retry if retry is None else retry,
+        )
+
     def _paced(self, call: _Call) -> _Call:
         """Note which configured rate limits *call* counts against, and its token estimate."""
         if self._rate is not None:
@@ -454,7 +507,7 @@ class Client:
 
     # -------------------------------------------------------------- the retry loop
 
-    async def _withretries(
+    async def _with_retries(
         self, call: _Call, once: Callable[[_Call, Reservation | None], Awaitable[_T]]
     ) -> _T:
         attempt = 0
@@ -494,7 +547,7 @@ class Client:
         failed: list[tuple[_Call, errors.APIError]] = []
         for call in calls:
             try:
-                return await self._withretries(call, once)
+                return await self._with_retries(call, once)
             except errors.APIError as exc:
                 worth_another = is_retryable(exc) or isinstance(
                     exc, errors.ContextWindowExceededError
@@ -568,7 +621,8 @@ class Client:
                 provider=call.req.provider, model=call.req.model,
             ) from None
 
-    async def _complete_once(self, call: _Call, reservation: Reservation | None) -> ModelResponse:
+    async def _complete_once(self, call: _Call, reservation: Reservation | None) -> Any:
+        """One attempt of a call whose answer is one body (chat, or ``call.parse``'s kind)."""
         transport = self._require_open()
         limiter = self._limiter
         slot = await self._take_slot(call)
@@ -594,8 +648,11 @@ class Client:
             assert provider is not None and cfg is not None
             if raw.status >= 300:
                 raise provider.parse_error(raw.status, raw.headers, raw.content, call.req, cfg)
-            response = provider.parse_chat(raw.content, call.req, cfg,
-                                           _public_headers(raw.headers))
+            if call.parse is not None:
+                response = call.parse(raw.content)
+            else:
+                response = provider.parse_chat(raw.content, call.req, cfg,
+                                               _public_headers(raw.headers))
         if reservation is not None and response.usage is not None:
             await reservation.settle(response.usage.total_tokens)  # correct the estimate
         return response
@@ -706,7 +763,7 @@ async def _mock_wait(plan: mock.MockPlan) -> None:
         raise error
 
 
-async def _mock_answer(plan: mock.MockPlan) -> ModelResponse:
+async def _mock_answer(plan: mock.MockPlan) -> Any:
     await _mock_wait(plan)
     assert plan.response is not None
     return plan.response

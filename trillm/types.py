@@ -33,6 +33,8 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Usage",
+    "Embedding",
+    "EmbeddingResponse",
 ]
 
 _R = TypeVar("_R", bound="_Record")
@@ -239,6 +241,31 @@ class StreamChunk(_Record):
     usage: Usage | None = None
     object: str = "chat.completion.chunk"
     system_fingerprint: str | None = None
+    raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+@_record
+@attrs.frozen
+class Embedding(_Record):
+    """One input's vector; ``index`` is the input's position."""
+
+    index: int
+    embedding: tuple[float, ...]
+    object: str = "embedding"
+
+
+@_record
+@attrs.frozen
+class EmbeddingResponse(_Record):
+    """Vectors for every input, in input order (``data[i].embedding``)."""
+
+    data: tuple[Embedding, ...]
+    model: str
+    usage: Usage | None = None
+    object: str = "list"
     raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
 
 

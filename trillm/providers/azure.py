@@ -29,10 +29,11 @@ class AzureProvider(OpenAIProvider):
 
     def chat_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
         """The deployment's chat-completions URL, with its ``api-version``."""
-        version = quote(cfg.api_version or DEFAULT_API_VERSION, safe="")
-        deployment = quote(req.model, safe="")
-        base = f"{cfg.api_base}/openai/deployments/{deployment}"
-        return f"{base}/chat/completions?api-version={version}"
+        return _deployment_url(req, cfg, "chat/completions")
+
+    def embedding_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
+        """The deployment's embeddings URL, with its ``api-version``."""
+        return _deployment_url(req, cfg, "embeddings")
 
     def auth_headers(self, cfg: ProviderConfig) -> tuple[tuple[str, str], ...]:
         """``api-key: <key>`` (Azure's header), or nothing without a key."""
@@ -41,6 +42,12 @@ class AzureProvider(OpenAIProvider):
     def include_usage(self, req: ChatRequest) -> bool:
         """Azure streams the usage chunk too when asked."""
         return True
+
+
+def _deployment_url(req: ChatRequest, cfg: ProviderConfig, path: str) -> str:
+    version = quote(cfg.api_version or DEFAULT_API_VERSION, safe="")
+    deployment = quote(req.model, safe="")
+    return f"{cfg.api_base}/openai/deployments/{deployment}/{path}?api-version={version}"
 
 
 #: The module's provider instance.

@@ -13,6 +13,7 @@ finish reason and the usage.
 from __future__ import annotations
 
 import math
+import random
 import re
 import zlib
 from collections.abc import Mapping
@@ -25,6 +26,8 @@ from ..types import (
     ChatRequest,
     Choice,
     Delta,
+    Embedding,
+    EmbeddingResponse,
     Message,
     ModelResponse,
     StreamChoice,
@@ -32,7 +35,7 @@ from ..types import (
     Usage,
 )
 
-__all__ = ["MockPlan", "plan", "PROVIDER_NAME"]
+__all__ = ["MockPlan", "plan", "plan_embedding", "PROVIDER_NAME"]
 
 PROVIDER_NAME = "mock"
 #: ``created`` of every mock answer, so answers are the same from run to run.
@@ -47,7 +50,7 @@ class MockPlan:
     latency: float
     chunk_delay: float
     error: BaseException | None = None
-    response: ModelResponse | None = None
+    response: Any = None  # a ModelResponse, or an EmbeddingResponse
     chunks: tuple[StreamChunk, ...] = ()
 
 
@@ -131,3 +134,28 @@ def plan(
         )
     )
     return MockPlan(delay, per_chunk, chunks=tuple(chunks))
+
+
+def plan_embedding(
+    model: str,
+    inputs: tuple[Any, ...],
+    *,
+    offset: int = 0,
+    dimensions: int | None = None,
+    mock_response: BaseException | None = None,
+    latency: float | None = None,
+) -> MockPlan:
+    """Deterministic unit vectors, derived from each input's text (same text, same vector)."""
+    delay = _seconds("mock_latency", latency)
+    if mock_response is not None:
+        return MockPlan(delay, 0.0, error=mock_response)
+    size = 8 if dimensions is None else dimensions
+    data = []
+    for i, item in enumerate(inputs):
+        rng = random.Random(zlib.crc32(str(item).encode()))
+        vec = [rng.uniform(-1.0, 1.0) for _ in range(size)]
+        norm = math.sqrt(sum(x * x for x in vec)) or 1.0
+        data.append(Embedding(offset + i, tuple(x / norm for x in vec)))
+    tokens = sum(math.ceil(len(str(item)) / 4) for item in inputs)
+    usage = Usage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens)
+    return MockPlan(delay, 0.0, response=EmbeddingResponse(tuple(data), model, usage))

@@ -24,8 +24,11 @@ the result (:class:`~trillm.errors.InternalServerError`) is retried.
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Mapping
+import sys
+from array import array
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import errors
@@ -35,6 +38,8 @@ from ..types import (
     ChatRequest,
     Choice,
     Delta,
+    Embedding,
+    EmbeddingResponse,
     FunctionCall,
     FunctionDelta,
     Message,
@@ -306,13 +311,8 @@ class OpenAIProvider:
             body.pop("stream_options", None)  # servers reject it without stream
         if req.extra_body:
             body.update(req.extra_body)
-        headers = self.auth_headers(cfg)
-        extra = req.extra_headers
-        if extra:
-            names = {k.lower() for k in extra}
-            headers = tuple(h for h in headers if h[0] not in names) + tuple(extra.items())
         return HTTPRequestSpec(
-            "POST", self.chat_url(req, cfg), headers, json=body,
+            "POST", self.chat_url(req, cfg), self._headers(req, cfg), json=body,
             provider=req.provider, model=req.model,
         )
 
@@ -361,6 +361,57 @@ class OpenAIProvider:
         """A fresh parser for one streamed answer (*cfg*'s key is scrubbed from its errors)."""
         return OpenAIStreamParser(req.provider, req.model, cfg)
 
+    # ---------------------------------------------------------- embeddings
+
+    #: The most inputs one ``/embeddings`` request may carry.
+    embedding_batch_size = 2048
+
+    def embedding_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
+        """The embeddings endpoint for *cfg*'s base URL."""
+        return f"{cfg.api_base}/embeddings"
+
+    def build_embedding(
+        self, req: ChatRequest, inputs: Sequence[Any], cfg: ProviderConfig
+    ) -> HTTPRequestSpec:
+        """``POST .../embeddings`` for one batch of *inputs* (``req.params``: dimensions, ...)."""
+        body: dict[str, Any] = {"model": req.model, "input": list(inputs)}
+        body.update(req.params)
+        if req.extra_body:
+            body.update(req.extra_body)
+        return HTTPRequestSpec(
+            "POST", self.embedding_url(req, cfg), self._headers(req, cfg), json=body,
+            provider=req.provider, model=req.model,
+        )
+
+    def parse_embedding(
+        self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None, offset: int = 0
+    ) -> EmbeddingResponse:
+        """A 2xx ``/embeddings`` body: base64 vectors decoded to floats, indices from *offset*."""
+        secrets = cfg.secrets if cfg is not None else ()
+        data = loads_json(body, provider=req.provider, model=req.model, secrets=secrets)
+        try:
+            items = sorted(data["data"], key=lambda d: d.get("index", 0))
+            vectors = tuple(
+                Embedding(offset + i, _vector(item["embedding"])) for i, item in enumerate(items)
+            )
+            u = data.get("usage")
+            return EmbeddingResponse(vectors, data.get("model") or req.model,
+                                     parse_usage(u) if u else None, raw=data)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise errors.APIError(
+                f"unexpected embeddings answer from {req.provider}: {exc!r}",
+                provider=req.provider, model=req.model, body=body_excerpt(body, secrets),
+                secrets=secrets,
+            ) from exc
+
+    def _headers(self, req: ChatRequest, cfg: ProviderConfig) -> tuple[tuple[str, str], ...]:
+        headers = self.auth_headers(cfg)
+        extra = req.extra_headers
+        if extra:
+            names = {k.lower() for k in extra}
+            headers = tuple(h for h in headers if h[0] not in names) + tuple(extra.items())
+        return headers
+
     def parse_error(
         self,
         status: int,
@@ -379,6 +430,17 @@ class OpenAIProvider:
             status, headers, body, provider=req.provider, model=req.model, cfg=cfg,
             message=message, code=code, err_type=kind,
         )
+
+
+def _vector(value: Any) -> tuple[float, ...]:
+    """A vector as floats: a JSON list, or base64 little-endian float32 (``encoding_format``)."""
+    if isinstance(value, str):
+        floats = array("f")
+        floats.frombytes(base64.b64decode(value))
+        if sys.byteorder == "big":
+            floats.byteswap()
+        return tuple(floats)
+    return tuple(float(x) for x in value)
 
 
 #: The module's provider instance.

@@ -1,0 +1,135 @@
+"""``aembedding``: request shape, base64 decoding, batching in order under the limits, mock."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+
+import httpx
+import pytest
+import trio
+import trio.testing
+
+import trillm
+from trillm import errors
+
+
+def openai_answer(inputs: list[str], b64: bool = False) -> dict[str, object]:
+    def vec(text: str) -> object:
+        floats = [float(len(text)), 0.5, -1.0]
+        if b64:
+            return base64.b64encode(struct.pack("<3f", *floats)).decode()
+        return floats
+
+    return {"object": "list", "model": "text-embedding-3-small",
+            "data": [{"object": "embedding", "index": i, "embedding": vec(t)}
+                     for i, t in enumerate(inputs)],
+            "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}}
+
+
+async def test_request_shape_and_parsing() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        body = json.loads(request.content)
+        return httpx.Response(200, json=openai_answer(body["input"],
+                                                      body.get("encoding_format") == "base64"))
+
+    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test") as c:
+        r = await c.aembedding("text-embedding-3-small", ["hello", "hi"], dimensions=3)
+        b = await c.aembedding("openai/text-embedding-3-small", "hey", encoding_format="base64")
+    assert str(seen[0].url) == "https://api.openai.com/v1/embeddings"
+    assert json.loads(seen[0].content) == {"model": "text-embedding-3-small",
+                                           "input": ["hello", "hi"], "dimensions": 3}
+    assert [e.embedding for e in r.data] == [(5.0, 0.5, -1.0), (2.0, 0.5, -1.0)]
+    assert r["data"][1]["index"] == 1
+    assert r.usage is not None and r.usage.total_tokens == 2
+    assert b.data[0].embedding == (3.0, 0.5, -1.0)  # base64 float32 decoded for you
+
+
+async def test_10000_inputs_in_batches_of_2048_two_at_a_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    in_flight = peak = 0
+    sizes: list[int] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        body = json.loads(request.content)
+        sizes.append(len(body["input"]))
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            await trio.sleep(1)
+        finally:
+            in_flight -= 1
+        return httpx.Response(200, json=openai_answer(body["input"]))
+
+    inputs = [f"text number {i}" for i in range(10_000)]
+    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test",
+                             max_concurrency=2) as client:
+        r = await client.aembedding("openai/text-embedding-3-small", inputs)
+    assert sorted(sizes) == [1808, 2048, 2048, 2048, 2048]
+    assert peak == 2
+    assert trio.current_time() == 3.0  # 5 batches, 2 at a time
+    assert [e.index for e in r.data] == list(range(10_000))
+    assert [e.embedding[0] for e in r.data] == [float(len(t)) for t in inputs]  # in order
+    assert r.usage is not None and r.usage.total_tokens == 10_000
+
+
+async def test_a_failing_batch_raises_one_bare_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    calls = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        body = json.loads(request.content)
+        if body["input"][0] == "t2048":
+            return httpx.Response(400, json={"error": {"message": "bad input"}})
+        await trio.sleep(5)
+        return httpx.Response(200, json=openai_answer(body["input"]))
+
+    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k") as client:
+        with pytest.raises(errors.BadRequestError, match="bad input"):
+            await client.aembedding("openai/text-embedding-3-small",
+                                    [f"t{i}" for i in range(5000)])
+    assert trio.current_time() == 0.0  # the others were cancelled at once
+
+
+async def test_mock_embeddings_are_deterministic_offline() -> None:
+    a = await trillm.aembedding("mock/embed", ["same text", "other"], dimensions=4)
+    b = await trillm.aembedding("mock/embed", "same text", dimensions=4)
+    assert a.data[0].embedding == b.data[0].embedding
+    assert a.data[0].embedding != a.data[1].embedding
+    assert len(a.data[0].embedding) == 4
+    assert abs(sum(x * x for x in a.data[0].embedding) - 1.0) < 1e-9
+    with pytest.raises(errors.RateLimitError):
+        await trillm.aembedding("mock/embed", "x", max_retries=0,
+                                mock_response=errors.RateLimitError("slow"))
+
+
+async def test_bad_input_is_refused_before_any_traffic() -> None:
+    async with trillm.Client() as client:
+        with trio.testing.assert_checkpoints(), pytest.raises(errors.BadRequestError):
+            await client.aembedding("mock/embed", [])
+        with pytest.raises(errors.BadRequestError, match=r"input\[1\]"):
+            await client.aembedding("mock/embed", ["ok", 3])  # type: ignore[list-item]
+        with pytest.raises(errors.BadRequestError, match="not available"):
+            await client.aembedding("anthropic/claude-3-5-haiku-latest", "x", api_key="k")
+
+
+async def test_azure_embeddings_use_the_deployment_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json=openai_answer(["x"]))
+
+    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k",
+                             api_base="https://r.openai.azure.com") as client:
+        await client.aembedding("azure/emb", "x")
+    assert seen[0].startswith("https://r.openai.azure.com/openai/deployments/emb/embeddings?")
