@@ -326,3 +326,10 @@ async def test_works_from_a_worker_thread_of_a_trio_run() -> None:
     with trio.fail_after(GUARD):
         r = await trio.to_thread.run_sync(lambda: completion("mock/x", MSGS))
     assert r.choices[0].message.content == "one two three four"
+
+
+def test_sync_embedding() -> None:
+    import trillm
+
+    r = trillm.embedding("mock/e", ["a", "b"], dimensions=3)
+    assert [len(e.embedding) for e in r.data] == [3, 3]

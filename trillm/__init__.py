@@ -43,6 +43,7 @@ from .types import Usage as Usage
 if TYPE_CHECKING:
     from ._sync import SyncStream as SyncStream
     from ._sync import completion as completion
+    from ._sync import embedding as embedding
     from .limits import RateLimit as RateLimit
     from .limits import RateLimiter as RateLimiter
 
@@ -52,7 +53,7 @@ __version__ = "0.1.0"
 # machinery, and rate limits are only needed by those who configure them.
 _LAZY = {
     "RateLimit": "limits", "RateLimiter": "limits",
-    "SyncStream": "_sync", "completion": "_sync",
+    "SyncStream": "_sync", "completion": "_sync", "embedding": "_sync",
 }
 
 
@@ -96,6 +97,7 @@ __all__ = [
     "aembedding",
     "amap",
     "completion",
+    "embedding",
     "as_completed",
     "errors",
     "gather",

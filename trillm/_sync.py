@@ -37,9 +37,9 @@ import trio
 
 from ._stream import Stream
 from .client import Client
-from .types import ModelResponse, StreamChunk
+from .types import EmbeddingResponse, ModelResponse, StreamChunk
 
-__all__ = ["SyncStream", "completion"]
+__all__ = ["SyncStream", "completion", "embedding"]
 
 T = TypeVar("T")
 
@@ -347,3 +347,8 @@ def completion(
         )
     return _call("completion", lambda c: cast(
         "Awaitable[ModelResponse]", c.acompletion(model, messages, **kwargs)))
+
+
+def embedding(model: str, input: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
+    """The sync twin of :func:`trillm.aembedding` (not inside a running trio loop)."""
+    return _call("embedding", lambda c: c.aembedding(model, input, **kwargs))
