@@ -133,3 +133,28 @@ async def test_azure_embeddings_use_the_deployment_url(monkeypatch: pytest.Monke
                              api_base="https://r.openai.azure.com") as client:
         await client.aembedding("azure/emb", "x")
     assert seen[0].startswith("https://r.openai.azure.com/openai/deployments/emb/embeddings?")
+
+
+async def test_gemini_batch_embed_contents(autojump_clock: trio.testing.MockClock) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        reqs = json.loads(request.content)["requests"]
+        return httpx.Response(200, json={"embeddings": [
+            {"values": [float(len(r["content"]["parts"][0]["text"])), 1.0]} for r in reqs]})
+
+    texts = [f"t{i}" for i in range(250)]
+    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="g-key") as client:
+        r = await client.aembedding("gemini/text-embedding-004", texts, dimensions=2)
+    assert len(seen) == 3  # batches of 100, 100 and 50
+    first = next(q for q in seen if b'"t0"' in q.content)
+    assert str(first.url) == (
+        "https://generativelanguage.googleapis.com/v1beta/models/"
+        "text-embedding-004:batchEmbedContents")
+    assert first.headers["x-goog-api-key"] == "g-key"
+    one = json.loads(first.content)["requests"][0]
+    assert one == {"model": "models/text-embedding-004", "content": {"parts": [{"text": "t0"}]},
+                   "outputDimensionality": 2}
+    assert [e.embedding[0] for e in r.data] == [float(len(t)) for t in texts]
+    assert r.usage is None

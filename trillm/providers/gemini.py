@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import errors
@@ -52,6 +52,8 @@ from ..types import (
     ChatRequest,
     Choice,
     Delta,
+    Embedding,
+    EmbeddingResponse,
     FunctionCall,
     FunctionDelta,
     Message,
@@ -314,17 +316,54 @@ class GeminiProvider:
             body["safetySettings"] = params["safety_settings"]
         if req.extra_body:
             body.update(req.extra_body)
-        headers: tuple[tuple[str, str], ...] = ()
-        if cfg.api_key:
-            headers = (("x-goog-api-key", cfg.api_key),)
-        extra = req.extra_headers
-        if extra:
-            names = {k.lower() for k in extra}
-            headers = tuple(h for h in headers if h[0] not in names) + tuple(extra.items())
         return HTTPRequestSpec(
-            "POST", self.chat_url(req, cfg), headers, json=body,
+            "POST", self.chat_url(req, cfg), _headers(req, cfg), json=body,
             provider=req.provider, model=req.model,
         )
+
+    # ---------------------------------------------------------- embeddings
+
+    #: The most texts one ``batchEmbedContents`` request may carry.
+    embedding_batch_size = 100
+
+    def build_embedding(
+        self, req: ChatRequest, inputs: Sequence[Any], cfg: ProviderConfig
+    ) -> HTTPRequestSpec:
+        """``batchEmbedContents`` for one batch (``dimensions`` → ``outputDimensionality``)."""
+        model = req.model.removeprefix("models/")
+        extra = {}
+        if req.params.get("dimensions") is not None:
+            extra["outputDimensionality"] = req.params["dimensions"]
+        if req.params.get("task_type") is not None:
+            extra["taskType"] = req.params["task_type"]
+        body: dict[str, Any] = {"requests": [
+            {"model": f"models/{model}", "content": {"parts": [{"text": text}]}, **extra}
+            for text in inputs
+        ]}
+        if req.extra_body:
+            body.update(req.extra_body)
+        return HTTPRequestSpec(
+            "POST", f"{cfg.api_base}/v1beta/models/{model}:batchEmbedContents",
+            _headers(req, cfg), json=body, provider=req.provider, model=req.model,
+        )
+
+    def parse_embedding(
+        self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None, offset: int = 0
+    ) -> EmbeddingResponse:
+        """A ``batchEmbedContents`` answer as vectors in input order (Gemini sends no usage)."""
+        secrets = cfg.secrets if cfg is not None else ()
+        data = loads_json(body, provider=req.provider, model=req.model, secrets=secrets)
+        try:
+            vectors = tuple(
+                Embedding(offset + i, tuple(float(x) for x in item["values"]))
+                for i, item in enumerate(data["embeddings"])
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise errors.APIError(
+                f"unexpected embeddings answer from gemini: {exc!r}", provider=req.provider,
+                model=req.model, body=body_excerpt(body, secrets), secrets=secrets,
+            ) from exc
+        return EmbeddingResponse(vectors, req.model, None, raw=data)
 
     def parse_chat(
         self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None,
@@ -400,6 +439,17 @@ class GeminiProvider:
 
 
 # ---------------------------------------------------------------- answers
+
+
+def _headers(req: ChatRequest, cfg: ProviderConfig) -> tuple[tuple[str, str], ...]:
+    headers: tuple[tuple[str, str], ...] = ()
+    if cfg.api_key:
+        headers = (("x-goog-api-key", cfg.api_key),)
+    extra = req.extra_headers
+    if extra:
+        names = {k.lower() for k in extra}
+        headers = tuple(h for h in headers if h[0] not in names) + tuple(extra.items())
+    return headers
 
 
 def _call_id(candidate: int, k: int) -> str:
