@@ -44,7 +44,7 @@ LAYERS: dict[str, int] = {
     "_stream": 2,
     "client": 3,
     "_batch": 3,
-    "_embeddings": 3,  # the Client's embedding batches, split off client.py
+    "_endpoints": 3,  # the Client's non-chat endpoints (embeddings, images), split off client.py
     "__init__": 4,
     "_default": 4,
     "_sync": 4,

@@ -32,6 +32,8 @@ from .types import Embedding as Embedding
 from .types import EmbeddingResponse as EmbeddingResponse
 from .types import FunctionCall as FunctionCall
 from .types import FunctionDelta as FunctionDelta
+from .types import ImageObject as ImageObject
+from .types import ImageResponse as ImageResponse
 from .types import Message as Message
 from .types import ModelResponse as ModelResponse
 from .types import StreamChoice as StreamChoice
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from ._sync import SyncStream as SyncStream
     from ._sync import completion as completion
     from ._sync import embedding as embedding
+    from ._sync import image_generation as image_generation
     from .limits import RateLimit as RateLimit
     from .limits import RateLimiter as RateLimiter
 
@@ -54,6 +57,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "RateLimit": "limits", "RateLimiter": "limits",
     "SyncStream": "_sync", "completion": "_sync", "embedding": "_sync",
+    "image_generation": "_sync",
 }
 
 
@@ -77,6 +81,8 @@ __all__ = [
     "EmbeddingResponse",
     "FunctionCall",
     "FunctionDelta",
+    "ImageObject",
+    "ImageResponse",
     "Message",
     "ModelResponse",
     "RateLimit",
@@ -95,6 +101,7 @@ __all__ = [
     "abatch_completion_models_all_responses",
     "acompletion",
     "aembedding",
+    "aimage_generation",
     "amap",
     "completion",
     "embedding",
@@ -103,6 +110,7 @@ __all__ = [
     "gather",
     "gather_settled",
     "hedge",
+    "image_generation",
     "race",
     "stream",
     "stream_chunk_builder",
@@ -169,3 +177,8 @@ async def aembedding(
 ) -> EmbeddingResponse:
     """:meth:`Client.aembedding` on this trio run's default client."""
     return await default_client().aembedding(model, input, **kwargs)
+
+
+async def aimage_generation(model: str, prompt: str, **kwargs: Any) -> ImageResponse:
+    """:meth:`Client.aimage_generation` on this trio run's default client."""
+    return await default_client().aimage_generation(model, prompt, **kwargs)

@@ -37,9 +37,9 @@ import trio
 
 from ._stream import Stream
 from .client import Client
-from .types import EmbeddingResponse, ModelResponse, StreamChunk
+from .types import EmbeddingResponse, ImageResponse, ModelResponse, StreamChunk
 
-__all__ = ["SyncStream", "completion", "embedding"]
+__all__ = ["SyncStream", "completion", "embedding", "image_generation"]
 
 T = TypeVar("T")
 
@@ -352,3 +352,8 @@ def completion(
 def embedding(model: str, input: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
     """The sync twin of :func:`trillm.aembedding` (not inside a running trio loop)."""
     return _call("embedding", lambda c: c.aembedding(model, input, **kwargs))
+
+
+def image_generation(model: str, prompt: str, **kwargs: Any) -> ImageResponse:
+    """The sync twin of :func:`trillm.aimage_generation` (not inside a running trio loop)."""
+    return _call("image_generation", lambda c: c.aimage_generation(model, prompt, **kwargs))

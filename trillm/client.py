@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 import attrs
 import trio
 
-from . import _batch, _embeddings, errors
+from . import _batch, _endpoints, errors
 from ._options import CallLimits, check_messages, retries, seconds
 from ._stream import HTTPChunkSource, ScriptedChunkSource, Stream
 from ._transport import Transport
@@ -37,7 +37,7 @@ from .accumulate import chunks_from_response
 from .providers import mock, openai
 from .retry import RetryPolicy, is_retryable
 from .routing import Route, parse_model, resolve_config
-from .types import ChatRequest, EmbeddingResponse, ModelResponse
+from .types import ChatRequest, EmbeddingResponse, ImageResponse, ModelResponse
 
 if TYPE_CHECKING:
     import httpx
@@ -388,12 +388,55 @@ class Client:
             "mock_latency": mock_latency,
         }
         try:
-            calls = _embeddings.prepare(self, model, input, params, options=options)
+            calls = _endpoints.prepare(self, model, input, params, options=options)
         except (errors.APIError, RuntimeError) as exc:
             failure: BaseException = exc
         else:
             await trio.lowlevel.checkpoint()
-            return await _embeddings.run(self, calls)
+            return await _endpoints.run(self, calls)
+        await trio.lowlevel.checkpoint()
+        raise failure
+
+    async def aimage_generation(
+        self,
+        model: str,
+        prompt: str,
+        *,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        response_format: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - LiteLLM's spelling; a cancel scope
+        deadline: float | None = None,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        api_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        mock_response: BaseException | None = None,
+        mock_latency: float | None = None,
+        **params: Any,
+    ) -> ImageResponse:
+        """Generate images from *prompt*: ``data[i].url`` or ``data[i].b64_json``."""
+        params = {**params, "n": n, "size": size, "quality": quality,
+                  "response_format": response_format}
+        options = {
+            "timeout": timeout, "deadline": deadline, "max_retries": max_retries,
+            "retry": retry, "api_key": api_key, "api_base": api_base,
+            "api_version": api_version, "headers": headers, "extra_headers": extra_headers,
+            "extra_body": extra_body, "mock_response": mock_response,
+            "mock_latency": mock_latency,
+        }
+        try:
+            call = _endpoints.prepare_image(self, model, prompt, params, options=options)
+        except (errors.APIError, RuntimeError) as exc:
+            failure: BaseException = exc
+        else:
+            await trio.lowlevel.checkpoint()
+            return await self._with_retries(call, self._complete_once)
         await trio.lowlevel.checkpoint()
         raise failure
 

@@ -35,6 +35,8 @@ __all__ = [
     "Usage",
     "Embedding",
     "EmbeddingResponse",
+    "ImageObject",
+    "ImageResponse",
 ]
 
 _R = TypeVar("_R", bound="_Record")
@@ -266,6 +268,30 @@ class EmbeddingResponse(_Record):
     model: str
     usage: Usage | None = None
     object: str = "list"
+    raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
+
+
+# ---------------------------------------------------------------- images
+
+
+@_record
+@attrs.frozen
+class ImageObject(_Record):
+    """One generated image: a ``url`` or base64 data (``b64_json``), per ``response_format``."""
+
+    url: str | None = None
+    b64_json: str | None = None
+    revised_prompt: str | None = None
+
+
+@_record
+@attrs.frozen
+class ImageResponse(_Record):
+    """Generated images (``data[i].url`` or ``data[i].b64_json``)."""
+
+    created: int
+    data: tuple[ImageObject, ...]
+    usage: Any = None
     raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
 
 

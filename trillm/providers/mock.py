@@ -12,9 +12,11 @@ finish reason and the usage.
 
 from __future__ import annotations
 
+import base64
 import math
 import random
 import re
+import struct
 import zlib
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +30,8 @@ from ..types import (
     Delta,
     Embedding,
     EmbeddingResponse,
+    ImageObject,
+    ImageResponse,
     Message,
     ModelResponse,
     StreamChoice,
@@ -35,7 +39,7 @@ from ..types import (
     Usage,
 )
 
-__all__ = ["MockPlan", "plan", "plan_embedding", "PROVIDER_NAME"]
+__all__ = ["MockPlan", "plan", "plan_embedding", "plan_image", "PROVIDER_NAME"]
 
 PROVIDER_NAME = "mock"
 #: ``created`` of every mock answer, so answers are the same from run to run.
@@ -159,3 +163,38 @@ def plan_embedding(
     tokens = sum(math.ceil(len(str(item)) / 4) for item in inputs)
     usage = Usage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens)
     return MockPlan(delay, 0.0, response=EmbeddingResponse(tuple(data), model, usage))
+
+
+def png_1x1() -> bytes:
+    """A valid 1x1 transparent PNG: what every mock image is."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0)  # 1x1, 8-bit RGBA
+    pixels = zlib.compress(b"\x00\x00\x00\x00\x00")  # filter 0, one transparent pixel
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
+            + chunk(b"IEND", b""))
+
+
+def plan_image(
+    prompt: str,
+    *,
+    n: int = 1,
+    response_format: str = "url",
+    mock_response: BaseException | None = None,
+    latency: float | None = None,
+) -> MockPlan:
+    """*n* tiny valid PNGs: as base64 (``b64_json``), or as ``data:`` URLs."""
+    delay = _seconds("mock_latency", latency)
+    if mock_response is not None:
+        return MockPlan(delay, 0.0, error=mock_response)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise errors.BadRequestError(f"n must be an int >= 1, not {n!r}", provider=PROVIDER_NAME)
+    b64 = base64.b64encode(png_1x1()).decode()
+    if response_format == "b64_json":
+        image = ImageObject(b64_json=b64, revised_prompt=prompt)
+    else:
+        image = ImageObject(url=f"data:image/png;base64,{b64}", revised_prompt=prompt)
+    return MockPlan(delay, 0.0, response=ImageResponse(CREATED, (image,) * n))

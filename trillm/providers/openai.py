@@ -42,6 +42,8 @@ from ..types import (
     EmbeddingResponse,
     FunctionCall,
     FunctionDelta,
+    ImageObject,
+    ImageResponse,
     Message,
     ModelResponse,
     StreamChoice,
@@ -400,6 +402,38 @@ class OpenAIProvider:
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise errors.APIError(
                 f"unexpected embeddings answer from {req.provider}: {exc!r}",
+                provider=req.provider, model=req.model, body=body_excerpt(body, secrets),
+                secrets=secrets,
+            ) from exc
+
+    # ---------------------------------------------------------- images
+
+    def build_image(self, req: ChatRequest, prompt: str, cfg: ProviderConfig) -> HTTPRequestSpec:
+        """``POST .../images/generations`` (n, size, quality, response_format, ... passed on)."""
+        body: dict[str, Any] = {"model": req.model, "prompt": prompt}
+        body.update(req.params)
+        if req.extra_body:
+            body.update(req.extra_body)
+        return HTTPRequestSpec(
+            "POST", f"{cfg.api_base}/images/generations", self._headers(req, cfg), json=body,
+            provider=req.provider, model=req.model,
+        )
+
+    def parse_image(
+        self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None
+    ) -> ImageResponse:
+        """A 2xx images answer."""
+        secrets = cfg.secrets if cfg is not None else ()
+        data = loads_json(body, provider=req.provider, model=req.model, secrets=secrets)
+        try:
+            images = tuple(
+                ImageObject(d.get("url"), d.get("b64_json"), d.get("revised_prompt"))
+                for d in data["data"]
+            )
+            return ImageResponse(data.get("created") or 0, images, data.get("usage"), raw=data)
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise errors.APIError(
+                f"unexpected images answer from {req.provider}: {exc!r}",
                 provider=req.provider, model=req.model, body=body_excerpt(body, secrets),
                 secrets=secrets,
             ) from exc

@@ -1,0 +1,194 @@
+"""The Client's non-chat endpoints: embeddings (in provider-sized batches) and images.
+
+An embeddings call is split into the provider's batch size; each batch is one
+call with the Client's usual guarantees (timeout, deadline, retries, rate
+limits, the concurrency limit); the batches run at once in a nursery and are
+put back in input order.  This is a single call, so it raises one bare
+exception, never a group: the first batch that fails cancels the others, and
+any other failures that happened are added to its ``__notes__``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from . import errors
+from .providers import mock
+from .types import ChatRequest, EmbeddingResponse, Usage
+
+if TYPE_CHECKING:
+    from ._options import CallLimits
+    from .client import Client, _Call
+    from .providers.base import ProviderConfig
+
+__all__ = ["prepare", "prepare_image", "run"]
+
+#: Inputs per batch for the mock provider (as OpenAI's limit).
+_MOCK_BATCH = 2048
+
+
+def _check_inputs(value: Any) -> tuple[Any, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, Sequence) or not value:
+        raise errors.BadRequestError("input must be a string or a non-empty list of strings")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            raise errors.BadRequestError(
+                f"input[{i}] must be a non-empty string, not {type(item).__name__}"
+            )
+    return tuple(value)
+
+
+@attrs.frozen
+class _Setup:
+    """What every endpoint call needs before it is routed."""
+
+    limits: CallLimits
+    deadline_at: float
+    headers: Mapping[str, str] | None
+    mock_name: str | None  # the model's name when the mock answers
+
+
+def _setup(
+    client: Client, model: Any, params: dict[str, Any], options: Mapping[str, Any]
+) -> _Setup:
+    client._require_open()
+    limits = client._call_limits(
+        params, options["timeout"], options["deadline"], None, options["max_retries"],
+        options["retry"],
+    )
+    if not isinstance(model, str) or not model:
+        raise errors.BadRequestError(f"model must be a non-empty string, not {model!r}")
+    for k in [k for k, v in params.items() if v is None]:
+        del params[k]
+    headers = {**(client._headers or {}), **(options["headers"] or {}),
+               **(options["extra_headers"] or {})} or None
+    mock_name = None
+    if options["mock_response"] is not None or model.startswith("mock/"):
+        mock_name = model.partition("/")[2] if model.startswith("mock/") else model
+    return _Setup(limits, trio.current_time() + limits.deadline, headers, mock_name)
+
+
+def _route(
+    client: Client, model: str, params: dict[str, Any], options: Mapping[str, Any],
+    setup: _Setup, build_name: str, what: str,
+) -> tuple[ChatRequest, Any, ProviderConfig]:
+    """The request carrier, the provider (which must offer *build_name*) and its config."""
+    from .client import _provider_for
+
+    api_base = client._api_base if options["api_base"] is None else options["api_base"]
+    route, cfg = client._resolve(model, options["api_key"], api_base, options["api_version"])
+    provider = _provider_for(route.preset.kind)
+    if provider is None or not hasattr(provider, build_name):
+        raise errors.BadRequestError(
+            f"{what} are not available for {route.provider!r} in this version of trillm",
+            provider=route.provider, model=route.model,
+        )
+    req = ChatRequest(route.provider, route.model, (), False, params, options["extra_body"],
+                      setup.headers)
+    return req, provider, cfg
+
+
+def prepare(
+    client: Client,
+    model: Any,
+    inputs: Any,
+    params: dict[str, Any],
+    *,
+    options: Mapping[str, Any],
+) -> list[_Call]:
+    """One embeddings call per batch, all validated and routed before anything is sent."""
+    from .client import _Call
+
+    setup = _setup(client, model, params, options)
+    texts = _check_inputs(inputs)
+    if setup.mock_name is not None:
+        req = ChatRequest("mock", setup.mock_name, (), False, params, options["extra_body"],
+                          setup.headers)
+        return [
+            client._paced(_Call(req, setup.limits, setup.deadline_at, plan=mock.plan_embedding(
+                setup.mock_name, texts[start:start + _MOCK_BATCH], offset=start,
+                dimensions=params.get("dimensions"), mock_response=options["mock_response"],
+                latency=options["mock_latency"],
+            )))
+            for start in range(0, len(texts), _MOCK_BATCH)
+        ]
+    req, provider, cfg = _route(client, model, params, options, setup, "build_embedding",
+                                "embeddings")
+    size = provider.embedding_batch_size
+    return [
+        client._paced(_Call(
+            req, setup.limits, setup.deadline_at, provider=provider, cfg=cfg,
+            spec=provider.build_embedding(req, texts[start:start + size], cfg),
+            parse=functools.partial(provider.parse_embedding, req=req, cfg=cfg, offset=start),
+        ))
+        for start in range(0, len(texts), size)
+    ]
+
+
+def prepare_image(
+    client: Client, model: Any, prompt: Any, params: dict[str, Any], *,
+    options: Mapping[str, Any],
+) -> _Call:
+    """The one image-generation call, validated and routed before anything is sent."""
+    from .client import _Call
+
+    setup = _setup(client, model, params, options)
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise errors.BadRequestError("prompt must be a non-empty string")
+    if setup.mock_name is not None:
+        req = ChatRequest("mock", setup.mock_name, (), False, params, options["extra_body"],
+                          setup.headers)
+        plan = mock.plan_image(prompt, n=params.get("n", 1),
+                               response_format=params.get("response_format", "url"),
+                               mock_response=options["mock_response"],
+                               latency=options["mock_latency"])
+        return client._paced(_Call(req, setup.limits, setup.deadline_at, plan=plan))
+    req, provider, cfg = _route(client, model, params, options, setup, "build_image", "images")
+    return client._paced(_Call(
+        req, setup.limits, setup.deadline_at, provider=provider, cfg=cfg,
+        spec=provider.build_image(req, prompt, cfg),
+        parse=functools.partial(provider.parse_image, req=req, cfg=cfg),
+    ))
+
+
+async def run(client: Client, calls: list[_Call]) -> EmbeddingResponse:
+    """Run every batch at once; the answers in input order, usage summed."""
+    once = client._complete_once
+    if len(calls) == 1:
+        return await client._with_retries(calls[0], once)
+    results: list[EmbeddingResponse | None] = [None] * len(calls)
+    failures: list[Exception] = []
+
+    async def batch(i: int, cancel: trio.CancelScope) -> None:
+        try:
+            results[i] = await client._with_retries(calls[i], once)
+        except Exception as exc:  # noqa: BLE001 - kept and raised by the parent, never lost
+            failures.append(exc)
+            cancel.cancel()
+
+    async with trio.open_nursery() as nursery:
+        for i in range(len(calls)):
+            nursery.start_soon(batch, i, nursery.cancel_scope)
+    if failures:
+        first = failures[0]
+        for other in failures[1:]:
+            first.add_note(f"another batch failed too: {type(other).__name__}: {other}")
+        raise first
+    done = [r for r in results if r is not None]
+    usages = [r.usage for r in done if r.usage is not None]
+    usage = None
+    if usages:
+        prompt = sum(u.prompt_tokens for u in usages)
+        usage = Usage(prompt_tokens=prompt, completion_tokens=0,
+                      total_tokens=sum(u.total_tokens for u in usages))
+    return EmbeddingResponse(
+        tuple(e for r in done for e in r.data), done[0].model, usage,
+        raw=[r.raw for r in done],
+    )
