@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "concurrency": 1,
     "_transport": 2,
     "_stream": 2,
+    "_mockio": 2,  # the mock provider's sleeping and raising (trio), split off client.py
     "client": 3,
     "_batch": 3,
     "_endpoints": 3,  # the Client's non-chat endpoints (embeddings, images), split off client.py

@@ -16,7 +16,6 @@ the connection on its way out (the transport's responses close on every exit).
 
 from __future__ import annotations
 
-import copy
 import importlib
 import logging
 import math
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 import attrs
 import trio
 
-from . import _batch, _endpoints, errors
+from . import _batch, _endpoints, _mockio, errors
 from ._options import CallLimits, check_messages, retries, seconds
 from ._stream import HTTPChunkSource, ScriptedChunkSource, Stream
 from ._transport import Transport
@@ -674,7 +673,7 @@ class Client:
             until = min(trio.current_time() + call.limits.timeout, call.deadline_at)
             with trio.move_on_at(until) as scope:
                 if call.plan is not None:
-                    answer = await _mock_answer(call.plan)
+                    answer = await _mockio.answer(call.plan)
                 else:
                     assert call.spec is not None
                     raw = await transport.send(call.spec)
@@ -695,7 +694,7 @@ class Client:
                 response = call.parse(raw.content)
             else:
                 response = provider.parse_chat(raw.content, call.req, cfg,
-                                               _public_headers(raw.headers))
+                                               errors.public_headers(raw.headers))
         if reservation is not None and response.usage is not None:
             await reservation.settle(response.usage.total_tokens)  # correct the estimate
         return response
@@ -711,7 +710,7 @@ class Client:
             until = min(trio.current_time() + call.limits.timeout, call.deadline_at)
             with trio.move_on_at(until) as scope:
                 if call.plan is not None:
-                    opened = await _mock_stream(call.plan)
+                    opened = await _mockio.open_stream(call.plan)
                 else:
                     assert call.spec is not None and call.provider is not None
                     response = await transport.open_stream(call.spec)
@@ -722,7 +721,7 @@ class Client:
                             raise call.provider.parse_error(
                                 response.status, response.headers, body, call.req, call.cfg
                             )
-                        headers = _public_headers(response.headers)
+                        headers = errors.public_headers(response.headers)
                         if headers.get("content-type", "").startswith("application/json"):
                             # A server that ignores stream=True: its whole answer, as chunks.
                             whole = call.provider.parse_chat(
@@ -788,38 +787,3 @@ class StreamOpener:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._stream is not None:
             await self._stream._close_now()  # noqa: ASYNC102 - shielded inside, time-limited
-
-
-async def _mock_wait(plan: mock.MockPlan) -> None:
-    """The mock's latency (a checkpoint even without one), then its error if it has one."""
-    if plan.latency:
-        await trio.sleep(plan.latency)
-    else:
-        await trio.lowlevel.checkpoint()
-    if plan.error is not None:
-        # A fresh copy per attempt, so retries and fallbacks never pile notes or
-        # tracebacks onto the one instance the caller passed.
-        try:
-            error = copy.copy(plan.error)
-        except Exception:  # noqa: BLE001 - one that cannot be copied is raised as given
-            error = plan.error
-        raise error
-
-
-async def _mock_answer(plan: mock.MockPlan) -> Any:
-    await _mock_wait(plan)
-    assert plan.response is not None
-    return plan.response
-
-
-async def _mock_stream(plan: mock.MockPlan) -> ScriptedChunkSource:
-    await _mock_wait(plan)
-    return ScriptedChunkSource(plan.chunks, plan.chunk_delay)
-
-
-def _public_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Response headers (httpx gives lower-case names) with secret-bearing ones hidden."""
-    out = dict(headers.items())
-    for name in errors.SECRET_HEADERS.intersection(out):
-        out[name] = errors.REDACTED
-    return out

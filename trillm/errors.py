@@ -53,6 +53,7 @@ __all__ = [
     "TrillmError",
     "UnprocessableEntityError",
     "class_for_status",
+    "public_headers",
     "redact",
     "redact_headers",
 ]
@@ -112,6 +113,14 @@ def redact_headers(
     for name, value in items:
         lname = name.lower()
         out[lname] = REDACTED if lname in SECRET_HEADERS else redact(value, secrets)
+    return out
+
+
+def public_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Response headers (httpx gives lower-case names) with secret-bearing ones hidden."""
+    out = dict(headers.items())
+    for name in SECRET_HEADERS.intersection(out):
+        out[name] = REDACTED
     return out
 
 
