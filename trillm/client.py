@@ -63,6 +63,12 @@ def _provider_for(kind: str) -> Provider | None:
         provider = _PROVIDERS[kind] = module.PROVIDER
     return provider
 
+# The keywords every non-chat endpoint (aembedding, aimage_generation) takes besides its own.
+_ENDPOINT_OPTIONS = frozenset({
+    "timeout", "deadline", "max_retries", "retry", "api_key", "api_base", "api_version",
+    "headers", "extra_headers", "extra_body", "mock_response", "mock_latency",
+})
+
 _NOT_OPEN = (
     "this trillm.Client is not open: use it as `async with trillm.Client(...) as client:`, "
     "or call the module-level trillm.acompletion() / trillm.stream(), which manage a client "
@@ -379,13 +385,7 @@ class Client:
         decoded to floats for you.
         """
         params = {**params, "dimensions": dimensions, "encoding_format": encoding_format}
-        options = {
-            "timeout": timeout, "deadline": deadline, "max_retries": max_retries,
-            "retry": retry, "api_key": api_key, "api_base": api_base,
-            "api_version": api_version, "headers": headers, "extra_headers": extra_headers,
-            "extra_body": extra_body, "mock_response": mock_response,
-            "mock_latency": mock_latency,
-        }
+        options = {k: v for k, v in locals().items() if k in _ENDPOINT_OPTIONS}
         try:
             calls = _endpoints.prepare(self, model, input, params, options=options)
         except (errors.APIError, RuntimeError) as exc:
@@ -422,13 +422,7 @@ class Client:
         """Generate images from *prompt*: ``data[i].url`` or ``data[i].b64_json``."""
         params = {**params, "n": n, "size": size, "quality": quality,
                   "response_format": response_format}
-        options = {
-            "timeout": timeout, "deadline": deadline, "max_retries": max_retries,
-            "retry": retry, "api_key": api_key, "api_base": api_base,
-            "api_version": api_version, "headers": headers, "extra_headers": extra_headers,
-            "extra_body": extra_body, "mock_response": mock_response,
-            "mock_latency": mock_latency,
-        }
+        options = {k: v for k, v in locals().items() if k in _ENDPOINT_OPTIONS}
         try:
             call = _endpoints.prepare_image(self, model, prompt, params, options=options)
         except (errors.APIError, RuntimeError) as exc:
