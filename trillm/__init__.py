@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import errors as errors
 from ._default import default_client
+from ._endpoints import SpeechResponse as SpeechResponse
 from ._stream import Stream as Stream
 from .accumulate import stream_chunk_builder as stream_chunk_builder
 from .client import Client as Client
@@ -40,6 +41,7 @@ from .types import StreamChoice as StreamChoice
 from .types import StreamChunk as StreamChunk
 from .types import ToolCall as ToolCall
 from .types import ToolCallDelta as ToolCallDelta
+from .types import TranscriptionResponse as TranscriptionResponse
 from .types import Usage as Usage
 
 if TYPE_CHECKING:
@@ -88,6 +90,7 @@ __all__ = [
     "RateLimit",
     "RateLimiter",
     "RetryPolicy",
+    "SpeechResponse",
     "Stream",
     "StreamChoice",
     "StreamChunk",
@@ -95,6 +98,7 @@ __all__ = [
     "SyncStream",
     "ToolCall",
     "ToolCallDelta",
+    "TranscriptionResponse",
     "Usage",
     "abatch_completion",
     "abatch_completion_models",
@@ -102,6 +106,8 @@ __all__ = [
     "acompletion",
     "aembedding",
     "aimage_generation",
+    "aspeech",
+    "atranscription",
     "amap",
     "completion",
     "embedding",
@@ -182,3 +188,15 @@ async def aembedding(
 async def aimage_generation(model: str, prompt: str, **kwargs: Any) -> ImageResponse:
     """:meth:`Client.aimage_generation` on this trio run's default client."""
     return await default_client().aimage_generation(model, prompt, **kwargs)
+
+
+async def atranscription(model: str, file: Any, **kwargs: Any) -> TranscriptionResponse:
+    """:meth:`Client.atranscription` on this trio run's default client."""
+    return await default_client().atranscription(model, file, **kwargs)
+
+
+async def aspeech(
+    model: str, input: str, voice: str | None = None, **kwargs: Any
+) -> SpeechResponse:
+    """:meth:`Client.aspeech` on this trio run's default client."""
+    return await default_client().aspeech(model, input, voice, **kwargs)

@@ -11,22 +11,34 @@ any other failures that happened are added to its ``__notes__``.
 from __future__ import annotations
 
 import functools
+import mimetypes
+import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import trio
 
 from . import errors
 from .providers import mock
-from .types import ChatRequest, EmbeddingResponse, Usage
+from .types import (
+    ChatRequest,
+    EmbeddingResponse,
+    ImageResponse,
+    TranscriptionResponse,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from ._options import CallLimits
     from .client import Client, _Call
     from .providers.base import ProviderConfig
+    from .retry import RetryPolicy
 
-__all__ = ["prepare", "prepare_image", "run"]
+__all__ = [
+    "EndpointMethods", "SpeechResponse", "load_file", "prepare", "prepare_image", "prepare_speech",
+    "prepare_transcription", "run",
+]
 
 #: Inputs per batch for the mock provider (as OpenAI's limit).
 _MOCK_BATCH = 2048
@@ -158,6 +170,87 @@ def prepare_image(
     ))
 
 
+@attrs.frozen
+class SpeechResponse:
+    """Generated speech: ``content`` (the audio bytes) and ``await write_to_file(path)``."""
+
+    content: bytes = attrs.field(repr=False)
+    response_format: str = "mp3"
+
+    async def write_to_file(self, path: str | os.PathLike[str]) -> None:
+        """Write the audio to *path* (in a worker thread, as trio's file I/O does)."""
+        await trio.Path(path).write_bytes(self.content)
+
+
+async def load_file(file: Any) -> tuple[str, bytes, str]:
+    """(filename, bytes, content type) of a path, bytes, or a binary file object, read whole
+    now, so every attempt sends the same bytes."""
+    if isinstance(file, str | os.PathLike):
+        name = os.path.basename(os.fspath(file))
+        data = await trio.Path(file).read_bytes()
+    elif isinstance(file, bytes | bytearray | memoryview):
+        name, data = "audio", bytes(file)
+    elif hasattr(file, "read"):
+        name = os.path.basename(str(getattr(file, "name", "audio")))
+        data = await trio.to_thread.run_sync(file.read)
+        if not isinstance(data, bytes):
+            raise errors.BadRequestError("file must be opened in binary mode ('rb')")
+    else:
+        raise errors.BadRequestError(
+            f"file must be a path, bytes or a binary file object, not {type(file).__name__}"
+        )
+    if not data:
+        raise errors.BadRequestError(f"the audio file {name!r} is empty")
+    ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return name, data, ctype
+
+
+def prepare_transcription(
+    client: Client, model: Any, file: tuple[str, bytes, str], params: dict[str, Any], *,
+    options: Mapping[str, Any],
+) -> _Call:
+    """The transcription call (the file already read), validated and routed."""
+    from .client import _Call
+
+    setup = _setup(client, model, params, options)
+    if setup.mock_name is not None:
+        req = ChatRequest("mock", setup.mock_name, (), False, params, None, setup.headers)
+        plan = mock.plan_transcription(file[0], mock_response=options["mock_response"],
+                                       latency=options["mock_latency"])
+        return _Call(req, setup.limits, setup.deadline_at, plan=plan)
+    req, provider, cfg = _route(client, model, params, options, setup, "build_transcription",
+                                "transcriptions")
+    return _Call(req, setup.limits, setup.deadline_at, provider=provider, cfg=cfg,
+                 spec=provider.build_transcription(req, file, cfg),
+                 parse=functools.partial(provider.parse_transcription, req=req, cfg=cfg))
+
+
+def prepare_speech(
+    client: Client, model: Any, text: Any, params: dict[str, Any], *,
+    options: Mapping[str, Any],
+) -> _Call:
+    """The text-to-speech call, validated and routed."""
+    from .client import _Call
+
+    setup = _setup(client, model, params, options)
+    if not isinstance(text, str) or not text:
+        raise errors.BadRequestError("input must be a non-empty string")
+    if not isinstance(params.get("voice"), str):
+        raise errors.BadRequestError("voice must be given, e.g. voice='alloy'")
+    fmt = str(params.get("response_format", "mp3"))
+    if setup.mock_name is not None:
+        req = ChatRequest("mock", setup.mock_name, (), False, params, None, setup.headers)
+        plan = mock.plan_speech(mock_response=options["mock_response"],
+                                latency=options["mock_latency"])
+        if plan.response is not None:
+            plan = attrs.evolve(plan, response=SpeechResponse(plan.response, "wav"))
+        return _Call(req, setup.limits, setup.deadline_at, plan=plan)
+    req, provider, cfg = _route(client, model, params, options, setup, "build_speech", "speech")
+    return _Call(req, setup.limits, setup.deadline_at, provider=provider, cfg=cfg,
+                 spec=provider.build_speech(req, text, cfg),
+                 parse=lambda body: SpeechResponse(body, fmt))
+
+
 async def run(client: Client, calls: list[_Call]) -> EmbeddingResponse:
     """Run every batch at once; the answers in input order, usage summed."""
     once = client._complete_once
@@ -192,3 +285,171 @@ async def run(client: Client, calls: list[_Call]) -> EmbeddingResponse:
         tuple(e for r in done for e in r.data), done[0].model, usage,
         raw=[r.raw for r in done],
     )
+
+
+# The keywords every non-chat endpoint (aembedding, aimage_generation) takes besides its own.
+_ENDPOINT_OPTIONS = frozenset({
+    "timeout", "deadline", "max_retries", "retry", "api_key", "api_base", "api_version",
+    "headers", "extra_headers", "extra_body", "mock_response", "mock_latency",
+})
+
+
+def _client(methods: EndpointMethods) -> Client:
+    return cast("Client", methods)  # the mixin is only ever part of a Client
+
+
+class EndpointMethods:
+    """The Client's non-chat calls (a mixin: :class:`~trillm.Client` inherits them)."""
+
+    async def aembedding(
+        self,
+        model: str,
+        input: str | Sequence[str],
+        *,
+        dimensions: int | None = None,
+        encoding_format: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - LiteLLM's spelling; a cancel scope
+        deadline: float | None = None,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        api_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        mock_response: BaseException | None = None,
+        mock_latency: float | None = None,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        """Vectors for *input* (a string or a list), ``data[i].embedding`` in input order.
+
+        Large inputs are split into the provider's batch size and sent at once,
+        within the Client's limits; ``encoding_format="base64"`` answers are
+        decoded to floats for you.
+        """
+        params = {**params, "dimensions": dimensions, "encoding_format": encoding_format}
+        options = {k: v for k, v in locals().items() if k in _ENDPOINT_OPTIONS}
+        try:
+            calls = prepare(_client(self), model, input, params, options=options)
+        except (errors.APIError, RuntimeError) as exc:
+            failure: BaseException = exc
+        else:
+            await trio.lowlevel.checkpoint()
+            return await run(_client(self), calls)
+        await trio.lowlevel.checkpoint()
+        raise failure
+
+    async def aimage_generation(
+        self,
+        model: str,
+        prompt: str,
+        *,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        response_format: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - LiteLLM's spelling; a cancel scope
+        deadline: float | None = None,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        api_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        mock_response: BaseException | None = None,
+        mock_latency: float | None = None,
+        **params: Any,
+    ) -> ImageResponse:
+        """Generate images from *prompt*: ``data[i].url`` or ``data[i].b64_json``."""
+        params = {**params, "n": n, "size": size, "quality": quality,
+                  "response_format": response_format}
+        options = {k: v for k, v in locals().items() if k in _ENDPOINT_OPTIONS}
+        try:
+            call = prepare_image(_client(self), model, prompt, params, options=options)
+        except (errors.APIError, RuntimeError) as exc:
+            failure: BaseException = exc
+        else:
+            await trio.lowlevel.checkpoint()
+            client = _client(self)
+            return await client._with_retries(call, client._complete_once)
+        await trio.lowlevel.checkpoint()
+        raise failure
+
+    async def atranscription(
+        self,
+        model: str,
+        file: Any,
+        *,
+        language: str | None = None,
+        prompt: str | None = None,
+        response_format: str | None = None,
+        temperature: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - LiteLLM's spelling; a cancel scope
+        deadline: float | None = None,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        api_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        mock_response: BaseException | str | None = None,
+        mock_latency: float | None = None,
+        **params: Any,
+    ) -> TranscriptionResponse:
+        """Transcribe *file* (a path, bytes or a binary file object, read whole first, so a
+        retry sends it again in full); ``text``, plus ``segments`` with ``verbose_json``."""
+        params = {**params, "language": language, "prompt": prompt,
+                  "response_format": response_format, "temperature": temperature}
+        options = {k: v for k, v in locals().items() if k in _ENDPOINT_OPTIONS}
+        try:
+            loaded = await load_file(file)
+            call = prepare_transcription(_client(self), model, loaded, params, options=options)
+        except (errors.APIError, RuntimeError) as exc:
+            failure: BaseException = exc
+        else:
+            await trio.lowlevel.checkpoint()
+            client = _client(self)
+            return await client._with_retries(call, client._complete_once)
+        await trio.lowlevel.checkpoint()
+        raise failure
+
+    async def aspeech(
+        self,
+        model: str,
+        input: str,
+        voice: str | None = None,
+        *,
+        response_format: str | None = None,
+        speed: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - LiteLLM's spelling; a cancel scope
+        deadline: float | None = None,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        api_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        mock_response: BaseException | None = None,
+        mock_latency: float | None = None,
+        **params: Any,
+    ) -> SpeechResponse:
+        """Speak *input* with *voice*: ``.content`` bytes, ``await .write_to_file(path)``."""
+        params = {**params, "voice": voice, "response_format": response_format, "speed": speed}
+        options = {k: v for k, v in locals().items() if k in _ENDPOINT_OPTIONS}
+        try:
+            call = prepare_speech(_client(self), model, input, params, options=options)
+        except (errors.APIError, RuntimeError) as exc:
+            failure: BaseException = exc
+        else:
+            await trio.lowlevel.checkpoint()
+            client = _client(self)
+            return await client._with_retries(call, client._complete_once)
+        await trio.lowlevel.checkpoint()
+        raise failure

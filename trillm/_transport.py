@@ -409,9 +409,15 @@ class Transport:
                 if len(self._urls) >= 64:
                     self._urls.clear()
                 url = self._urls[spec.url] = httpx.URL(spec.url)
-            request = httpx.Request(
-                spec.method, url, headers=headers, content=content, extensions=_EXTENSIONS
-            )
+            if spec.files is not None:  # multipart: httpx writes the body and its boundary
+                request = httpx.Request(
+                    spec.method, url, headers=headers, data=dict(spec.form or {}),
+                    files=dict(spec.files), extensions=_EXTENSIONS,
+                )
+            else:
+                request = httpx.Request(
+                    spec.method, url, headers=headers, content=content, extensions=_EXTENSIONS
+                )
         except (httpx.InvalidURL, ValueError, TypeError) as exc:
             raise _bad_request(exc, spec) from exc
         try:

@@ -36,7 +36,10 @@ from .accumulate import chunks_from_response
 from .providers import mock, openai
 from .retry import RetryPolicy, is_retryable
 from .routing import Route, parse_model, resolve_config
-from .types import ChatRequest, EmbeddingResponse, ImageResponse, ModelResponse
+from .types import (
+    ChatRequest,
+    ModelResponse,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -62,12 +65,6 @@ def _provider_for(kind: str) -> Provider | None:
         module = importlib.import_module(f"{__package__}.providers.{kind}")
         provider = _PROVIDERS[kind] = module.PROVIDER
     return provider
-
-# The keywords every non-chat endpoint (aembedding, aimage_generation) takes besides its own.
-_ENDPOINT_OPTIONS = frozenset({
-    "timeout", "deadline", "max_retries", "retry", "api_key", "api_base", "api_version",
-    "headers", "extra_headers", "extra_body", "mock_response", "mock_latency",
-})
 
 _NOT_OPEN = (
     "this trillm.Client is not open: use it as `async with trillm.Client(...) as client:`, "
@@ -108,7 +105,7 @@ class _Slot:
     __slots__ = ()
 
 
-class Client:
+class Client(_endpoints.EndpointMethods):
     """A trio-native client for chat models of every provider.
 
     ``async with trillm.Client(...) as client:`` opens the connection pool and
@@ -356,82 +353,6 @@ class Client:
             self, models=models, messages=messages, return_exceptions=return_exceptions,
             **kwargs,
         )
-
-    async def aembedding(
-        self,
-        model: str,
-        input: str | Sequence[str],
-        *,
-        dimensions: int | None = None,
-        encoding_format: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - LiteLLM's spelling; a cancel scope
-        deadline: float | None = None,
-        max_retries: int | None = None,
-        retry: RetryPolicy | None = None,
-        api_key: str | None = None,
-        api_base: str | None = None,
-        api_version: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        mock_response: BaseException | None = None,
-        mock_latency: float | None = None,
-        **params: Any,
-    ) -> EmbeddingResponse:
-        """Vectors for *input* (a string or a list), ``data[i].embedding`` in input order.
-
-        Large inputs are split into the provider's batch size and sent at once,
-        within the Client's limits; ``encoding_format="base64"`` answers are
-        decoded to floats for you.
-        """
-        params = {**params, "dimensions": dimensions, "encoding_format": encoding_format}
-        options = {k: v for k, v in locals().items() if k in _ENDPOINT_OPTIONS}
-        try:
-            calls = _endpoints.prepare(self, model, input, params, options=options)
-        except (errors.APIError, RuntimeError) as exc:
-            failure: BaseException = exc
-        else:
-            await trio.lowlevel.checkpoint()
-            return await _endpoints.run(self, calls)
-        await trio.lowlevel.checkpoint()
-        raise failure
-
-    async def aimage_generation(
-        self,
-        model: str,
-        prompt: str,
-        *,
-        n: int | None = None,
-        size: str | None = None,
-        quality: str | None = None,
-        response_format: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - LiteLLM's spelling; a cancel scope
-        deadline: float | None = None,
-        max_retries: int | None = None,
-        retry: RetryPolicy | None = None,
-        api_key: str | None = None,
-        api_base: str | None = None,
-        api_version: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        mock_response: BaseException | None = None,
-        mock_latency: float | None = None,
-        **params: Any,
-    ) -> ImageResponse:
-        """Generate images from *prompt*: ``data[i].url`` or ``data[i].b64_json``."""
-        params = {**params, "n": n, "size": size, "quality": quality,
-                  "response_format": response_format}
-        options = {k: v for k, v in locals().items() if k in _ENDPOINT_OPTIONS}
-        try:
-            call = _endpoints.prepare_image(self, model, prompt, params, options=options)
-        except (errors.APIError, RuntimeError) as exc:
-            failure: BaseException = exc
-        else:
-            await trio.lowlevel.checkpoint()
-            return await self._with_retries(call, self._complete_once)
-        await trio.lowlevel.checkpoint()
-        raise failure
 
     # -------------------------------------------------------------- preparation
 

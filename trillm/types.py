@@ -37,6 +37,7 @@ __all__ = [
     "EmbeddingResponse",
     "ImageObject",
     "ImageResponse",
+    "TranscriptionResponse",
 ]
 
 _R = TypeVar("_R", bound="_Record")
@@ -292,6 +293,23 @@ class ImageResponse(_Record):
     created: int
     data: tuple[ImageObject, ...]
     usage: Any = None
+    raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
+
+
+# ---------------------------------------------------------------- audio
+
+
+@_record
+@attrs.frozen
+class TranscriptionResponse(_Record):
+    """A transcription: ``text``, plus ``language``, ``duration`` and ``segments`` when asked
+    (``response_format="verbose_json"``)."""
+
+    text: str
+    language: str | None = None
+    duration: float | None = None
+    segments: Any = None
+    words: Any = None
     raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
 
 

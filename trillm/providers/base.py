@@ -64,6 +64,10 @@ class HTTPRequestSpec:
     content: bytes | None = attrs.field(default=None, repr=False)
     provider: str = ""
     model: str = ""
+    #: A multipart/form-data body instead: form fields (name -> text) and files
+    #: (name -> (filename, bytes, content type)).
+    form: Mapping[str, str] | None = attrs.field(default=None, repr=False)
+    files: Mapping[str, tuple[str, bytes, str]] | None = attrs.field(default=None, repr=False)
 
 
 class StreamParser(Protocol):

@@ -36,10 +36,14 @@ from ..types import (
     ModelResponse,
     StreamChoice,
     StreamChunk,
+    TranscriptionResponse,
     Usage,
 )
 
-__all__ = ["MockPlan", "plan", "plan_embedding", "plan_image", "PROVIDER_NAME"]
+__all__ = [
+    "MockPlan", "plan", "plan_embedding", "plan_image", "plan_speech", "plan_transcription",
+    "PROVIDER_NAME",
+]
 
 PROVIDER_NAME = "mock"
 #: ``created`` of every mock answer, so answers are the same from run to run.
@@ -198,3 +202,33 @@ def plan_image(
     else:
         image = ImageObject(url=f"data:image/png;base64,{b64}", revised_prompt=prompt)
     return MockPlan(delay, 0.0, response=ImageResponse(CREATED, (image,) * n))
+
+
+def wav_silence(seconds: float = 0.25, rate: int = 8000) -> bytes:
+    """A short valid WAV file (16-bit mono silence): what every mock speech is."""
+    frames = int(seconds * rate)
+    data = b"\x00\x00" * frames
+    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(data), b"WAVE", b"fmt ", 16,
+                         1, 1, rate, rate * 2, 2, 16, b"data", len(data))
+    return header + data
+
+
+def plan_transcription(
+    filename: str, *, mock_response: BaseException | str | None = None,
+    latency: float | None = None,
+) -> MockPlan:
+    """A transcription that echoes the file's name (or says ``mock_response``)."""
+    delay = _seconds("mock_latency", latency)
+    if isinstance(mock_response, BaseException):
+        return MockPlan(delay, 0.0, error=mock_response)
+    text = mock_response if mock_response is not None else f"Mock transcription of {filename}"
+    return MockPlan(delay, 0.0, response=TranscriptionResponse(text, "english", 0.25))
+
+
+def plan_speech(*, mock_response: BaseException | None = None,
+                latency: float | None = None) -> MockPlan:
+    """A quarter of a second of silence, as a valid WAV file."""
+    delay = _seconds("mock_latency", latency)
+    if mock_response is not None:
+        return MockPlan(delay, 0.0, error=mock_response)
+    return MockPlan(delay, 0.0, response=wav_silence())

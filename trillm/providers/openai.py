@@ -50,6 +50,7 @@ from ..types import (
     StreamChunk,
     ToolCall,
     ToolCallDelta,
+    TranscriptionResponse,
     Usage,
 )
 from .base import (
@@ -437,6 +438,50 @@ class OpenAIProvider:
                 provider=req.provider, model=req.model, body=body_excerpt(body, secrets),
                 secrets=secrets,
             ) from exc
+
+    # ---------------------------------------------------------- audio
+
+    def build_transcription(
+        self, req: ChatRequest, file: tuple[str, bytes, str], cfg: ProviderConfig
+    ) -> HTTPRequestSpec:
+        """``POST .../audio/transcriptions``: a multipart upload of *file* and the options."""
+        form = {"model": req.model}
+        for key, value in req.params.items():
+            form[key] = value if isinstance(value, str) else json.dumps(value)
+        if req.extra_body:
+            form.update({k: str(v) for k, v in req.extra_body.items()})
+        return HTTPRequestSpec(
+            "POST", f"{cfg.api_base}/audio/transcriptions", self._headers(req, cfg),
+            provider=req.provider, model=req.model, form=form, files={"file": file},
+        )
+
+    def parse_transcription(
+        self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None
+    ) -> TranscriptionResponse:
+        """JSON answers (``json``, ``verbose_json``) or plain text (``text``, ``srt``, ``vtt``)."""
+        if req.params.get("response_format") in ("text", "srt", "vtt"):
+            return TranscriptionResponse(body.decode("utf-8", "replace"))
+        secrets = cfg.secrets if cfg is not None else ()
+        data = loads_json(body, provider=req.provider, model=req.model, secrets=secrets)
+        if type(data) is not dict or not isinstance(data.get("text"), str):
+            raise errors.APIError(
+                f"unexpected transcription answer from {req.provider}",
+                provider=req.provider, model=req.model, body=body_excerpt(body, secrets),
+                secrets=secrets,
+            )
+        return TranscriptionResponse(data["text"], data.get("language"), data.get("duration"),
+                                     data.get("segments"), data.get("words"), raw=data)
+
+    def build_speech(self, req: ChatRequest, text: str, cfg: ProviderConfig) -> HTTPRequestSpec:
+        """``POST .../audio/speech`` (voice, response_format, speed, ... in ``req.params``)."""
+        body: dict[str, Any] = {"model": req.model, "input": text}
+        body.update(req.params)
+        if req.extra_body:
+            body.update(req.extra_body)
+        return HTTPRequestSpec(
+            "POST", f"{cfg.api_base}/audio/speech", self._headers(req, cfg), json=body,
+            provider=req.provider, model=req.model,
+        )
 
     def _headers(self, req: ChatRequest, cfg: ProviderConfig) -> tuple[tuple[str, str], ...]:
         headers = self.auth_headers(cfg)

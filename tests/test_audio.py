@@ -1,0 +1,117 @@
+"""``atranscription`` (a multipart upload, read whole before the first attempt) and ``aspeech``."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+import trio.testing
+
+import trillm
+from trillm import errors
+
+AUDIO = b"RIFF" + bytes(range(256)) * 4
+
+
+def transcription_handler(seen: list[httpx.Request], fail_first: bool = False) -> object:
+    def handler(request: httpx.Request) -> httpx.Response:
+        request.read()
+        seen.append(request)
+        if fail_first and len(seen) == 1:
+            return httpx.Response(500, json={"error": {"message": "try again"}})
+        return httpx.Response(200, json={"text": "hello world", "language": "english",
+                                         "duration": 1.5, "segments": [{"id": 0}]})
+    return handler
+
+
+async def test_multipart_request_and_answer(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+    path = tmp_path / "clip.wav"
+    path.write_bytes(AUDIO)
+    async with trillm.Client(transport=httpx.MockTransport(transcription_handler(seen)),
+                             api_key="sk-test") as client:
+        r = await client.atranscription("whisper-1", path, language="en",
+                                        response_format="verbose_json")
+    sent = seen[0]
+    assert str(sent.url) == "https://api.openai.com/v1/audio/transcriptions"
+    assert sent.headers["content-type"].startswith("multipart/form-data; boundary=")
+    body = sent.content
+    assert b'name="model"\r\n\r\nwhisper-1' in body
+    assert b'name="language"\r\n\r\nen' in body
+    assert b'filename="clip.wav"' in body and b"Content-Type: audio/x-wav" in body
+    assert AUDIO in body
+    assert (r.text, r.language, r.duration, r["segments"]) == ("hello world", "english", 1.5,
+                                                              [{"id": 0}])
+
+
+@pytest.mark.parametrize("kind", ["bytes", "file object"])
+async def test_bytes_and_file_objects_and_a_retry_resends_the_whole_file(
+    kind: str, autojump_clock: trio.testing.MockClock,
+) -> None:
+    seen: list[httpx.Request] = []
+    file = AUDIO if kind == "bytes" else io.BytesIO(AUDIO)
+    async with trillm.Client(transport=httpx.MockTransport(transcription_handler(seen, True)),
+                             api_key="k") as client:
+        r = await client.atranscription("whisper-1", file)
+    assert r.text == "hello world"
+    assert len(seen) == 2
+    assert all(AUDIO in req.content for req in seen)  # read once, sent whole twice
+
+
+async def test_plain_text_formats() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="1\n00:00:00,000 --> 00:00:01,000\nhello\n")
+
+    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k") as client:
+        r = await client.atranscription("whisper-1", AUDIO, response_format="srt")
+    assert r.text.startswith("1\n00:00:00,000")
+
+
+async def test_bad_files_are_refused_before_any_traffic(tmp_path: Path) -> None:
+    async with trillm.Client() as client:
+        with pytest.raises(errors.BadRequestError, match="empty"):
+            await client.atranscription("mock/whisper", b"")
+        text_file = tmp_path / "notes.txt"
+        text_file.write_text("hi")
+        with text_file.open() as f, pytest.raises(errors.BadRequestError, match="binary"):
+            await client.atranscription("mock/whisper", f)
+        with pytest.raises(errors.BadRequestError, match="path, bytes"):
+            await client.atranscription("mock/whisper", 42)
+
+
+async def test_mock_transcription_echoes_the_file_name(tmp_path: Path) -> None:
+    path = tmp_path / "meeting.mp3"
+    path.write_bytes(b"ID3 fake")
+    r = await trillm.atranscription("mock/whisper-1", path)
+    assert r.text == "Mock transcription of meeting.mp3"
+
+
+async def test_speech_request_bytes_and_file(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=b"ID3\x04mp3-bytes",
+                              headers={"content-type": "audio/mpeg"})
+
+    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k") as client:
+        r = await client.aspeech("tts-1", "Hello there", "alloy", speed=1.25)
+    assert json.loads(seen[0].content) == {"model": "tts-1", "input": "Hello there",
+                                           "voice": "alloy", "speed": 1.25}
+    assert str(seen[0].url) == "https://api.openai.com/v1/audio/speech"
+    assert r.content == b"ID3\x04mp3-bytes"
+    out = tmp_path / "hello.mp3"
+    await r.write_to_file(out)
+    assert out.read_bytes() == r.content
+
+
+async def test_mock_speech_is_a_valid_wav() -> None:
+    r = await trillm.aspeech("mock/tts-1", "hi", voice="alloy")
+    assert r.content[:4] == b"RIFF" and r.content[8:12] == b"WAVE"
+    assert r.response_format == "wav"
+    with pytest.raises(errors.BadRequestError, match="voice"):
+        await trillm.aspeech("mock/tts-1", "hi")
