@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from ._sync import completion as completion
     from ._sync import embedding as embedding
     from ._sync import image_generation as image_generation
+    from ._sync import speech as speech
+    from ._sync import transcription as transcription
     from .limits import RateLimit as RateLimit
     from .limits import RateLimiter as RateLimiter
 
@@ -60,6 +62,8 @@ _LAZY = {
     "RateLimit": "limits", "RateLimiter": "limits",
     "SyncStream": "_sync", "completion": "_sync", "embedding": "_sync",
     "image_generation": "_sync",
+    "speech": "_sync",
+    "transcription": "_sync",
 }
 
 
@@ -118,8 +122,10 @@ __all__ = [
     "hedge",
     "image_generation",
     "race",
+    "speech",
     "stream",
     "stream_chunk_builder",
+    "transcription",
 ]
 
 

@@ -35,11 +35,20 @@ from typing import Any, Literal, TypeVar, cast, overload
 
 import trio
 
+from ._endpoints import SpeechResponse
 from ._stream import Stream
 from .client import Client
-from .types import EmbeddingResponse, ImageResponse, ModelResponse, StreamChunk
+from .types import (
+    EmbeddingResponse,
+    ImageResponse,
+    ModelResponse,
+    StreamChunk,
+    TranscriptionResponse,
+)
 
-__all__ = ["SyncStream", "completion", "embedding", "image_generation"]
+__all__ = [
+    "SyncStream", "completion", "embedding", "image_generation", "speech", "transcription",
+]
 
 T = TypeVar("T")
 
@@ -357,3 +366,13 @@ def embedding(model: str, input: str | Sequence[str], **kwargs: Any) -> Embeddin
 def image_generation(model: str, prompt: str, **kwargs: Any) -> ImageResponse:
     """The sync twin of :func:`trillm.aimage_generation` (not inside a running trio loop)."""
     return _call("image_generation", lambda c: c.aimage_generation(model, prompt, **kwargs))
+
+
+def transcription(model: str, file: Any, **kwargs: Any) -> TranscriptionResponse:
+    """The sync twin of :func:`trillm.atranscription` (not inside a running trio loop)."""
+    return _call("transcription", lambda c: c.atranscription(model, file, **kwargs))
+
+
+def speech(model: str, input: str, voice: str | None = None, **kwargs: Any) -> SpeechResponse:
+    """The sync twin of :func:`trillm.aspeech` (not inside a running trio loop)."""
+    return _call("speech", lambda c: c.aspeech(model, input, voice, **kwargs))
