@@ -11,7 +11,6 @@ any other failures that happened are added to its ``__notes__``.
 from __future__ import annotations
 
 import functools
-import mimetypes
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -201,6 +200,8 @@ async def load_file(file: Any) -> tuple[str, bytes, str]:
         )
     if not data:
         raise errors.BadRequestError(f"the audio file {name!r} is empty")
+    import mimetypes  # only for uploads: keeps `import trillm` cheap
+
     ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
     return name, data, ctype
 
