@@ -191,6 +191,29 @@ def hang_guard(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def _ipython_pages() -> list[tuple[str, list[str]]]:
+    pages = []
+    for path in DOCS:
+        cells = [m.group(2) for m in BLOCK.finditer(path.read_text()) if m.group(1) == "ipython"]
+        if cells:
+            pages.append((path.name, cells))
+    return pages
+
+
+@pytest.mark.parametrize(("page", "cells"), _ipython_pages(), ids=[p for p, _ in _ipython_pages()])
+def test_notebook_cells_run_in_ipython(page: str, cells: list[str], docs_env: None) -> None:
+    """``ipython`` blocks are the cells of one notebook, run in order by a real IPython shell."""
+    interactive = pytest.importorskip("IPython.core.interactiveshell")
+    shell = interactive.InteractiveShell.instance()
+    try:
+        with hang_guard(60):
+            for cell in cells:
+                result = shell.run_cell(cell)
+                assert result.success, f"{page}: {cell!r} failed: {result.error_in_exec!r}"
+    finally:
+        interactive.InteractiveShell.clear_instance()
+
+
 def _cli_lines() -> list[str]:
     lines = []
     for _, code in blocks("sh"):
