@@ -40,7 +40,7 @@ async def answer(plan: mock.MockPlan) -> Any:
     return plan.response
 
 
-async def open_stream(plan: mock.MockPlan) -> ScriptedChunkSource:
+async def open_stream(plan: mock.MockPlan) -> ScriptedChunkSource[Any]:
     """The planned chunks as a stream source, after the latency (or the planned error)."""
     await _wait(plan)
     return ScriptedChunkSource(plan.chunks, plan.chunk_delay)

@@ -16,13 +16,14 @@ the SSE decoder and the provider's parser, or the mock provider's script.
 from __future__ import annotations
 
 import contextlib
+import os
 import logging
 import math
 import warnings
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 import trio
 
@@ -36,12 +37,18 @@ if TYPE_CHECKING:
     from .sse import SSEEvent
     from .types import ModelResponse, StreamChunk
 
-__all__ = ["ChunkSource", "HTTPChunkSource", "ScriptedChunkSource", "Stream"]
+__all__ = [
+    "AudioStream", "BytesSource", "ChunkSource", "HTTPChunkSource", "ScriptedChunkSource",
+    "Stream",
+]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 _CLOSE_TIMEOUT = 5.0  # seconds a shielded close may take before it is abandoned
 
 
-class ChunkSource(Protocol):
+class ChunkSource(Protocol[T_co]):
     """Where chunks come from: I/O in :meth:`fill`, parsing (lazily) in :meth:`take`.
 
     Parsing happens one chunk at a time as the caller asks for it, so a read
@@ -51,7 +58,7 @@ class ChunkSource(Protocol):
 
     headers: dict[str, str]
 
-    def take(self) -> StreamChunk | None:
+    def take(self) -> T_co | None:
         """The next chunk from what was received already, or None when more I/O is needed."""
         ...
 
@@ -123,20 +130,20 @@ class HTTPChunkSource:
         await self._response.aclose()
 
 
-class ScriptedChunkSource:
+class ScriptedChunkSource(Generic[T]):
     """Chunks known in advance (the mock provider), each after an optional delay."""
 
     __slots__ = ("_chunks", "_delay", "_ready", "headers")
 
     def __init__(
-        self, chunks: tuple[StreamChunk, ...], delay: float, headers: dict[str, str] | None = None
+        self, chunks: tuple[T, ...], delay: float, headers: dict[str, str] | None = None
     ) -> None:
         self._chunks = deque(chunks)
         self._delay = delay
-        self._ready: StreamChunk | None = None
+        self._ready: T | None = None
         self.headers = {} if headers is None else headers
 
-    def take(self) -> StreamChunk | None:
+    def take(self) -> T | None:
         chunk, self._ready = self._ready, None
         if chunk is None and self._delay <= 0 and self._chunks:
             chunk = self._chunks.popleft()
@@ -155,12 +162,52 @@ class ScriptedChunkSource:
         self._ready = None
 
 
+class BytesSource:
+    """A response body as it arrives, one read at a time (streamed audio)."""
+
+    __slots__ = ("_ended", "_model", "_pending", "_provider", "_response", "headers")
+
+    def __init__(
+        self, response: ResponseStream, *, provider: str, model: str, headers: dict[str, str]
+    ) -> None:
+        self._response = response
+        self._pending: bytes | None = None
+        self._ended = False
+        self._provider = provider
+        self._model = model
+        self.headers = headers
+
+    def take(self) -> bytes | None:
+        data, self._pending = self._pending, None
+        return data
+
+    async def fill(self) -> bool:
+        if self._ended:
+            return False
+        try:
+            data = await self._response.receive_some()
+        except errors.APIConnectionError as exc:
+            raise errors.StreamError(
+                f"the connection broke in the middle of the download: {exc.message}",
+                provider=self._provider, model=self._model,
+            ) from exc
+        if not data:
+            self._ended = True
+            return False
+        self._pending = data
+        return True
+
+    async def aclose(self) -> None:
+        self._pending = None
+        await self._response.aclose()
+
+
 class _Closer:
     """What closing a stream takes, held apart so a finalizer need not keep the Stream."""
 
     __slots__ = ("on_close", "source")
 
-    def __init__(self, source: ChunkSource, on_close: Callable[[], None] | None) -> None:
+    def __init__(self, source: ChunkSource[Any], on_close: Callable[[], None] | None) -> None:
         self.source = source
         self.on_close = on_close
 
@@ -173,15 +220,8 @@ class _Closer:
             await self.source.aclose()
 
 
-class Stream(AsyncGenerator["StreamChunk", None]):
-    """A streamed chat answer: ``async for chunk in stream`` yields :class:`StreamChunk`.
-
-    Use it as ``async with client.stream(...) as stream:`` (the always-safe
-    form), or ``async with await client.acompletion(..., stream=True) as s:``.
-    ``await stream.final_response()`` reads the rest and returns the whole
-    answer as a :class:`ModelResponse`.  Plain ``for`` raises a ``TypeError``:
-    use ``async for`` (or the sync API's ``completion(stream=True)``).
-    """
+class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
+    """What every trillm stream shares: closing, time limits, and the finalizer."""
 
     __slots__ = (
         "__weakref__",
@@ -189,7 +229,7 @@ class Stream(AsyncGenerator["StreamChunk", None]):
         "_closer",
         "_deadline_at",
         "_idle_timeout",
-        "_received",
+        "_on_chunk",
         "_take",
         "_token",
         "model",
@@ -198,7 +238,7 @@ class Stream(AsyncGenerator["StreamChunk", None]):
 
     def __init__(
         self,
-        source: ChunkSource,
+        source: ChunkSource[T],
         *,
         provider: str,
         model: str,
@@ -212,7 +252,7 @@ class Stream(AsyncGenerator["StreamChunk", None]):
         self._idle_timeout = idle_timeout
         self._deadline_at = deadline_at
         self._take = source.take
-        self._received = ChunkAccumulator()
+        self._on_chunk: Callable[[T], object] | None = None
         self._closed = False
         self._token = trio.lowlevel.current_trio_token()
 
@@ -228,10 +268,10 @@ class Stream(AsyncGenerator["StreamChunk", None]):
 
     # -------------------------------------------------------------- iteration
 
-    def __aiter__(self) -> Stream:
+    def __aiter__(self) -> _ChunkStream[T]:
         return self
 
-    async def __anext__(self) -> StreamChunk:
+    async def __anext__(self) -> T:
         # One checkpoint per chunk, *before* taking anything, so a cancellation never
         # loses a chunk (nothing below awaits once a chunk is taken).
         await trio.lowlevel.checkpoint()
@@ -242,10 +282,12 @@ class Stream(AsyncGenerator["StreamChunk", None]):
             raise
         if chunk is None:
             chunk = await self._fill()
-        self._received.add(chunk)
+        on_chunk = self._on_chunk
+        if on_chunk is not None:
+            on_chunk(chunk)
         return chunk
 
-    async def _fill(self) -> StreamChunk:
+    async def _fill(self) -> T:
         """Receive until a chunk can be taken, under the idle timeout and the deadline."""
         if self._closed:
             raise StopAsyncIteration
@@ -287,7 +329,7 @@ class Stream(AsyncGenerator["StreamChunk", None]):
             msg = f"no stream event within idle_timeout={self._idle_timeout:g} s"
         return errors.Timeout(msg, provider=self.provider, model=self.model)
 
-    async def asend(self, value: None) -> StreamChunk:
+    async def asend(self, value: None) -> T:
         """Generator protocol: only ``None`` can be sent."""
         if value is not None:
             raise TypeError("a trillm Stream can only be sent None")
@@ -318,17 +360,9 @@ class Stream(AsyncGenerator["StreamChunk", None]):
             with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
                 await self._closer.close()
 
-    # -------------------------------------------------------------- whole answer
-
-    async def final_response(self) -> ModelResponse:
-        """Read what is left and return the whole answer as the plain call would."""
-        async for _ in self:
-            pass
-        return self._received.build()
-
     # -------------------------------------------------------------- context manager
 
-    async def __aenter__(self) -> Stream:
+    async def __aenter__(self: _S) -> _S:
         await trio.lowlevel.checkpoint()
         return self
 
@@ -343,7 +377,7 @@ class Stream(AsyncGenerator["StreamChunk", None]):
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<trillm.Stream {self.provider}/{self.model} {state}>"
+        return f"<trillm.{type(self).__name__} {self.provider}/{self.model} {state}>"
 
     def __del__(self) -> None:
         if getattr(self, "_closed", True):
@@ -354,12 +388,57 @@ class Stream(AsyncGenerator["StreamChunk", None]):
                 self._token.run_sync_soon(_spawn_close, self._closer)
         finally:
             warnings.warn(
-                f"<trillm.Stream {self.provider}/{self.model}> was garbage-collected while "
+                f"<trillm.{type(self).__name__} {self.provider}/{self.model}> was "
+                "garbage-collected while "
                 "open; use `async with` so it closes at once",
                 ResourceWarning,
                 stacklevel=1,
                 source=self,
             )
+
+
+_S = TypeVar("_S", bound="_ChunkStream[Any]")
+
+
+class Stream(_ChunkStream["StreamChunk"]):
+    """A streamed chat answer: ``async for chunk in stream`` yields :class:`StreamChunk`.
+
+    Use it as ``async with client.stream(...) as stream:`` (the always-safe
+    form), or ``async with await client.acompletion(..., stream=True) as s:``.
+    ``await stream.final_response()`` reads the rest and returns the whole
+    answer as a :class:`ModelResponse`.  Plain ``for`` raises a ``TypeError``:
+    use ``async for`` (or the sync API's ``completion(stream=True)``).
+    """
+
+    __slots__ = ("_received",)
+
+    def __init__(self, source: ChunkSource[StreamChunk], **kwargs: Any) -> None:
+        super().__init__(source, **kwargs)
+        self._received = ChunkAccumulator()
+        self._on_chunk = self._received.add
+
+    # -------------------------------------------------------------- whole answer
+
+    async def final_response(self) -> ModelResponse:
+        """Read what is left and return the whole answer as the plain call would."""
+        async for _ in self:
+            pass
+        return self._received.build()
+
+
+
+class AudioStream(_ChunkStream[bytes]):
+    """Streamed audio (``aspeech(..., stream=True)``): ``async for data in stream`` yields
+    bytes as they arrive; closed like every trillm stream (exhaustion, error, ``aclose()``,
+    leaving ``async with``, cancellation)."""
+
+    __slots__ = ()
+
+    async def write_to_file(self, path: str | os.PathLike[str]) -> None:
+        """Write what is left of the audio to *path* as it arrives."""
+        async with await trio.open_file(path, "wb") as f:
+            async for data in self:
+                await f.write(data)
 
 
 def _spawn_close(closer: _Closer) -> None:

@@ -620,7 +620,7 @@ class Client(_endpoints.EndpointMethods):
         limiter = self._limiter
         slot = await self._take_slot(call)
         self._in_flight += 1
-        opened: HTTPChunkSource | ScriptedChunkSource | None = None
+        opened: HTTPChunkSource | ScriptedChunkSource[Any] | None = None
         try:
             until = min(trio.current_time() + call.limits.timeout, call.deadline_at)
             with trio.move_on_at(until) as scope:
