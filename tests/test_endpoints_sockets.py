@@ -106,3 +106,59 @@ async def test_caller_cancelling_an_upload_releases_the_connection() -> None:
             stats = client.statistics()
             assert (stats.requests_in_flight, stats.active_connections) == (0, 0)
     assert json.dumps(server.requests[0].headers).count("multipart") == 1
+
+
+def audio_stream_handler(request: Request) -> Reply:
+    chunks: list[bytes | float] = [b"ID3-part-1", 0.01, b"-part-2", 0.01, b"-part-3"]
+    return Reply(200, [("content-type", "audio/mpeg")], chunks=chunks)
+
+
+async def test_streamed_speech_arrives_in_parts_and_closes(tmp_path: Any) -> None:
+    with trio.fail_after(GUARD):
+        async with open_fake_server(audio_stream_handler) as server, \
+                client_at(server.base_url, max_concurrency=1) as client:
+            audio = await client.aspeech("openai/tts-1", "hi", "alloy", stream=True)
+            assert isinstance(audio, trillm.AudioStream)
+            async with audio:
+                parts = [data async for data in audio]
+            assert b"".join(parts) == b"ID3-part-1-part-2-part-3"
+            assert audio.closed
+            audio = await client.aspeech("openai/tts-1", "hi", "alloy", stream=True)
+            assert isinstance(audio, trillm.AudioStream)
+            async with audio:
+                await audio.write_to_file(tmp_path / "out.mp3")
+            assert (tmp_path / "out.mp3").read_bytes() == b"ID3-part-1-part-2-part-3"
+            stats = client.statistics()
+            assert (stats.open_streams, stats.active_connections) == (0, 0)
+
+
+async def test_cancelling_a_streamed_download_releases_the_connection() -> None:
+    def endless(request: Request) -> Reply:
+        return Reply(200, [("content-type", "audio/mpeg")], chunks=[b"ID3-first"], no_end=True)
+
+    with trio.fail_after(GUARD):
+        async with open_fake_server(endless) as server, client_at(server.base_url) as client:
+            got = trio.Event()
+
+            async def download() -> None:
+                audio = await client.aspeech("openai/tts-1", "hi", "alloy", stream=True)
+                assert isinstance(audio, trillm.AudioStream)
+                async with audio:
+                    async for _ in audio:
+                        got.set()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(download)
+                await got.wait()
+                nursery.cancel_scope.cancel()
+            await server.wait_all_closed()
+            stats = client.statistics()
+            assert (stats.open_streams, stats.active_connections) == (0, 0)
+
+
+async def test_mock_speech_streams_a_valid_wav() -> None:
+    audio = await trillm.aspeech("mock/tts-1", "hi", "alloy", stream=True)
+    assert isinstance(audio, trillm.AudioStream)
+    async with audio:
+        data = b"".join([part async for part in audio])
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from . import errors as errors
 from ._default import default_client
 from ._endpoints import SpeechResponse as SpeechResponse
+from ._stream import AudioStream as AudioStream
 from ._stream import Stream as Stream
 from .accumulate import stream_chunk_builder as stream_chunk_builder
 from .client import Client as Client
@@ -78,6 +79,7 @@ def __getattr__(name: str) -> Any:
     return value
 
 __all__ = [
+    "AudioStream",
     "ChatRequest",
     "Choice",
     "Client",
@@ -203,6 +205,6 @@ async def atranscription(model: str, file: Any, **kwargs: Any) -> TranscriptionR
 
 async def aspeech(
     model: str, input: str, voice: str | None = None, **kwargs: Any
-) -> SpeechResponse:
+) -> SpeechResponse | AudioStream:
     """:meth:`Client.aspeech` on this trio run's default client."""
     return await default_client().aspeech(model, input, voice, **kwargs)

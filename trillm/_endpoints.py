@@ -19,6 +19,7 @@ import attrs
 import trio
 
 from . import errors
+from ._stream import AudioStream
 from .providers import mock
 from .types import (
     ChatRequest,
@@ -228,7 +229,7 @@ def prepare_transcription(
 
 def prepare_speech(
     client: Client, model: Any, text: Any, params: dict[str, Any], *,
-    options: Mapping[str, Any],
+    options: Mapping[str, Any], stream: bool = False,
 ) -> _Call:
     """The text-to-speech call, validated and routed."""
     from .client import _Call
@@ -244,12 +245,14 @@ def prepare_speech(
         plan = mock.plan_speech(mock_response=options["mock_response"],
                                 latency=options["mock_latency"])
         if plan.response is not None:
-            plan = attrs.evolve(plan, response=SpeechResponse(plan.response, "wav"))
-        return _Call(req, setup.limits, setup.deadline_at, plan=plan)
+            audio = plan.response
+            plan = attrs.evolve(plan, response=SpeechResponse(audio, "wav"), chunks=tuple(
+                audio[i:i + 1024] for i in range(0, len(audio), 1024)))
+        return _Call(req, setup.limits, setup.deadline_at, plan=plan, audio=stream)
     req, provider, cfg = _route(client, model, params, options, setup, "build_speech", "speech")
     return _Call(req, setup.limits, setup.deadline_at, provider=provider, cfg=cfg,
                  spec=provider.build_speech(req, text, cfg),
-                 parse=lambda body: SpeechResponse(body, fmt))
+                 parse=lambda body: SpeechResponse(body, fmt), audio=stream)
 
 
 async def run(client: Client, calls: list[_Call]) -> EmbeddingResponse:
@@ -427,6 +430,7 @@ class EndpointMethods:
         *,
         response_format: str | None = None,
         speed: float | None = None,
+        stream: bool = False,
         timeout: float | None = None,  # noqa: ASYNC109 - LiteLLM's spelling; a cancel scope
         deadline: float | None = None,
         max_retries: int | None = None,
@@ -440,17 +444,23 @@ class EndpointMethods:
         mock_response: BaseException | None = None,
         mock_latency: float | None = None,
         **params: Any,
-    ) -> SpeechResponse:
-        """Speak *input* with *voice*: ``.content`` bytes, ``await .write_to_file(path)``."""
+    ) -> SpeechResponse | AudioStream:
+        """Speak *input* with *voice*: ``.content`` bytes, ``await .write_to_file(path)``.
+
+        ``stream=True`` returns an :class:`AudioStream` once the headers arrived
+        (``async with`` it, and ``async for data in it``) instead of reading it all.
+        """
         params = {**params, "voice": voice, "response_format": response_format, "speed": speed}
         options = {k: v for k, v in locals().items() if k in _ENDPOINT_OPTIONS}
         try:
-            call = prepare_speech(_client(self), model, input, params, options=options)
+            call = prepare_speech(_client(self), model, input, params, options=options,
+                                  stream=stream)
         except (errors.APIError, RuntimeError) as exc:
             failure: BaseException = exc
         else:
             await trio.lowlevel.checkpoint()
             client = _client(self)
-            return await client._with_retries(call, client._complete_once)
+            once = client._open_stream_once if stream else client._complete_once
+            return await client._with_retries(call, once)
         await trio.lowlevel.checkpoint()
         raise failure

@@ -16,9 +16,9 @@ the SSE decoder and the provider's parser, or the mock provider's script.
 from __future__ import annotations
 
 import contextlib
-import os
 import logging
 import math
+import os
 import warnings
 from collections import deque
 from collections.abc import AsyncGenerator, Callable

@@ -375,4 +375,8 @@ def transcription(model: str, file: Any, **kwargs: Any) -> TranscriptionResponse
 
 def speech(model: str, input: str, voice: str | None = None, **kwargs: Any) -> SpeechResponse:
     """The sync twin of :func:`trillm.aspeech` (not inside a running trio loop)."""
-    return _call("speech", lambda c: c.aspeech(model, input, voice, **kwargs))
+    if kwargs.get("stream"):
+        raise TypeError("the sync speech() reads the whole audio: drop stream=True, or use "
+                        "`async with await trillm.aspeech(..., stream=True)` in async code")
+    return cast(SpeechResponse, _call("speech", lambda c: c.aspeech(model, input, voice,
+                                                                      **kwargs)))

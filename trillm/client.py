@@ -23,14 +23,14 @@ import os
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 import attrs
 import trio
 
 from . import _batch, _endpoints, _mockio, errors
 from ._options import CallLimits, check_messages, retries, seconds
-from ._stream import HTTPChunkSource, ScriptedChunkSource, Stream
+from ._stream import AudioStream, BytesSource, HTTPChunkSource, ScriptedChunkSource, Stream
 from ._transport import Transport
 from .accumulate import chunks_from_response
 from .providers import mock, openai
@@ -97,6 +97,7 @@ class _Call:
     rate_keys: tuple[str, ...] = ()  # the configured rate-limit keys this call counts against
     tokens: int = 0  # its token estimate, booked before each attempt
     parse: Callable[[bytes], Any] | None = None  # for non-chat endpoints: how to read a 2xx body
+    audio: bool = False  # a streamed download of bytes (aspeech(stream=True)), not SSE
 
 
 class _Slot:
@@ -614,13 +615,13 @@ class Client(_endpoints.EndpointMethods):
             await reservation.settle(response.usage.total_tokens)  # correct the estimate
         return response
 
-    async def _open_stream_once(self, call: _Call, reservation: Reservation | None) -> Stream:
+    async def _open_stream_once(self, call: _Call, reservation: Reservation | None) -> Any:
         # (a stream's token estimate stands: its usage arrives only at the end)
         transport = self._require_open()
         limiter = self._limiter
         slot = await self._take_slot(call)
         self._in_flight += 1
-        opened: HTTPChunkSource | ScriptedChunkSource[Any] | None = None
+        opened: HTTPChunkSource | ScriptedChunkSource[Any] | BytesSource | None = None
         try:
             until = min(trio.current_time() + call.limits.timeout, call.deadline_at)
             with trio.move_on_at(until) as scope:
@@ -637,7 +638,10 @@ class Client(_endpoints.EndpointMethods):
                                 response.status, response.headers, body, call.req, call.cfg
                             )
                         headers = errors.public_headers(response.headers)
-                        if headers.get("content-type", "").startswith("application/json"):
+                        if call.audio:
+                            opened = BytesSource(response, provider=call.req.provider,
+                                                 model=call.req.model, headers=headers)
+                        elif headers.get("content-type", "").startswith("application/json"):
                             # A server that ignores stream=True: its whole answer, as chunks.
                             whole = call.provider.parse_chat(
                                 await response.aread(), call.req, call.cfg
@@ -668,8 +672,9 @@ class Client(_endpoints.EndpointMethods):
             if limiter is not None:
                 limiter.release_on_behalf_of(slot)
 
-        return Stream(
-            opened, provider=call.req.provider, model=call.req.model,
+        kind: type[AudioStream] | type[Stream] = AudioStream if call.audio else Stream
+        return kind(
+            cast("Any", opened), provider=call.req.provider, model=call.req.model,
             idle_timeout=call.limits.idle_timeout, deadline_at=call.deadline_at,
             on_close=release,
         )

@@ -59,7 +59,7 @@ class MockPlan:
     chunk_delay: float
     error: BaseException | None = None
     response: Any = None  # a ModelResponse, or an EmbeddingResponse
-    chunks: tuple[StreamChunk, ...] = ()
+    chunks: tuple[Any, ...] = ()  # StreamChunk records, or audio bytes
 
 
 def _seconds(name: str, value: Any) -> float:
