@@ -162,3 +162,27 @@ async def test_mock_speech_streams_a_valid_wav() -> None:
     async with audio:
         data = b"".join([part async for part in audio])
     assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+
+
+async def test_cancelling_mid_upload_closes_the_connection() -> None:
+    """A server that accepts but never reads: the upload stalls in the socket buffers, the
+    caller cancels, and the server then finds the connection closed (EOF or reset)."""
+    big = b"RIFF" + b"\x00" * (16 * 1024 * 1024)
+    with trio.fail_after(GUARD):
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        async with listeners[0], client_at(f"http://127.0.0.1:{port}") as client:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(client.atranscription, "openai/whisper-1", big)
+                conn = await listeners[0].accept()  # accepted; nothing is ever read
+                await trio.sleep(0.2)  # the client is now blocked sending the body
+                assert client.statistics().requests_in_flight == 1
+                nursery.cancel_scope.cancel()
+            stats = client.statistics()
+            assert (stats.requests_in_flight, stats.active_connections) == (0, 0)
+            async with conn:
+                try:
+                    while await conn.receive_some(1 << 20):
+                        pass  # drain what was sent before the close, then EOF
+                except trio.BrokenResourceError:
+                    pass  # or a reset: closed either way

@@ -278,6 +278,38 @@ async def _close_response(response: httpx.Response) -> None:
             await response.aclose()
 
 
+class _Body(httpx.AsyncByteStream):
+    """A request body sent as one chunk from a plain iterator object.
+
+    httpx's own byte stream iterates with an async generator; when the caller
+    cancels in the middle of sending (a large upload), that generator is left
+    suspended and trio warns when it is collected.  An iterator object has
+    nothing to finalize.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _OneChunk(self._data)
+
+
+class _OneChunk:
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def __aiter__(self) -> _OneChunk:
+        return self
+
+    async def __anext__(self) -> bytes:
+        data, self._data = self._data, None
+        if data is None:
+            raise StopAsyncIteration
+        return data
+
+
 # ---------------------------------------------------------------- what the Client uses
 
 
@@ -409,15 +441,15 @@ class Transport:
                 if len(self._urls) >= 64:
                     self._urls.clear()
                 url = self._urls[spec.url] = httpx.URL(spec.url)
-            if spec.files is not None:  # multipart: httpx writes the body and its boundary
-                request = httpx.Request(
-                    spec.method, url, headers=headers, data=dict(spec.form or {}),
-                    files=dict(spec.files), extensions=_EXTENSIONS,
-                )
-            else:
-                request = httpx.Request(
-                    spec.method, url, headers=headers, content=content, extensions=_EXTENSIONS
-                )
+            if content is None:
+                request = httpx.Request(spec.method, url, headers=headers,
+                                        extensions=_EXTENSIONS)
+            else:  # our own body stream: httpx's is an async generator (see _Body)
+                # httpx adds Host and Content-Length only to bodies it streams itself
+                headers.append(("host", url.netloc.decode("ascii")))
+                headers.append(("content-length", str(len(content))))
+                request = httpx.Request(spec.method, url, headers=headers, stream=_Body(content),
+                                        extensions=_EXTENSIONS)
         except (httpx.InvalidURL, ValueError, TypeError) as exc:
             raise _bad_request(exc, spec) from exc
         try:

@@ -10,6 +10,7 @@ or imports trio; the Client does the I/O once for all of them.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +31,7 @@ __all__ = [
     "body_excerpt",
     "error_from_response",
     "loads_json",
+    "multipart_body",
 ]
 
 
@@ -64,10 +66,6 @@ class HTTPRequestSpec:
     content: bytes | None = attrs.field(default=None, repr=False)
     provider: str = ""
     model: str = ""
-    #: A multipart/form-data body instead: form fields (name -> text) and files
-    #: (name -> (filename, bytes, content type)).
-    form: Mapping[str, str] | None = attrs.field(default=None, repr=False)
-    files: Mapping[str, tuple[str, bytes, str]] | None = attrs.field(default=None, repr=False)
 
 
 class StreamParser(Protocol):
@@ -114,6 +112,33 @@ class Provider(Protocol):
     ) -> errors.APIError:
         """A non-2xx response as the most specific :mod:`trillm.errors` class."""
         ...
+
+
+def multipart_body(
+    fields: Mapping[str, str], files: Mapping[str, tuple[str, bytes, str]]
+) -> tuple[str, bytes]:
+    """``(content type, body)`` of a multipart/form-data upload, encoded once, as bytes.
+
+    Bytes rather than a streaming body, so a cancelled upload leaves no half-read
+    generator behind and every retry sends the same body.
+    """
+    boundary = secrets.token_hex(16)
+    parts: list[bytes] = []
+
+    def quoted(text: str) -> str:
+        return text.replace("\\", "\\\\").replace('"', "%22").replace("\r", "").replace("\n", "")
+
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{quoted(name)}"\r\n\r\n'
+            .encode() + value.encode() + b"\r\n"
+        )
+    for name, (filename, data, ctype) in files.items():
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{quoted(name)}"; '
+                f'filename="{quoted(filename)}"\r\nContent-Type: {ctype}\r\n\r\n')
+        parts.append(head.encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return f"multipart/form-data; boundary={boundary}", b"".join(parts)
 
 
 def loads_json(

@@ -59,6 +59,7 @@ from .base import (
     body_excerpt,
     error_from_response,
     loads_json,
+    multipart_body,
 )
 
 __all__ = ["PROVIDER", "OpenAIProvider", "OpenAIStreamParser", "error_from_body", "parse_usage"]
@@ -450,9 +451,11 @@ class OpenAIProvider:
             form[key] = value if isinstance(value, str) else json.dumps(value)
         if req.extra_body:
             form.update({k: str(v) for k, v in req.extra_body.items()})
+        ctype, body = multipart_body(form, {"file": file})
         return HTTPRequestSpec(
-            "POST", f"{cfg.api_base}/audio/transcriptions", self._headers(req, cfg),
-            provider=req.provider, model=req.model, form=form, files={"file": file},
+            "POST", f"{cfg.api_base}/audio/transcriptions",
+            (*self._headers(req, cfg), ("content-type", ctype)), content=body,
+            provider=req.provider, model=req.model,
         )
 
     def parse_transcription(
