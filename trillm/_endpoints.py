@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
 import trio
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from .client import Client, _Call
     from .providers.base import ProviderConfig
     from .retry import RetryPolicy
+
+_P = TypeVar("_P")
+_R = TypeVar("_R")
 
 __all__ = [
     "EndpointMethods", "SpeechResponse", "load_file", "prepare", "prepare_image", "prepare_speech",
@@ -298,6 +301,22 @@ _ENDPOINT_OPTIONS = frozenset({
 })
 
 
+async def _checked(
+    ready: Callable[[], Awaitable[_P]], execute: Callable[[_P], Awaitable[_R]]
+) -> _R:
+    """Prepare (checks, routing, reading files), then execute; a refusal before any traffic
+    is still a checkpoint, and so is the start of every call that goes ahead."""
+    try:
+        prepared = await ready()
+    except (errors.APIError, RuntimeError) as exc:
+        failure: BaseException = exc
+    else:
+        await trio.lowlevel.checkpoint()
+        return await execute(prepared)
+    await trio.lowlevel.checkpoint()
+    raise failure
+
+
 def _client(methods: EndpointMethods) -> Client:
     return cast("Client", methods)  # the mixin is only ever part of a Client
 
@@ -334,15 +353,12 @@ class EndpointMethods:
         """
         params = {**params, "dimensions": dimensions, "encoding_format": encoding_format}
         options = {k: v for k, v in locals().items() if k in _ENDPOINT_OPTIONS}
-        try:
-            calls = prepare(_client(self), model, input, params, options=options)
-        except (errors.APIError, RuntimeError) as exc:
-            failure: BaseException = exc
-        else:
-            await trio.lowlevel.checkpoint()
-            return await run(_client(self), calls)
-        await trio.lowlevel.checkpoint()
-        raise failure
+        client = _client(self)
+
+        async def ready() -> list[_Call]:
+            return prepare(client, model, input, params, options=options)
+
+        return await _checked(ready, functools.partial(run, client))
 
     async def aimage_generation(
         self,
@@ -371,16 +387,12 @@ class EndpointMethods:
         params = {**params, "n": n, "size": size, "quality": quality,
                   "response_format": response_format}
         options = {k: v for k, v in locals().items() if k in _ENDPOINT_OPTIONS}
-        try:
-            call = prepare_image(_client(self), model, prompt, params, options=options)
-        except (errors.APIError, RuntimeError) as exc:
-            failure: BaseException = exc
-        else:
-            await trio.lowlevel.checkpoint()
-            client = _client(self)
-            return await client._with_retries(call, client._complete_once)
-        await trio.lowlevel.checkpoint()
-        raise failure
+        client = _client(self)
+
+        async def ready() -> _Call:
+            return prepare_image(client, model, prompt, params, options=options)
+
+        return await _checked(ready, client._send)
 
     async def atranscription(
         self,
@@ -410,17 +422,13 @@ class EndpointMethods:
         params = {**params, "language": language, "prompt": prompt,
                   "response_format": response_format, "temperature": temperature}
         options = {k: v for k, v in locals().items() if k in _ENDPOINT_OPTIONS}
-        try:
-            loaded = await load_file(file)
-            call = prepare_transcription(_client(self), model, loaded, params, options=options)
-        except (errors.APIError, RuntimeError) as exc:
-            failure: BaseException = exc
-        else:
-            await trio.lowlevel.checkpoint()
-            client = _client(self)
-            return await client._with_retries(call, client._complete_once)
-        await trio.lowlevel.checkpoint()
-        raise failure
+        client = _client(self)
+
+        async def ready() -> _Call:
+            loaded = await load_file(file)  # read whole before the first attempt
+            return prepare_transcription(client, model, loaded, params, options=options)
+
+        return await _checked(ready, client._send)
 
     async def aspeech(
         self,
@@ -452,15 +460,9 @@ class EndpointMethods:
         """
         params = {**params, "voice": voice, "response_format": response_format, "speed": speed}
         options = {k: v for k, v in locals().items() if k in _ENDPOINT_OPTIONS}
-        try:
-            call = prepare_speech(_client(self), model, input, params, options=options,
-                                  stream=stream)
-        except (errors.APIError, RuntimeError) as exc:
-            failure: BaseException = exc
-        else:
-            await trio.lowlevel.checkpoint()
-            client = _client(self)
-            once = client._open_stream_once if stream else client._complete_once
-            return await client._with_retries(call, once)
-        await trio.lowlevel.checkpoint()
-        raise failure
+        client = _client(self)
+
+        async def ready() -> _Call:
+            return prepare_speech(client, model, input, params, options=options, stream=stream)
+
+        return await _checked(ready, client._send)

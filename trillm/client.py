@@ -579,6 +579,11 @@ class Client(_endpoints.EndpointMethods):
                 provider=call.req.provider, model=call.req.model,
             ) from None
 
+    async def _send(self, call: _Call) -> Any:
+        """A prepared non-chat call through the retry loop (a stream for streamed audio)."""
+        once = self._open_stream_once if call.audio else self._complete_once
+        return await self._with_retries(call, once)
+
     async def _complete_once(self, call: _Call, reservation: Reservation | None) -> Any:
         """One attempt of a call whose answer is one body (chat, or ``call.parse``'s kind)."""
         transport = self._require_open()
