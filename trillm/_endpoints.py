@@ -11,6 +11,7 @@ any other failures that happened are added to its ``__notes__``.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -302,12 +303,14 @@ _ENDPOINT_OPTIONS = frozenset({
 
 
 async def _checked(
-    ready: Callable[[], Awaitable[_P]], execute: Callable[[_P], Awaitable[_R]]
+    ready: Callable[[], _P | Awaitable[_P]], execute: Callable[[_P], Awaitable[_R]]
 ) -> _R:
     """Prepare (checks, routing, reading files), then execute; a refusal before any traffic
     is still a checkpoint, and so is the start of every call that goes ahead."""
     try:
-        prepared = await ready()
+        prepared = ready()
+        if inspect.isawaitable(prepared):
+            prepared = await prepared
     except (errors.APIError, RuntimeError) as exc:
         failure: BaseException = exc
     else:
@@ -355,7 +358,7 @@ class EndpointMethods:
         options = {k: v for k, v in locals().items() if k in _ENDPOINT_OPTIONS}
         client = _client(self)
 
-        async def ready() -> list[_Call]:
+        def ready() -> list[_Call]:
             return prepare(client, model, input, params, options=options)
 
         return await _checked(ready, functools.partial(run, client))
@@ -389,7 +392,7 @@ class EndpointMethods:
         options = {k: v for k, v in locals().items() if k in _ENDPOINT_OPTIONS}
         client = _client(self)
 
-        async def ready() -> _Call:
+        def ready() -> _Call:
             return prepare_image(client, model, prompt, params, options=options)
 
         return await _checked(ready, client._send)
@@ -462,7 +465,7 @@ class EndpointMethods:
         options = {k: v for k, v in locals().items() if k in _ENDPOINT_OPTIONS}
         client = _client(self)
 
-        async def ready() -> _Call:
+        def ready() -> _Call:
             return prepare_speech(client, model, input, params, options=options, stream=stream)
 
         return await _checked(ready, client._send)
