@@ -57,9 +57,11 @@ from ..types import (
 from .base import (
     HTTPRequestSpec,
     ProviderConfig,
-    body_excerpt,
     error_from_response,
+    json_or_none,
     loads_json,
+    unexpected_answer,
+    with_extra_headers,
 )
 
 __all__ = ["PROVIDER", "AnthropicProvider", "AnthropicStreamParser", "parse_usage"]
@@ -299,12 +301,9 @@ class AnthropicProvider:
         headers: tuple[tuple[str, str], ...] = (("anthropic-version", API_VERSION),)
         if cfg.api_key:
             headers = (("x-api-key", cfg.api_key), *headers)
-        extra = req.extra_headers
-        if extra:
-            names = {k.lower() for k in extra}
-            headers = tuple(h for h in headers if h[0] not in names) + tuple(extra.items())
         return HTTPRequestSpec(
-            "POST", f"{cfg.api_base.rstrip('/')}/v1/messages", headers, json=body,
+            "POST", f"{cfg.api_base.rstrip('/')}/v1/messages", with_extra_headers(headers, req),
+            json=body,
             provider=req.provider, model=req.model,
         )
 
@@ -352,11 +351,7 @@ class AnthropicProvider:
                 headers={} if headers is None else headers,
             )
         except (AttributeError, TypeError, ValueError) as exc:
-            raise errors.APIError(
-                f"unexpected answer from {req.provider}: {exc}",
-                provider=req.provider, model=req.model, body=body_excerpt(body, secrets),
-                secrets=secrets,
-            ) from exc
+            raise unexpected_answer(req, body, secrets, str(exc)) from exc
 
     def stream_parser(
         self, req: ChatRequest, cfg: ProviderConfig | None = None
@@ -373,11 +368,7 @@ class AnthropicProvider:
         cfg: ProviderConfig,
     ) -> errors.APIError:
         """A non-2xx answer as the most specific error (529 / ``overloaded_error``: 503's class)."""
-        try:
-            data = json.loads(body) if body else None
-        except ValueError:
-            data = None
-        message, kind = _error_fields(data)
+        message, kind = _error_fields(json_or_none(body))
         err = error_from_response(
             status, headers, body, provider=req.provider, model=req.model, cfg=cfg,
             message=message, err_type=kind,

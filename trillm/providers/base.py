@@ -29,6 +29,9 @@ __all__ = [
     "ProviderConfig",
     "StreamParser",
     "body_excerpt",
+    "json_or_none",
+    "unexpected_answer",
+    "with_extra_headers",
     "error_from_response",
     "loads_json",
     "multipart_body",
@@ -112,6 +115,35 @@ class Provider(Protocol):
     ) -> errors.APIError:
         """A non-2xx response as the most specific :mod:`trillm.errors` class."""
         ...
+
+
+def with_extra_headers(
+    headers: tuple[tuple[str, str], ...], req: ChatRequest
+) -> tuple[tuple[str, str], ...]:
+    """*headers* with the call's ``extra_headers`` added; one of the same name replaces ours."""
+    extra = req.extra_headers
+    if not extra:
+        return headers
+    names = {k.lower() for k in extra}
+    return tuple(h for h in headers if h[0] not in names) + tuple(extra.items())
+
+
+def json_or_none(body: bytes) -> Any:
+    """An error body parsed as JSON, or None when it is empty or not JSON."""
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
+
+
+def unexpected_answer(
+    req: ChatRequest, body: bytes, secrets: tuple[str, ...], why: str
+) -> errors.APIError:
+    """The error for a 2xx body that is not the shape the provider documents."""
+    return errors.APIError(
+        f"unexpected answer from {req.provider}: {why}", provider=req.provider,
+        model=req.model, body=body_excerpt(body, secrets), secrets=secrets,
+    )
 
 
 def multipart_body(

@@ -64,7 +64,15 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
-from .base import HTTPRequestSpec, ProviderConfig, body_excerpt, error_from_response, loads_json
+from .base import (
+    HTTPRequestSpec,
+    ProviderConfig,
+    error_from_response,
+    json_or_none,
+    loads_json,
+    unexpected_answer,
+    with_extra_headers,
+)
 
 __all__ = ["PROVIDER", "GeminiProvider", "GeminiStreamParser", "parse_retry_delay"]
 
@@ -359,10 +367,7 @@ class GeminiProvider:
                 for i, item in enumerate(data["embeddings"])
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise errors.APIError(
-                f"unexpected embeddings answer from gemini: {exc!r}", provider=req.provider,
-                model=req.model, body=body_excerpt(body, secrets), secrets=secrets,
-            ) from exc
+            raise unexpected_answer(req, body, secrets, f"embeddings: {exc!r}") from exc
         return EmbeddingResponse(vectors, req.model, None, raw=data)
 
     def parse_chat(
@@ -375,11 +380,7 @@ class GeminiProvider:
         if isinstance(data, list) and len(data) == 1:  # the non-SSE stream shape
             data = data[0]
         if type(data) is not dict:
-            raise errors.APIError(
-                f"unexpected answer from {req.provider}: not a JSON object",
-                provider=req.provider, model=req.model, body=body_excerpt(body, secrets),
-                secrets=secrets,
-            )
+            raise unexpected_answer(req, body, secrets, "not a JSON object")
         if data.get("error") is not None and not data.get("candidates"):
             raise error_from_body(data, req=req, cfg=cfg)
         try:
@@ -410,11 +411,7 @@ class GeminiProvider:
                 {} if headers is None else headers,
             )
         except (AttributeError, TypeError, ValueError) as exc:
-            raise errors.APIError(
-                f"unexpected answer from {req.provider}: {exc}",
-                provider=req.provider, model=req.model, body=body_excerpt(body, secrets),
-                secrets=secrets,
-            ) from exc
+            raise unexpected_answer(req, body, secrets, str(exc)) from exc
 
     def stream_parser(
         self, req: ChatRequest, cfg: ProviderConfig | None = None
@@ -431,11 +428,7 @@ class GeminiProvider:
         cfg: ProviderConfig,
     ) -> errors.APIError:
         """A non-2xx answer as the most specific error; RetryInfo sets ``retry_after``."""
-        try:
-            data = json.loads(body) if body else None
-        except ValueError:
-            data = None
-        return _google_error(status, headers, body, data, req, cfg)
+        return _google_error(status, headers, body, json_or_none(body), req, cfg)
 
 
 # ---------------------------------------------------------------- answers
@@ -445,11 +438,7 @@ def _headers(req: ChatRequest, cfg: ProviderConfig) -> tuple[tuple[str, str], ..
     headers: tuple[tuple[str, str], ...] = ()
     if cfg.api_key:
         headers = (("x-goog-api-key", cfg.api_key),)
-    extra = req.extra_headers
-    if extra:
-        names = {k.lower() for k in extra}
-        headers = tuple(h for h in headers if h[0] not in names) + tuple(extra.items())
-    return headers
+    return with_extra_headers(headers, req)
 
 
 def _call_id(candidate: int, k: int) -> str:

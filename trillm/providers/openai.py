@@ -56,10 +56,12 @@ from ..types import (
 from .base import (
     HTTPRequestSpec,
     ProviderConfig,
-    body_excerpt,
     error_from_response,
+    json_or_none,
     loads_json,
     multipart_body,
+    unexpected_answer,
+    with_extra_headers,
 )
 
 __all__ = ["PROVIDER", "OpenAIProvider", "OpenAIStreamParser", "error_from_body", "parse_usage"]
@@ -331,11 +333,7 @@ class OpenAIProvider:
         secrets = cfg.secrets if cfg is not None else ()
         data = loads_json(body, provider=req.provider, model=req.model, secrets=secrets)
         if type(data) is not dict:
-            raise errors.APIError(
-                f"unexpected answer from {req.provider}: not a JSON object",
-                provider=req.provider, model=req.model, body=body_excerpt(body, secrets),
-                secrets=secrets,
-            )
+            raise unexpected_answer(req, body, secrets, "not a JSON object")
         raw_choices = data.get("choices")
         if raw_choices is None and data.get("error") is not None:
             raise error_from_body(data, provider=req.provider, model=req.model, cfg=cfg)
@@ -353,11 +351,7 @@ class OpenAIProvider:
                 {} if headers is None else headers,
             )
         except (AttributeError, TypeError, ValueError) as exc:
-            raise errors.APIError(
-                f"unexpected answer from {req.provider}: {exc}",
-                provider=req.provider, model=req.model, body=body_excerpt(body, secrets),
-                secrets=secrets,
-            ) from exc
+            raise unexpected_answer(req, body, secrets, str(exc)) from exc
 
     def stream_parser(
         self, req: ChatRequest, cfg: ProviderConfig | None = None
@@ -402,11 +396,7 @@ class OpenAIProvider:
             return EmbeddingResponse(vectors, data.get("model") or req.model,
                                      parse_usage(u) if u else None, raw=data)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise errors.APIError(
-                f"unexpected embeddings answer from {req.provider}: {exc!r}",
-                provider=req.provider, model=req.model, body=body_excerpt(body, secrets),
-                secrets=secrets,
-            ) from exc
+            raise unexpected_answer(req, body, secrets, f"embeddings: {exc!r}") from exc
 
     # ---------------------------------------------------------- images
 
@@ -434,11 +424,7 @@ class OpenAIProvider:
             )
             return ImageResponse(data.get("created") or 0, images, data.get("usage"), raw=data)
         except (AttributeError, KeyError, TypeError) as exc:
-            raise errors.APIError(
-                f"unexpected images answer from {req.provider}: {exc!r}",
-                provider=req.provider, model=req.model, body=body_excerpt(body, secrets),
-                secrets=secrets,
-            ) from exc
+            raise unexpected_answer(req, body, secrets, f"images: {exc!r}") from exc
 
     # ---------------------------------------------------------- audio
 
@@ -467,11 +453,7 @@ class OpenAIProvider:
         secrets = cfg.secrets if cfg is not None else ()
         data = loads_json(body, provider=req.provider, model=req.model, secrets=secrets)
         if type(data) is not dict or not isinstance(data.get("text"), str):
-            raise errors.APIError(
-                f"unexpected transcription answer from {req.provider}",
-                provider=req.provider, model=req.model, body=body_excerpt(body, secrets),
-                secrets=secrets,
-            )
+            raise unexpected_answer(req, body, secrets, "not a transcription")
         return TranscriptionResponse(data["text"], data.get("language"), data.get("duration"),
                                      data.get("segments"), data.get("words"), raw=data)
 
@@ -487,12 +469,7 @@ class OpenAIProvider:
         )
 
     def _headers(self, req: ChatRequest, cfg: ProviderConfig) -> tuple[tuple[str, str], ...]:
-        headers = self.auth_headers(cfg)
-        extra = req.extra_headers
-        if extra:
-            names = {k.lower() for k in extra}
-            headers = tuple(h for h in headers if h[0] not in names) + tuple(extra.items())
-        return headers
+        return with_extra_headers(self.auth_headers(cfg), req)
 
     def parse_error(
         self,
@@ -503,11 +480,7 @@ class OpenAIProvider:
         cfg: ProviderConfig,
     ) -> errors.APIError:
         """A non-2xx answer as the most specific error; structured ``code``/``type`` first."""
-        try:
-            data = json.loads(body) if body else None
-        except ValueError:
-            data = None
-        message, code, kind = _error_fields(data)
+        message, code, kind = _error_fields(json_or_none(body))
         return error_from_response(
             status, headers, body, provider=req.provider, model=req.model, cfg=cfg,
             message=message, code=code, err_type=kind,
