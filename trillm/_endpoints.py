@@ -31,8 +31,7 @@ from .types import (
 )
 
 if TYPE_CHECKING:
-    from ._options import CallLimits
-    from .client import Client, _Call
+    from .client import CallSetup, Client, _Call
     from .providers.base import ProviderConfig
     from .retry import RetryPolicy
 
@@ -61,39 +60,20 @@ def _check_inputs(value: Any) -> tuple[Any, ...]:
     return tuple(value)
 
 
-@attrs.frozen
-class _Setup:
-    """What every endpoint call needs before it is routed."""
-
-    limits: CallLimits
-    deadline_at: float
-    headers: Mapping[str, str] | None
-    mock_name: str | None  # the model's name when the mock answers
-
-
 def _setup(
     client: Client, model: Any, params: dict[str, Any], options: Mapping[str, Any]
-) -> _Setup:
-    client._require_open()
-    limits = client._call_limits(
-        params, options["timeout"], options["deadline"], None, options["max_retries"],
-        options["retry"],
+) -> CallSetup:
+    return client._setup(
+        model, params, timeout=options["timeout"], deadline=options["deadline"],
+        idle_timeout=None, max_retries=options["max_retries"], retry=options["retry"],
+        headers=options["headers"], extra_headers=options["extra_headers"],
+        mock_response=options["mock_response"],
     )
-    if not isinstance(model, str) or not model:
-        raise errors.BadRequestError(f"model must be a non-empty string, not {model!r}")
-    for k in [k for k, v in params.items() if v is None]:
-        del params[k]
-    headers = {**(client._headers or {}), **(options["headers"] or {}),
-               **(options["extra_headers"] or {})} or None
-    mock_name = None
-    if options["mock_response"] is not None or model.startswith("mock/"):
-        mock_name = model.partition("/")[2] if model.startswith("mock/") else model
-    return _Setup(limits, trio.current_time() + limits.deadline, headers, mock_name)
 
 
 def _route(
     client: Client, model: str, params: dict[str, Any], options: Mapping[str, Any],
-    setup: _Setup, build_name: str, what: str,
+    setup: CallSetup, build_name: str, what: str,
 ) -> tuple[ChatRequest, Any, ProviderConfig]:
     """The request carrier, the provider (which must offer *build_name*) and its config."""
     from .client import _provider_for

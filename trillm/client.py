@@ -100,6 +100,16 @@ class _Call:
     audio: bool = False  # a streamed download of bytes (aspeech(stream=True)), not SSE
 
 
+@attrs.frozen
+class CallSetup:
+    """What every call settles before it is routed (see :meth:`Client._setup`)."""
+
+    limits: CallLimits
+    deadline_at: float
+    headers: Mapping[str, str] | None  # the Client's, the call's and extra headers, merged
+    mock_name: str | None  # the model's name when the mock answers
+
+
 class _Slot:
     """A borrower token for one attempt or one open stream (never the task itself)."""
 
@@ -379,27 +389,20 @@ class Client(_endpoints.EndpointMethods):
         mock_latency: float | None,
         mock_chunk_delay: float | None,
     ) -> _Call:
-        self._require_open()
-        limits = self._call_limits(params, timeout, deadline, idle_timeout, max_retries, retry)
-        if not isinstance(model, str) or not model:
-            raise errors.BadRequestError(
-                f"model must be a non-empty string like 'openai/gpt-4o-mini', not {model!r}"
-            )
+        setup = self._setup(model, params, timeout=timeout, deadline=deadline,
+                            idle_timeout=idle_timeout, max_retries=max_retries, retry=retry,
+                            headers=headers, extra_headers=extra_headers,
+                            mock_response=mock_response)
         msgs = check_messages(messages)
-        for k in [k for k, v in params.items() if v is None]:
-            del params[k]
-        if self._headers or headers:  # the Client's, then this call's, then extra_headers
-            extra_headers = {**(self._headers or {}), **(headers or {}), **(extra_headers or {})}
         drop_params = bool(params.pop("drop_params", False))
-        deadline_at = trio.current_time() + limits.deadline
-        base_url = self._api_base if api_base is None else api_base
-        if mock_response is not None or model.startswith("mock/"):
-            name = model.partition("/")[2] if model.startswith("mock/") else model
-            req = ChatRequest("mock", name, msgs, stream, params, extra_body, extra_headers,
-                              drop_params)
+        limits, deadline_at, extra_headers = setup.limits, setup.deadline_at, setup.headers
+        if setup.mock_name is not None:
+            req = ChatRequest("mock", setup.mock_name, msgs, stream, params, extra_body,
+                              extra_headers, drop_params)
             plan = mock.plan(req, mock_response=mock_response, latency=mock_latency,
                              chunk_delay=mock_chunk_delay)
             return self._paced(_Call(req, limits, deadline_at, plan=plan))
+        base_url = self._api_base if api_base is None else api_base
         route, cfg = self._resolve(model, api_key, base_url, api_version)
         provider = _provider_for(route.preset.kind)
         if provider is None:
@@ -412,6 +415,30 @@ class Client(_endpoints.EndpointMethods):
                           extra_headers, drop_params)
         spec = provider.build_chat(req, cfg)
         return self._paced(_Call(req, limits, deadline_at, provider=provider, cfg=cfg, spec=spec))
+
+    def _setup(
+        self, model: Any, params: dict[str, Any], *, timeout: float | None,
+        deadline: float | None, idle_timeout: float | None, max_retries: int | None,
+        retry: RetryPolicy | None, headers: Mapping[str, str] | None,
+        extra_headers: Mapping[str, str] | None, mock_response: Any,
+    ) -> CallSetup:
+        """What every call (chat or not) checks and settles before it is routed."""
+        self._require_open()
+        limits = self._call_limits(params, timeout, deadline, idle_timeout, max_retries, retry)
+        if not isinstance(model, str) or not model:
+            raise errors.BadRequestError(
+                f"model must be a non-empty string like 'openai/gpt-4o-mini', not {model!r}"
+            )
+        for k in [k for k, v in params.items() if v is None]:
+            del params[k]
+        merged = extra_headers
+        if self._headers or headers:  # the Client's, then this call's, then extra_headers
+            merged = {**(self._headers or {}), **(headers or {}), **(extra_headers or {})}
+        mock_name = None
+        if mock_response is not None or model.startswith("mock/"):
+            mock_name = model.partition("/")[2] if model.startswith("mock/") else model
+        return CallSetup(limits, trio.current_time() + limits.deadline, merged or None,
+                         mock_name)
 
     def _call_limits(
         self, params: dict[str, Any], timeout: float | None, deadline: float | None,
