@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "retry": 0,
     "routing": 0,
     "accumulate": 0,  # stream_chunk_builder: pure, over types (not in DESIGN.md's table)
+    "_wire": 0,  # neutral wire records shared by providers and I/O
     "_options": 0,  # checking a call's options (split off client.py): pure
     "providers": 0,
     "providers.*": 0,

@@ -31,8 +31,8 @@ from .types import (
 )
 
 if TYPE_CHECKING:
+    from ._wire import ProviderConfig
     from .client import CallSetup, Client, _Call
-    from .providers.base import ProviderConfig
     from .retry import RetryPolicy
 
 _P = TypeVar("_P")

@@ -33,7 +33,7 @@ from .sse import SSEDecoder
 
 if TYPE_CHECKING:
     from ._transport import ResponseStream
-    from .providers.base import StreamParser
+    from ._wire import StreamParser
     from .sse import SSEEvent
     from .types import ModelResponse, StreamChunk
 

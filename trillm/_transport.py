@@ -41,7 +41,7 @@ import trio
 from httpx._utils import get_environment_proxies  # private: how httpx reads the proxy env
 
 from . import errors
-from .providers.base import HTTPRequestSpec
+from ._wire import HTTPRequestSpec
 
 __all__ = ["RawResponse", "ResponseStream", "StackTransport", "Transport", "TransportStatistics"]
 

@@ -44,8 +44,9 @@ from .types import (
 if TYPE_CHECKING:
     import httpx
 
+    from ._wire import HTTPRequestSpec, ProviderConfig
     from .limits import RateLimit, RateLimiter, Reservation
-    from .providers.base import HTTPRequestSpec, Provider, ProviderConfig
+    from .providers.base import Provider
 
 __all__ = ["Client", "ClientStatistics"]
 

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 import attrs
 
 from . import errors
-from .providers.base import ProviderConfig
+from ._wire import ProviderConfig
 
 __all__ = [
     "ALIASES",

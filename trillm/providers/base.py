@@ -14,14 +14,12 @@ import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-import attrs
-
 from .. import errors
+from .._wire import HTTPRequestSpec, ProviderConfig, StreamParser
 from ..retry import parse_retry_after
 
 if TYPE_CHECKING:
-    from ..sse import SSEEvent
-    from ..types import ChatRequest, ModelResponse, StreamChunk
+    from ..types import ChatRequest, ModelResponse
 
 __all__ = [
     "HTTPRequestSpec",
@@ -36,52 +34,6 @@ __all__ = [
     "loads_json",
     "multipart_body",
 ]
-
-
-@attrs.frozen
-class ProviderConfig:
-    """Where and as whom to send: resolved by the Client from arguments and environment.
-
-    ``key_var`` names the environment variable a missing key should be set in;
-    ``api_key`` is never shown in a repr.
-    """
-
-    name: str
-    api_base: str
-    api_key: str | None = attrs.field(default=None, repr=False)
-    key_var: str | None = None
-    api_version: str | None = None
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The values to scrub from errors and logs."""
-        return (self.api_key,) if self.api_key else ()
-
-
-@attrs.frozen
-class HTTPRequestSpec:
-    """One HTTP request, as data.  ``headers`` may hold keys, so it is never shown."""
-
-    method: str
-    url: str
-    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=False)
-    json: Any = None
-    content: bytes | None = attrs.field(default=None, repr=False)
-    provider: str = ""
-    model: str = ""
-
-
-class StreamParser(Protocol):
-    """Turns a provider's stream events into OpenAI-shaped chunks (stateful, per stream)."""
-
-    def feed(self, event: SSEEvent) -> StreamChunk | None:
-        """Translate one event; None for events that carry nothing for the caller."""
-        ...
-
-    @property
-    def done(self) -> bool:
-        """True once the provider's end marker (or a finish reason) was seen."""
-        ...
 
 
 class Provider(Protocol):
