@@ -36,17 +36,17 @@ LAYERS: dict[str, int] = {
     "routing": 0,
     "accumulate": 0,  # stream_chunk_builder: pure, over types (not in DESIGN.md's table)
     "_wire": 0,  # neutral wire records shared by providers and I/O
-    "_options": 0,  # checking a call's options (split off client.py): pure
+    "_options": 0,  # a call's options, settled from the Client's and the call's: pure
     "providers": 0,
     "providers.*": 0,
     "limits": 1,
     "concurrency": 1,
     "_transport": 2,
     "_stream": 2,
-    "_mockio": 2,  # the mock provider's sleeping and raising (trio), split off client.py
+    "_files": 2,  # audio files in and out (trio file I/O)
     "client": 3,
-    "_batch": 3,
-    "_endpoints": 3,  # the Client's non-chat endpoints (embeddings, images), split off client.py
+    "_call": 3,  # the one call pipeline
+    "_fanout": 3,  # client-side fan-out (abatch_completion, several models)
     "__init__": 4,
     "_default": 4,
     "_sync": 4,

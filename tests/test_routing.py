@@ -60,8 +60,8 @@ KEY_VARS = {
 
 KEYLESS = {"mock", "ollama", "vllm", "lm_studio", "llamafile"}
 
-KINDS = {"openai": "openai", "anthropic": "anthropic", "gemini": "gemini", "azure": "azure",
-         "mock": "mock"}
+# The mock speaks OpenAI's wire format (answered in-process), so its kind is "openai".
+KINDS = {"openai": "openai", "anthropic": "anthropic", "gemini": "gemini", "azure": "azure"}
 
 
 def resolve(model: str, environ: dict[str, str] | None = None, **kw: Any) -> ProviderConfig:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import errors as errors
 from ._default import default_client
-from ._endpoints import SpeechResponse as SpeechResponse
+from ._files import SpeechResponse as SpeechResponse
 from ._stream import AudioStream as AudioStream
 from ._stream import Stream as Stream
 from .accumulate import stream_chunk_builder as stream_chunk_builder

@@ -27,7 +27,7 @@ def default_client() -> Client:
     client = _DEFAULT.get()
     if client is None:
         client = Client()
-        client._open()
+        client.open()
         _DEFAULT.set(client)
         trio.lowlevel.spawn_system_task(_close_at_exit, client, name="trillm-default-client")
     return client
@@ -40,6 +40,6 @@ async def _close_at_exit(client: Client) -> None:
         # A system task that raises crashes the whole run (TrioInternalError): log instead.
         try:
             with trio.move_on_after(5, shield=True):
-                await client._close()
+                await client.aclose()
         except Exception:
             logging.getLogger("trillm").exception("closing the default trillm client failed")

@@ -1,32 +1,63 @@
-"""Checking and resolving a call's options: pure functions, no I/O.
+"""A call's options, settled once: the Client's defaults overridden by the call's keywords.
 
-``None`` inherits the Client's value and ``math.inf`` means no limit; anything
-else that is not a positive number is a :class:`~trillm.errors.BadRequestError`
-raised before any traffic.
+Pure functions, no I/O.  ``None`` inherits the Client's value and ``math.inf``
+means no limit; anything else that is not a positive number is a
+:class:`~trillm.errors.BadRequestError` raised before any traffic.  LiteLLM's
+spellings ``num_retries`` and ``request_timeout`` are taken as aliases.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from . import errors
+from .providers.mock import MockOptions, mock_options
 from .retry import RetryPolicy
 
-__all__ = ["CallLimits", "check_messages", "retries", "seconds"]
+__all__ = ["CallOptions", "ClientDefaults", "call_options", "check_messages", "retries",
+           "seconds"]
 
 
 @attrs.frozen
-class CallLimits:
-    """The time and retry settings of one call (the Client's, overridden per call)."""
+class ClientDefaults:
+    """What a Client was built with: every call starts from these."""
+
+    timeout: float = 600.0
+    deadline: float = math.inf
+    idle_timeout: float | None = None  # None: the call's effective timeout
+    max_retries: int = 2
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    api_key: str | None = attrs.field(default=None, repr=False)
+    api_base: str | None = None
+    headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
+class CallOptions:
+    """Everything one call needs besides its content, settled before anything is sent.
+
+    ``timeout`` bounds one attempt, ``deadline`` the whole call (retries and
+    fallbacks), ``idle_timeout`` each gap between stream events (the effective
+    ``timeout`` unless given).  ``headers`` are the Client's, the call's and
+    ``extra_headers`` merged, in that order.  ``mock`` holds the offline mock's
+    knobs: it answers ``mock/`` models, and any model when ``mock.response`` is set.
+    """
 
     timeout: float
     deadline: float
     idle_timeout: float
     max_retries: int
     retry: RetryPolicy
+    api_key: str | None = attrs.field(default=None, repr=False)
+    api_base: str | None = None
+    api_version: str | None = None
+    headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
+    extra_body: Mapping[str, Any] | None = None
+    mock: MockOptions = attrs.field(factory=MockOptions)
 
 
 def seconds(name: str, value: Any, default: float) -> float:
@@ -47,6 +78,55 @@ def retries(value: Any, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise errors.BadRequestError(f"max_retries must be an int >= 0, not {value!r}")
     return value
+
+
+def call_options(
+    client: ClientDefaults,
+    params: dict[str, Any],
+    *,
+    timeout: Any = None,
+    deadline: Any = None,
+    idle_timeout: Any = None,
+    max_retries: Any = None,
+    retry: RetryPolicy | None = None,
+    api_key: str | None = None,
+    api_base: str | None = None,
+    api_version: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+    mock_response: Any = None,
+    mock_latency: Any = None,
+    mock_chunk_delay: Any = None,
+) -> CallOptions:
+    """The options of one call.  *params* (the provider parameters) loses the LiteLLM
+    aliases and every None value."""
+    if "num_retries" in params:
+        alias = params.pop("num_retries")
+        max_retries = alias if max_retries is None else max_retries
+    if "request_timeout" in params:
+        alias = params.pop("request_timeout")
+        timeout = alias if timeout is None else timeout
+    for k in [k for k, v in params.items() if v is None]:
+        del params[k]
+    limit = seconds("timeout", timeout, client.timeout)
+    idle = client.idle_timeout if idle_timeout is None else idle_timeout
+    merged = extra_headers
+    if client.headers or headers:  # the Client's, then this call's, then extra_headers
+        merged = {**(client.headers or {}), **(headers or {}), **(extra_headers or {})}
+    return CallOptions(
+        timeout=limit,
+        deadline=seconds("deadline", deadline, client.deadline),
+        idle_timeout=seconds("idle_timeout", idle, limit),
+        max_retries=retries(max_retries, client.max_retries),
+        retry=client.retry if retry is None else retry,
+        api_key=api_key or client.api_key,
+        api_base=client.api_base if api_base is None else api_base,
+        api_version=api_version,
+        headers=merged or None,
+        extra_body=extra_body,
+        mock=mock_options(mock_response, mock_latency, mock_chunk_delay),
+    )
 
 
 def check_messages(messages: Any) -> tuple[Mapping[str, Any], ...]:

@@ -10,7 +10,8 @@ waiting for the next chunk.  A stream garbage-collected while open emits a
 slot) from a system task of the run it was opened in.
 
 Where chunks come from is a :class:`ChunkSource`: an HTTP response fed through
-the SSE decoder and the provider's parser, or the mock provider's script.
+the SSE decoder and the provider's parser (the mock's answers too), its raw
+bytes (streamed audio), or a whole answer turned into chunks.
 """
 
 from __future__ import annotations
@@ -131,35 +132,22 @@ class HTTPChunkSource:
 
 
 class ScriptedChunkSource(Generic[T]):
-    """Chunks known in advance (the mock provider), each after an optional delay."""
+    """Chunks known in advance (a whole answer to ``stream=True``, turned into chunks)."""
 
-    __slots__ = ("_chunks", "_delay", "_ready", "headers")
+    __slots__ = ("_chunks", "headers")
 
-    def __init__(
-        self, chunks: tuple[T, ...], delay: float, headers: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, chunks: tuple[T, ...], headers: dict[str, str] | None = None) -> None:
         self._chunks = deque(chunks)
-        self._delay = delay
-        self._ready: T | None = None
         self.headers = {} if headers is None else headers
 
     def take(self) -> T | None:
-        chunk, self._ready = self._ready, None
-        if chunk is None and self._delay <= 0 and self._chunks:
-            chunk = self._chunks.popleft()
-        return chunk
+        return self._chunks.popleft() if self._chunks else None
 
     async def fill(self) -> bool:
-        if not self._chunks:
-            return False
-        if self._delay > 0:
-            await trio.sleep(self._delay)
-            self._ready = self._chunks.popleft()
-        return True
+        return False
 
     async def aclose(self) -> None:
         self._chunks.clear()
-        self._ready = None
 
 
 class BytesSource:

@@ -1,4 +1,4 @@
-"""The sync API: ``completion()`` (and, later, ``embedding()``, ...) for code without a loop.
+"""The sync API: ``completion()``, ``embedding()``, ... for code without a loop.
 
 Every sync call runs on one background trio run in a daemon thread, started on
 first use and kept, so its :class:`Client` (opened inside that run) reuses its
@@ -35,7 +35,7 @@ from typing import Any, Literal, TypeVar, cast, overload
 
 import trio
 
-from ._endpoints import SpeechResponse
+from ._files import SpeechResponse
 from ._stream import Stream
 from .client import Client
 from .types import (
@@ -70,7 +70,7 @@ class _Run:
     """One background trio run: its daemon thread, its token (captured inside it), its Client."""
 
     def __init__(self) -> None:
-        self.client = Client()  # holds no I/O until _open(), which happens inside the run
+        self.client = Client()  # holds no I/O until open(), which happens inside the run
         self.token: trio.lowlevel.TrioToken | None = None
         self.error: BaseException | None = None
         self._ready = threading.Event()
@@ -104,7 +104,7 @@ class _Run:
 
     async def _main(self) -> None:
         self._stop = trio.Event()
-        self.client._open()
+        self.client.open()
         try:
             self.token = trio.lowlevel.current_trio_token()
             self._ready.set()
@@ -115,7 +115,7 @@ class _Run:
             with trio.move_on_after(_STOP_TIMEOUT, shield=True):
                 for stream in list(self._streams):
                     await stream.aclose()
-                await self.client._close()
+                await self.client.aclose()
 
     def shutdown(self, timeout: float = _STOP_TIMEOUT) -> None:
         """Stop the run gracefully: close open streams and the Client; wait *timeout* at most."""

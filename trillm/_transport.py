@@ -27,6 +27,7 @@ cancel scopes do the timing: httpx only gets a 5 s connect limit.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import socket
 import ssl
@@ -310,6 +311,61 @@ class _OneChunk:
         return data
 
 
+# ---------------------------------------------------------------- in-process answers
+
+
+async def _answer_locally(spec: HTTPRequestSpec) -> httpx.Response:
+    """The response of a request that ``spec.local`` answers in this process.
+
+    Its latency and chunk delays are ``trio.sleep``s, so virtual time drives
+    them; its error is raised as given (a fresh copy per attempt, so retries
+    never pile notes onto the caller's instance) and is not translated.
+    """
+    assert spec.local is not None
+    answer = spec.local(spec)
+    if answer.latency:
+        await trio.sleep(answer.latency)
+    else:
+        await trio.lowlevel.checkpoint()
+    if answer.error is not None:
+        try:
+            error = copy.copy(answer.error)
+        except Exception:  # noqa: BLE001 - one that cannot be copied is raised as given
+            error = answer.error
+        raise error
+    return httpx.Response(answer.status, headers=list(answer.headers),
+                          stream=_LocalBody(answer.chunks, answer.chunk_delay))
+
+
+class _LocalBody(httpx.AsyncByteStream):
+    """An in-process body: its chunks, each after *delay* seconds (an iterator object,
+    so a cancelled read leaves no async generator to finalize)."""
+
+    def __init__(self, chunks: tuple[bytes, ...], delay: float) -> None:
+        self._chunks, self._delay = chunks, delay
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _DelayedChunks(self._chunks, self._delay)
+
+
+class _DelayedChunks:
+    __slots__ = ("_delay", "_left")
+
+    def __init__(self, chunks: tuple[bytes, ...], delay: float) -> None:
+        self._left = deque(chunks)
+        self._delay = delay
+
+    def __aiter__(self) -> _DelayedChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self._left:
+            raise StopAsyncIteration
+        if self._delay:
+            await trio.sleep(self._delay)
+        return self._left.popleft()
+
+
 # ---------------------------------------------------------------- what the Client uses
 
 
@@ -427,6 +483,8 @@ class Transport:
         self._urls: dict[str, httpx.URL] = {}  # each URL parsed once: ~9 us per request
 
     async def _request(self, spec: HTTPRequestSpec, defaults: _Headers) -> httpx.Response:
+        if spec.local is not None:  # answered in this process (the mock): no connection
+            return await _answer_locally(spec)
         try:
             names = {name.lower() for name, _ in spec.headers}
             headers = [h for h in defaults if h[0] not in names]

@@ -8,6 +8,7 @@ both import these records, so the I/O layer never imports ``providers/``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from .sse import SSEEvent
     from .types import StreamChunk
 
-__all__ = ["HTTPRequestSpec", "ProviderConfig", "StreamParser"]
+__all__ = ["HTTPRequestSpec", "LocalAnswer", "ProviderConfig", "StreamParser"]
 
 
 @attrs.frozen
@@ -40,8 +41,30 @@ class ProviderConfig:
 
 
 @attrs.frozen
+class LocalAnswer:
+    """An answer made in this process instead of by a server (the ``mock/`` provider's).
+
+    The transport waits ``latency`` seconds (before the headers), then raises a
+    fresh copy of ``error`` when there is one, else answers ``status`` with
+    ``headers`` and a body of ``chunks``, each after ``chunk_delay`` seconds.
+    """
+
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    chunks: tuple[bytes, ...] = ()
+    chunk_delay: float = 0.0
+    latency: float = 0.0
+    error: BaseException | None = None
+
+
+@attrs.frozen
 class HTTPRequestSpec:
-    """One HTTP request, as data.  ``headers`` may hold keys, so it is never shown."""
+    """One HTTP request, as data.  ``headers`` may hold keys, so it is never shown.
+
+    ``local``, when set, answers the request in this process (the transport
+    calls it instead of opening a connection): the seam the mock provider
+    answers through, so a mocked call takes the same path as a real one.
+    """
 
     method: str
     url: str
@@ -50,6 +73,9 @@ class HTTPRequestSpec:
     content: bytes | None = attrs.field(default=None, repr=False)
     provider: str = ""
     model: str = ""
+    local: Callable[[HTTPRequestSpec], LocalAnswer] | None = attrs.field(
+        default=None, repr=False, eq=False
+    )
 
 
 class StreamParser(Protocol):

@@ -39,6 +39,7 @@ __all__ = [
     "Preset",
     "Route",
     "is_local_url",
+    "mock_route",
     "parse_model",
     "resolve_config",
 ]
@@ -82,6 +83,9 @@ def _local(name: str, base: str) -> Preset:
     return Preset(name, "openai", base, (), keyless=True)
 
 
+#: Where mocked requests "go": never a socket, the transport answers them in-process.
+MOCK_BASE = "mock://"
+
 _PRESET_LIST = (
     Preset(
         "openai", "openai", "https://api.openai.com/v1", ("OPENAI_API_KEY",),
@@ -100,7 +104,8 @@ _PRESET_LIST = (
         base_vars=("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"),
         version_vars=("AZURE_API_VERSION", "OPENAI_API_VERSION"),
     ),
-    Preset("mock", "mock", "mock://", (), keyless=True),
+    # The mock speaks OpenAI's wire format, answered in-process (providers/mock.py).
+    Preset("mock", "openai", MOCK_BASE, (), keyless=True),
     # Hosted OpenAI-compatible services.
     _compatible("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
     _compatible("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
@@ -153,6 +158,13 @@ _INFER = (
     ("claude-", "anthropic"),
     ("gemini-", "gemini"),
 )
+
+
+def mock_route(model: str) -> Route:
+    """The route of a call the mock answers: ``mock/<name>``, or any model with
+    ``mock_response=`` (its whole name is kept, as LiteLLM does)."""
+    name = model.partition("/")[2] if model.startswith("mock/") else model
+    return Route("mock", name, PRESETS["mock"])
 
 
 def _bad(message: str, model: object) -> errors.BadRequestError:

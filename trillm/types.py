@@ -22,6 +22,10 @@ import attrs
 
 __all__ = [
     "ChatRequest",
+    "EmbeddingRequest",
+    "ImageRequest",
+    "SpeechRequest",
+    "TranscriptionRequest",
     "Choice",
     "Delta",
     "FunctionCall",
@@ -334,3 +338,52 @@ class ChatRequest:
     extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
     #: Drop parameters the provider cannot take instead of refusing them (LiteLLM's flag).
     drop_params: bool = False
+
+
+@attrs.frozen
+class EmbeddingRequest:
+    """One embeddings request: *inputs* (one provider-sized batch), the first at *offset*."""
+
+    provider: str
+    model: str
+    inputs: tuple[str, ...]
+    params: Mapping[str, Any] = attrs.field(factory=dict)
+    extra_body: Mapping[str, Any] | None = None
+    extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
+    offset: int = 0
+
+
+@attrs.frozen
+class ImageRequest:
+    """One image-generation request for *prompt* (``n``, ``size``, ... in *params*)."""
+
+    provider: str
+    model: str
+    prompt: str
+    params: Mapping[str, Any] = attrs.field(factory=dict)
+    extra_body: Mapping[str, Any] | None = None
+    extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
+class TranscriptionRequest:
+    """One transcription request: *file* is ``(filename, bytes, content type)``, read whole."""
+
+    provider: str
+    model: str
+    file: tuple[str, bytes, str] = attrs.field(repr=False)
+    params: Mapping[str, Any] = attrs.field(factory=dict)
+    extra_body: Mapping[str, Any] | None = None
+    extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
+class SpeechRequest:
+    """One text-to-speech request for *input* (``voice``, ``response_format``, ... in *params*)."""
+
+    provider: str
+    model: str
+    input: str
+    params: Mapping[str, Any] = attrs.field(factory=dict)
+    extra_body: Mapping[str, Any] | None = None
+    extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)

@@ -286,6 +286,7 @@ class AnthropicProvider:
     """The :class:`~trillm.providers.base.Provider` for Anthropic's Messages API."""
 
     name = "anthropic"
+    operations = frozenset({"chat"})
 
     def build_chat(self, req: ChatRequest, cfg: ProviderConfig) -> HTTPRequestSpec:
         """``POST {api_base}/v1/messages`` with the request translated to Anthropic's shape."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from ..types import ChatRequest
-from .base import ProviderConfig
+from ..types import ChatRequest, EmbeddingRequest
+from .base import AnyRequest, ProviderConfig
 from .openai import OpenAIProvider
 
 __all__ = ["DEFAULT_API_VERSION", "PROVIDER", "AzureProvider"]
@@ -26,12 +26,14 @@ class AzureProvider(OpenAIProvider):
     """OpenAI's translation with Azure's URL and key header."""
 
     name = "azure"
+    #: Azure serves images and audio at other paths, not offered here yet.
+    operations = frozenset({"chat", "embeddings"})
 
     def chat_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
         """The deployment's chat-completions URL, with its ``api-version``."""
         return _deployment_url(req, cfg, "chat/completions")
 
-    def embedding_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
+    def embedding_url(self, req: EmbeddingRequest, cfg: ProviderConfig) -> str:
         """The deployment's embeddings URL, with its ``api-version``."""
         return _deployment_url(req, cfg, "embeddings")
 
@@ -44,7 +46,7 @@ class AzureProvider(OpenAIProvider):
         return True
 
 
-def _deployment_url(req: ChatRequest, cfg: ProviderConfig, path: str) -> str:
+def _deployment_url(req: AnyRequest, cfg: ProviderConfig, path: str) -> str:
     version = quote(cfg.api_version or DEFAULT_API_VERSION, safe="")
     deployment = quote(req.model, safe="")
     return f"{cfg.api_base}/openai/deployments/{deployment}/{path}?api-version={version}"

@@ -17,11 +17,22 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .. import errors
 from .._wire import HTTPRequestSpec, ProviderConfig, StreamParser
 from ..retry import parse_retry_after
+from ..types import (
+    ChatRequest,
+    EmbeddingRequest,
+    ImageRequest,
+    SpeechRequest,
+    TranscriptionRequest,
+)
 
 if TYPE_CHECKING:
-    from ..types import ChatRequest, ModelResponse
+    from ..types import ModelResponse
+
+#: The request record of any operation (each has provider, model, params, extra_*).
+AnyRequest = ChatRequest | EmbeddingRequest | ImageRequest | TranscriptionRequest | SpeechRequest
 
 __all__ = [
+    "AnyRequest",
     "HTTPRequestSpec",
     "Provider",
     "ProviderConfig",
@@ -37,9 +48,19 @@ __all__ = [
 
 
 class Provider(Protocol):
-    """The sans-I/O interface every provider module implements."""
+    """The sans-I/O interface every provider module implements.
+
+    ``operations`` is the table of what it offers: ``"chat"`` (``build_chat``,
+    ``parse_chat``, ``stream_parser``) always, and any of ``"embeddings"``
+    (``build_embedding``, ``parse_embedding``, ``embedding_batch_size``),
+    ``"images"`` (``build_image``, ``parse_image``), ``"transcription"``
+    (``build_transcription``, ``parse_transcription``) and ``"speech"``
+    (``build_speech``; the answer is the audio itself).  The Client asks for
+    nothing a provider does not list, and refuses the call before any traffic.
+    """
 
     name: str
+    operations: frozenset[str]
 
     def build_chat(self, req: ChatRequest, cfg: ProviderConfig) -> HTTPRequestSpec:
         """The HTTP request for a chat completion (streaming when ``req.stream``)."""
@@ -70,7 +91,7 @@ class Provider(Protocol):
 
 
 def with_extra_headers(
-    headers: tuple[tuple[str, str], ...], req: ChatRequest
+    headers: tuple[tuple[str, str], ...], req: AnyRequest
 ) -> tuple[tuple[str, str], ...]:
     """*headers* with the call's ``extra_headers`` added; one of the same name replaces ours."""
     extra = req.extra_headers
@@ -89,7 +110,7 @@ def json_or_none(body: bytes) -> Any:
 
 
 def unexpected_answer(
-    req: ChatRequest, body: bytes, secrets: tuple[str, ...], why: str
+    req: AnyRequest, body: bytes, secrets: tuple[str, ...], why: str
 ) -> errors.APIError:
     """The error for a 2xx body that is not the shape the provider documents."""
     return errors.APIError(

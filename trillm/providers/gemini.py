@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from .. import errors
@@ -53,6 +53,7 @@ from ..types import (
     Choice,
     Delta,
     Embedding,
+    EmbeddingRequest,
     EmbeddingResponse,
     FunctionCall,
     FunctionDelta,
@@ -65,6 +66,7 @@ from ..types import (
     Usage,
 )
 from .base import (
+    AnyRequest,
     HTTPRequestSpec,
     ProviderConfig,
     error_from_response,
@@ -274,6 +276,7 @@ class GeminiProvider:
     """The :class:`~trillm.providers.base.Provider` for Google's Gemini API."""
 
     name = "gemini"
+    operations = frozenset({"chat", "embeddings"})
 
     def chat_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
         """The generate (or stream-generate, SSE) endpoint for *req*'s model."""
@@ -334,9 +337,7 @@ class GeminiProvider:
     #: The most texts one ``batchEmbedContents`` request may carry.
     embedding_batch_size = 100
 
-    def build_embedding(
-        self, req: ChatRequest, inputs: Sequence[Any], cfg: ProviderConfig
-    ) -> HTTPRequestSpec:
+    def build_embedding(self, req: EmbeddingRequest, cfg: ProviderConfig) -> HTTPRequestSpec:
         """``batchEmbedContents`` for one batch (``dimensions`` → ``outputDimensionality``)."""
         model = req.model.removeprefix("models/")
         extra = {}
@@ -346,7 +347,7 @@ class GeminiProvider:
             extra["taskType"] = req.params["task_type"]
         body: dict[str, Any] = {"requests": [
             {"model": f"models/{model}", "content": {"parts": [{"text": text}]}, **extra}
-            for text in inputs
+            for text in req.inputs
         ]}
         if req.extra_body:
             body.update(req.extra_body)
@@ -356,7 +357,8 @@ class GeminiProvider:
         )
 
     def parse_embedding(
-        self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None, offset: int = 0
+        self, body: bytes, req: EmbeddingRequest, cfg: ProviderConfig | None = None,
+        offset: int = 0,
     ) -> EmbeddingResponse:
         """A ``batchEmbedContents`` answer as vectors in input order (Gemini sends no usage)."""
         secrets = cfg.secrets if cfg is not None else ()
@@ -434,7 +436,7 @@ class GeminiProvider:
 # ---------------------------------------------------------------- answers
 
 
-def _headers(req: ChatRequest, cfg: ProviderConfig) -> tuple[tuple[str, str], ...]:
+def _headers(req: AnyRequest, cfg: ProviderConfig) -> tuple[tuple[str, str], ...]:
     headers: tuple[tuple[str, str], ...] = ()
     if cfg.api_key:
         headers = (("x-goog-api-key", cfg.api_key),)

@@ -1,18 +1,26 @@
-"""The offline ``mock/`` provider: deterministic answers with no network at all.
+"""The offline ``mock/`` provider: deterministic answers rendered in OpenAI's wire format.
 
-``mock/<anything>`` echoes the last user message; ``mock_response="text"`` (with
-any model) answers that text instead, and ``mock_response=SomeError("...")``
-raises that exception on every attempt, so it goes through the Client's retry
-loop like an error from the wire.  ``mock_latency`` (seconds before the answer
-or the stream's headers) and ``mock_chunk_delay`` (seconds before each streamed
-chunk) simulate time; the Client does the sleeping, this module only plans.
-Streams go word by word: the first chunk carries the role, the last one the
-finish reason and the usage.
+A mocked call takes the same path as a real one: the openai provider builds the
+request, the transport hands it to :func:`answer` instead of a server (the
+``HTTPRequestSpec.local`` seam), and the openai provider parses the bytes that
+come back.  This module only plans and renders; the transport does the waiting.
+
+* ``mock/<anything>`` echoes the last user message; ``mock_response="text"``
+  (with any model) answers that text; ``mock_response=SomeError("...")``
+  raises a copy of that exception on every attempt, so it goes through the
+  retry loop like an error from the wire.
+* ``mock_latency`` (seconds before the answer or the stream's headers) and
+  ``mock_chunk_delay`` (seconds before each streamed event) simulate time.
+* Streams go word by word: the first chunk carries the role, the last one the
+  finish reason and the usage, then ``[DONE]``.
+* Embeddings are unit vectors derived from each text; images are 1x1 PNGs;
+  transcriptions echo the file's name; speech is a quarter second of silent WAV.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import math
 import random
 import re
@@ -24,8 +32,8 @@ from typing import Any
 import attrs
 
 from .. import errors
+from .._wire import HTTPRequestSpec, LocalAnswer
 from ..types import (
-    ChatRequest,
     Choice,
     Delta,
     Embedding,
@@ -40,26 +48,24 @@ from ..types import (
     Usage,
 )
 
-__all__ = [
-    "MockPlan", "plan", "plan_embedding", "plan_image", "plan_speech", "plan_transcription",
-    "PROVIDER_NAME",
-]
+__all__ = ["PROVIDER_NAME", "MockOptions", "answer", "echo_text", "png_1x1", "wav_silence"]
 
 PROVIDER_NAME = "mock"
 #: ``created`` of every mock answer, so answers are the same from run to run.
 CREATED = 1_700_000_000
 _WORDS = re.compile(r"\s*\S+")
+# Answers carry no headers (a mock stream's .headers stays empty), except speech's type.
+_JSON: tuple[tuple[str, str], ...] = ()
+_SSE: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen
-class MockPlan:
-    """What the mock call will do: wait ``latency``, then raise ``error`` or answer."""
+class MockOptions:
+    """The mock knobs of one call: what to answer (or raise) and how slowly."""
 
-    latency: float
-    chunk_delay: float
-    error: BaseException | None = None
-    response: Any = None  # a ModelResponse, or an EmbeddingResponse
-    chunks: tuple[Any, ...] = ()  # StreamChunk records, or audio bytes
+    response: str | BaseException | None = None
+    latency: float = 0.0
+    chunk_delay: float = 0.0
 
 
 def _seconds(name: str, value: Any) -> float:
@@ -72,6 +78,58 @@ def _seconds(name: str, value: Any) -> float:
     return float(value)
 
 
+def mock_options(response: Any, latency: Any, chunk_delay: Any) -> MockOptions:
+    """Checked :class:`MockOptions` (a clear error before anything is sent)."""
+    if response is not None and not isinstance(response, str | BaseException):
+        raise errors.BadRequestError(
+            "mock_response must be a string or an exception instance, not "
+            f"{type(response).__name__}", provider=PROVIDER_NAME,
+        )
+    return MockOptions(response, _seconds("mock_latency", latency),
+                       _seconds("mock_chunk_delay", chunk_delay))
+
+
+def answer(options: MockOptions, spec: HTTPRequestSpec) -> LocalAnswer:
+    """The mock's answer to *spec* (an OpenAI-format request), as the transport serves it."""
+    if isinstance(options.response, BaseException):
+        return LocalAnswer(latency=options.latency, error=options.response)
+    body: Any = spec.json if isinstance(spec.json, Mapping) else {}
+    path = spec.url.split("://", 1)[-1].lstrip("/")
+    model = spec.model
+    if path == "chat/completions":
+        text = options.response if options.response is not None else echo_text(
+            body.get("messages") or ())
+        if body.get("stream"):
+            chunks = tuple(_sse(c) for c in _chat_chunks(model, body, text))
+            chunks = (*chunks[:-1], chunks[-1] + b"data: [DONE]\n\n")
+            return LocalAnswer(200, _SSE, chunks, options.chunk_delay, options.latency)
+        return _json(options, _chat(model, body, text))
+    if path == "embeddings":
+        return _json(options, _embeddings(model, body.get("input") or (), body.get("dimensions")))
+    if path == "images/generations":
+        return _json(options, _images(body))
+    if path == "audio/transcriptions":
+        name = _upload_name(spec.content or b"")
+        text = options.response if options.response is not None else (
+            f"Mock transcription of {name}")
+        return _json(options, TranscriptionResponse(text, "english", 0.25))
+    if path == "audio/speech":
+        audio = wav_silence()
+        chunks = tuple(audio[i:i + 1024] for i in range(0, len(audio), 1024))
+        return LocalAnswer(200, (("content-type", "audio/wav"),), chunks, 0.0, options.latency)
+    return LocalAnswer(404, _JSON, (b'{"error": {"message": "the mock has no such endpoint"}}',),
+                       latency=options.latency)
+
+
+def _json(options: MockOptions, record: Any) -> LocalAnswer:
+    return LocalAnswer(200, _JSON, (json.dumps(record.to_dict()).encode(),),
+                       latency=options.latency)
+
+
+def _sse(chunk: StreamChunk) -> bytes:
+    return b"data: " + json.dumps(chunk.to_dict()).encode() + b"\n\n"
+
+
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -82,91 +140,64 @@ def _text_of(content: Any) -> str:
     return "" if content is None else str(content)
 
 
-def echo_text(messages: tuple[Mapping[str, Any], ...]) -> str:
+def echo_text(messages: Any) -> str:
     """The text the mock answers when no ``mock_response`` is given."""
-    for message in reversed(messages):
-        if message.get("role") == "user":
+    for message in reversed(list(messages)):
+        if isinstance(message, Mapping) and message.get("role") == "user":
             return _text_of(message.get("content"))
     return "This is a mock response."
 
 
-def plan(
-    req: ChatRequest,
-    *,
-    mock_response: str | BaseException | None,
-    latency: float | None = None,
-    chunk_delay: float | None = None,
-) -> MockPlan:
-    """Plan the mock answer to *req* (a whole response, or chunks when streaming)."""
-    delay = _seconds("mock_latency", latency)
-    per_chunk = _seconds("mock_chunk_delay", chunk_delay)
-    if isinstance(mock_response, BaseException):
-        return MockPlan(delay, per_chunk, error=mock_response)
-    if mock_response is None:
-        text = echo_text(req.messages)
-    elif isinstance(mock_response, str):
-        text = mock_response
-    else:
-        raise errors.BadRequestError(
-            f"mock_response must be a string or an exception instance, not "
-            f"{type(mock_response).__name__}",
-            provider=PROVIDER_NAME, model=req.model,
-        )
-    prompt_chars = sum(len(_text_of(m.get("content"))) for m in req.messages)
+def _usage(messages: Any, words: int) -> Usage:
+    chars = sum(len(_text_of(m.get("content"))) for m in messages if isinstance(m, Mapping))
+    prompt = math.ceil(chars / 4)
+    return Usage(prompt_tokens=prompt, completion_tokens=words, total_tokens=prompt + words)
+
+
+def _chat(model: str, body: Mapping[str, Any], text: str) -> ModelResponse:
     words = _WORDS.findall(text) or [text]
-    usage = Usage(
-        prompt_tokens=math.ceil(prompt_chars / 4),
-        completion_tokens=len(words),
-        total_tokens=math.ceil(prompt_chars / 4) + len(words),
+    return ModelResponse(
+        id=_id(model, text), created=CREATED, model=model,
+        choices=(Choice(index=0, message=Message(content=text), finish_reason="stop"),),
+        usage=_usage(body.get("messages") or (), len(words)),
     )
-    digest = zlib.crc32((req.model + "\0" + text).encode())
-    rid = f"mock-{digest:08x}"
-    if not req.stream:
-        response = ModelResponse(
-            id=rid, created=CREATED, model=req.model,
-            choices=(Choice(index=0, message=Message(content=text), finish_reason="stop"),),
-            usage=usage,
-        )
-        return MockPlan(delay, per_chunk, response=response)
+
+
+def _chat_chunks(model: str, body: Mapping[str, Any], text: str) -> list[StreamChunk]:
+    words = _WORDS.findall(text) or [text]
+    rid = _id(model, text)
     chunks = [
         StreamChunk(
-            id=rid, created=CREATED, model=req.model,
+            id=rid, created=CREATED, model=model,
             choices=(StreamChoice(delta=Delta(role="assistant" if i == 0 else None, content=w)),),
         )
         for i, w in enumerate(words)
     ]
-    chunks.append(
-        StreamChunk(
-            id=rid, created=CREATED, model=req.model,
-            choices=(StreamChoice(finish_reason="stop"),), usage=usage,
-        )
-    )
-    return MockPlan(delay, per_chunk, chunks=tuple(chunks))
+    chunks.append(StreamChunk(
+        id=rid, created=CREATED, model=model, choices=(StreamChoice(finish_reason="stop"),),
+        usage=_usage(body.get("messages") or (), len(words)),
+    ))
+    return chunks
 
 
-def plan_embedding(
-    model: str,
-    inputs: tuple[Any, ...],
-    *,
-    offset: int = 0,
-    dimensions: int | None = None,
-    mock_response: BaseException | None = None,
-    latency: float | None = None,
-) -> MockPlan:
+def _id(model: str, text: str) -> str:
+    return f"mock-{zlib.crc32((model + chr(0) + text).encode()):08x}"
+
+
+def _embeddings(model: str, inputs: Any, dimensions: Any) -> EmbeddingResponse:
     """Deterministic unit vectors, derived from each input's text (same text, same vector)."""
-    delay = _seconds("mock_latency", latency)
-    if mock_response is not None:
-        return MockPlan(delay, 0.0, error=mock_response)
-    size = 8 if dimensions is None else dimensions
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    size = dimensions if isinstance(dimensions, int) and dimensions > 0 else 8
     data = []
     for i, item in enumerate(inputs):
         rng = random.Random(zlib.crc32(str(item).encode()))
         vec = [rng.uniform(-1.0, 1.0) for _ in range(size)]
         norm = math.sqrt(sum(x * x for x in vec)) or 1.0
-        data.append(Embedding(offset + i, tuple(x / norm for x in vec)))
+        data.append(Embedding(i, tuple(x / norm for x in vec)))
     tokens = sum(math.ceil(len(str(item)) / 4) for item in inputs)
     usage = Usage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens)
-    return MockPlan(delay, 0.0, response=EmbeddingResponse(tuple(data), model, usage))
+    return EmbeddingResponse(tuple(data), model, usage)
 
 
 def png_1x1() -> bytes:
@@ -182,26 +213,24 @@ def png_1x1() -> bytes:
             + chunk(b"IEND", b""))
 
 
-def plan_image(
-    prompt: str,
-    *,
-    n: int = 1,
-    response_format: str = "url",
-    mock_response: BaseException | None = None,
-    latency: float | None = None,
-) -> MockPlan:
-    """*n* tiny valid PNGs: as base64 (``b64_json``), or as ``data:`` URLs."""
-    delay = _seconds("mock_latency", latency)
-    if mock_response is not None:
-        return MockPlan(delay, 0.0, error=mock_response)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise errors.BadRequestError(f"n must be an int >= 1, not {n!r}", provider=PROVIDER_NAME)
+def _images(body: Mapping[str, Any]) -> ImageResponse:
+    """``n`` tiny valid PNGs: as base64 (``b64_json``), or as ``data:`` URLs."""
+    n = body.get("n", 1)
+    prompt = str(body.get("prompt", ""))
     b64 = base64.b64encode(png_1x1()).decode()
-    if response_format == "b64_json":
+    if body.get("response_format") == "b64_json":
         image = ImageObject(b64_json=b64, revised_prompt=prompt)
     else:
         image = ImageObject(url=f"data:image/png;base64,{b64}", revised_prompt=prompt)
-    return MockPlan(delay, 0.0, response=ImageResponse(CREATED, (image,) * n))
+    return ImageResponse(CREATED, (image,) * n)
+
+
+_FILENAME = re.compile(rb'filename="([^"]*)"')
+
+
+def _upload_name(body: bytes) -> str:
+    found = _FILENAME.search(body)
+    return found.group(1).decode("utf-8", "replace") if found else "audio"
 
 
 def wav_silence(seconds: float = 0.25, rate: int = 8000) -> bytes:
@@ -211,24 +240,3 @@ def wav_silence(seconds: float = 0.25, rate: int = 8000) -> bytes:
     header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(data), b"WAVE", b"fmt ", 16,
                          1, 1, rate, rate * 2, 2, 16, b"data", len(data))
     return header + data
-
-
-def plan_transcription(
-    filename: str, *, mock_response: BaseException | str | None = None,
-    latency: float | None = None,
-) -> MockPlan:
-    """A transcription that echoes the file's name (or says ``mock_response``)."""
-    delay = _seconds("mock_latency", latency)
-    if isinstance(mock_response, BaseException):
-        return MockPlan(delay, 0.0, error=mock_response)
-    text = mock_response if mock_response is not None else f"Mock transcription of {filename}"
-    return MockPlan(delay, 0.0, response=TranscriptionResponse(text, "english", 0.25))
-
-
-def plan_speech(*, mock_response: BaseException | None = None,
-                latency: float | None = None) -> MockPlan:
-    """A quarter of a second of silence, as a valid WAV file."""
-    delay = _seconds("mock_latency", latency)
-    if mock_response is not None:
-        return MockPlan(delay, 0.0, error=mock_response)
-    return MockPlan(delay, 0.0, response=wav_silence())

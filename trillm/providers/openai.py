@@ -28,7 +28,7 @@ import base64
 import json
 import sys
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from .. import errors
@@ -39,21 +39,26 @@ from ..types import (
     Choice,
     Delta,
     Embedding,
+    EmbeddingRequest,
     EmbeddingResponse,
     FunctionCall,
     FunctionDelta,
     ImageObject,
+    ImageRequest,
     ImageResponse,
     Message,
     ModelResponse,
+    SpeechRequest,
     StreamChoice,
     StreamChunk,
     ToolCall,
     ToolCallDelta,
+    TranscriptionRequest,
     TranscriptionResponse,
     Usage,
 )
 from .base import (
+    AnyRequest,
     HTTPRequestSpec,
     ProviderConfig,
     error_from_response,
@@ -291,6 +296,7 @@ class OpenAIProvider:
     """
 
     name = "openai"
+    operations = frozenset({"chat", "embeddings", "images", "transcription", "speech"})
 
     def chat_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
         """The chat-completions endpoint for *cfg*'s base URL."""
@@ -364,15 +370,13 @@ class OpenAIProvider:
     #: The most inputs one ``/embeddings`` request may carry.
     embedding_batch_size = 2048
 
-    def embedding_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
+    def embedding_url(self, req: EmbeddingRequest, cfg: ProviderConfig) -> str:
         """The embeddings endpoint for *cfg*'s base URL."""
         return f"{cfg.api_base}/embeddings"
 
-    def build_embedding(
-        self, req: ChatRequest, inputs: Sequence[Any], cfg: ProviderConfig
-    ) -> HTTPRequestSpec:
-        """``POST .../embeddings`` for one batch of *inputs* (``req.params``: dimensions, ...)."""
-        body: dict[str, Any] = {"model": req.model, "input": list(inputs)}
+    def build_embedding(self, req: EmbeddingRequest, cfg: ProviderConfig) -> HTTPRequestSpec:
+        """``POST .../embeddings`` for one batch of inputs (``req.params``: dimensions, ...)."""
+        body: dict[str, Any] = {"model": req.model, "input": list(req.inputs)}
         body.update(req.params)
         if req.extra_body:
             body.update(req.extra_body)
@@ -382,7 +386,8 @@ class OpenAIProvider:
         )
 
     def parse_embedding(
-        self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None, offset: int = 0
+        self, body: bytes, req: EmbeddingRequest, cfg: ProviderConfig | None = None,
+        offset: int = 0,
     ) -> EmbeddingResponse:
         """A 2xx ``/embeddings`` body: base64 vectors decoded to floats, indices from *offset*."""
         secrets = cfg.secrets if cfg is not None else ()
@@ -400,9 +405,9 @@ class OpenAIProvider:
 
     # ---------------------------------------------------------- images
 
-    def build_image(self, req: ChatRequest, prompt: str, cfg: ProviderConfig) -> HTTPRequestSpec:
+    def build_image(self, req: ImageRequest, cfg: ProviderConfig) -> HTTPRequestSpec:
         """``POST .../images/generations`` (n, size, quality, response_format, ... passed on)."""
-        body: dict[str, Any] = {"model": req.model, "prompt": prompt}
+        body: dict[str, Any] = {"model": req.model, "prompt": req.prompt}
         body.update(req.params)
         if req.extra_body:
             body.update(req.extra_body)
@@ -412,7 +417,7 @@ class OpenAIProvider:
         )
 
     def parse_image(
-        self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None
+        self, body: bytes, req: ImageRequest, cfg: ProviderConfig | None = None
     ) -> ImageResponse:
         """A 2xx images answer."""
         secrets = cfg.secrets if cfg is not None else ()
@@ -429,7 +434,7 @@ class OpenAIProvider:
     # ---------------------------------------------------------- audio
 
     def build_transcription(
-        self, req: ChatRequest, file: tuple[str, bytes, str], cfg: ProviderConfig
+        self, req: TranscriptionRequest, cfg: ProviderConfig
     ) -> HTTPRequestSpec:
         """``POST .../audio/transcriptions``: a multipart upload of *file* and the options."""
         form = {"model": req.model}
@@ -437,7 +442,7 @@ class OpenAIProvider:
             form[key] = value if isinstance(value, str) else json.dumps(value)
         if req.extra_body:
             form.update({k: str(v) for k, v in req.extra_body.items()})
-        ctype, body = multipart_body(form, {"file": file})
+        ctype, body = multipart_body(form, {"file": req.file})
         return HTTPRequestSpec(
             "POST", f"{cfg.api_base}/audio/transcriptions",
             (*self._headers(req, cfg), ("content-type", ctype)), content=body,
@@ -445,7 +450,7 @@ class OpenAIProvider:
         )
 
     def parse_transcription(
-        self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None
+        self, body: bytes, req: TranscriptionRequest, cfg: ProviderConfig | None = None
     ) -> TranscriptionResponse:
         """JSON answers (``json``, ``verbose_json``) or plain text (``text``, ``srt``, ``vtt``)."""
         if req.params.get("response_format") in ("text", "srt", "vtt"):
@@ -457,9 +462,9 @@ class OpenAIProvider:
         return TranscriptionResponse(data["text"], data.get("language"), data.get("duration"),
                                      data.get("segments"), data.get("words"), raw=data)
 
-    def build_speech(self, req: ChatRequest, text: str, cfg: ProviderConfig) -> HTTPRequestSpec:
+    def build_speech(self, req: SpeechRequest, cfg: ProviderConfig) -> HTTPRequestSpec:
         """``POST .../audio/speech`` (voice, response_format, speed, ... in ``req.params``)."""
-        body: dict[str, Any] = {"model": req.model, "input": text}
+        body: dict[str, Any] = {"model": req.model, "input": req.input}
         body.update(req.params)
         if req.extra_body:
             body.update(req.extra_body)
@@ -468,7 +473,7 @@ class OpenAIProvider:
             provider=req.provider, model=req.model,
         )
 
-    def _headers(self, req: ChatRequest, cfg: ProviderConfig) -> tuple[tuple[str, str], ...]:
+    def _headers(self, req: AnyRequest, cfg: ProviderConfig) -> tuple[tuple[str, str], ...]:
         return with_extra_headers(self.auth_headers(cfg), req)
 
     def parse_error(

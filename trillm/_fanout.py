@@ -1,4 +1,4 @@
-"""The Client's fan-out helpers: many requests, or one prompt to many models.
+"""Client-side fan-out: many requests at once, or one prompt to many models.
 
 LiteLLM users know these as ``abatch_completion`` / ``batch_completion_models``;
 here they are thin layers over :mod:`trillm.concurrency`, so they inherit its
