@@ -300,7 +300,7 @@ class Pipeline:
         except BaseExceptionGroup as group:
             # Only cancellations escape `batch`: the caller's, reaching every batch.  A single
             # call raises one bare exception, so pass one on (they are all the same one).
-            if group.subgroup(trio.Cancelled) is not group:
+            if group.split(trio.Cancelled)[1] is not None:
                 raise
             raise group.exceptions[0] from None  # all leaves are Cancelled: pass one on
         if failures:

@@ -1,0 +1,156 @@
+"""The one call pipeline: every operation is paced, routed and refused alike (virtual time).
+
+Regression tests for defects found when the pipeline was one per endpoint:
+transcription and speech skipped their rate-limit turn, a stream stalled after
+its headers hung by default, and a cancelled ``aembedding`` raised a group.
+"""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+import pytest
+import trio
+import trio.testing
+
+import trillm
+from trillm import errors
+
+MSGS = [{"role": "user", "content": "hi"}]
+
+
+async def _times(n: int, call: object) -> list[float]:
+    done: list[float] = []
+
+    async def one() -> None:
+        await call()  # type: ignore[operator]
+        done.append(trio.current_time())
+
+    await trillm.gather(*([one] * n))
+    return sorted(done)
+
+
+@pytest.mark.parametrize("operation", ["transcription", "speech", "embedding", "image"])
+async def test_every_operation_books_its_rate_limit_turn(
+    autojump_clock: trio.testing.MockClock, operation: str
+) -> None:
+    limits = {"mock": trillm.RateLimit(rpm=60)}  # one a second
+    async with trillm.Client(rate_limits=limits) as client:
+        calls = {
+            "transcription": lambda: client.atranscription("mock/whisper", b"RIFF...."),
+            "speech": lambda: client.aspeech("mock/tts", "hello", "alloy"),
+            "embedding": lambda: client.aembedding("mock/embed", ["a", "b"]),
+            "image": lambda: client.aimage_generation("mock/img", "a cat"),
+        }
+        assert await _times(3, calls[operation]) == [0.0, 1.0, 2.0]
+
+
+class _Stalls(httpx.AsyncByteStream):
+    """One event, then nothing more for ever (an iterator object: nothing to finalize)."""
+
+    def __aiter__(self) -> _Stalls:
+        self._sent = False
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self._sent:
+            self._sent = True
+            return (b'data: {"id": "1", "object": "chat.completion.chunk", "created": 0, '
+                    b'"model": "m", "choices": [{"index": 0, "delta": {"content": "a"}}]}\n\n')
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _stalling(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=_Stalls())
+
+
+@pytest.mark.parametrize(("client_kw", "call_kw", "ends_at"), [
+    ({"timeout": 7}, {}, 7.0),  # idle_timeout not given: the Client's timeout
+    ({}, {"timeout": 3}, 3.0),  # ... or the call's
+    ({"timeout": 7, "idle_timeout": 2}, {}, 2.0),  # given: its own
+    ({}, {}, 600.0),  # the default timeout of 600 s: no stream hangs for ever by default
+])
+async def test_a_stream_stalled_after_its_headers_ends_by_default(
+    autojump_clock: trio.testing.MockClock, client_kw: dict[str, float],
+    call_kw: dict[str, float], ends_at: float,
+) -> None:
+    with trio.fail_after(1000):  # virtual seconds: without a default, a hang fails here
+        async with trillm.Client(transport=httpx.MockTransport(_stalling), api_key="sk-test",
+                                 **client_kw) as client:  # type: ignore[arg-type]
+            async with client.stream("openai/gpt-4o-mini", MSGS, **call_kw) as stream:
+                first = await stream.__anext__()
+                assert first.choices[0].delta.content == "a"
+                with pytest.raises(errors.Timeout, match="idle_timeout"):
+                    await stream.__anext__()
+            assert trio.current_time() == ends_at
+            assert client.statistics().open_streams == 0
+
+
+async def test_idle_timeout_inf_still_means_no_limit(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trillm.Client(transport=httpx.MockTransport(_stalling), api_key="sk-test",
+                             idle_timeout=math.inf) as client:
+        async with client.stream("openai/gpt-4o-mini", MSGS) as stream:
+            await stream.__anext__()
+            with trio.move_on_after(10_000):
+                await stream.__anext__()
+        assert trio.current_time() == 10_000.0
+
+
+async def test_aembedding_cancelled_while_its_batches_run_raises_bare_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    seen: list[type[BaseException]] = []
+    async with trillm.Client() as client:
+        with trio.move_on_after(1):
+            try:  # 5,000 inputs: three batches of up to 2,048, all in flight
+                await client.aembedding("mock/e", ["x"] * 5000, mock_latency=10)
+            except BaseException as exc:
+                seen.append(type(exc))
+                raise
+        assert seen == [trio.Cancelled]
+        assert client.statistics().requests_in_flight == 0
+
+
+@pytest.mark.parametrize(("model", "call"), [
+    ("anthropic/claude-3-5-haiku-latest", "aembedding"),
+    ("anthropic/claude-3-5-haiku-latest", "aimage_generation"),
+    ("gemini/gemini-2.0-flash", "aspeech"),
+    ("azure/my-deployment", "atranscription"),
+])
+async def test_an_operation_the_provider_lacks_is_refused_before_sending(
+    model: str, call: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for var in ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "AZURE_API_KEY"):
+        monkeypatch.setenv(var, "k-test-1234")
+    monkeypatch.setenv("AZURE_API_BASE", "https://example.invalid")
+    sent: list[httpx.Request] = []
+    args = {"aembedding": ("x",), "aimage_generation": ("a cat",),
+            "aspeech": ("hello", "alloy"), "atranscription": (b"RIFF",)}[call]
+    transport = httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(500))
+    async with trillm.Client(transport=transport) as client:
+        with pytest.raises(errors.BadRequestError, match="not available") as info:
+            await getattr(client, call)(model, *args)
+    provider = model.partition("/")[0]
+    assert info.value.provider == provider and f"{provider!r}" in str(info.value)
+    assert sent == []
+
+
+async def test_the_mock_never_reaches_the_transport() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("the mock must not send")
+
+    async with trillm.Client(transport=httpx.MockTransport(refuse)) as client:
+        r = await client.acompletion("mock/x", MSGS)
+        assert r.choices[0].message.content == "hi"
+        r = await client.acompletion("openai/gpt-4o-mini", MSGS, mock_response="canned")
+        assert r.choices[0].message.content == "canned" and r.model == "openai/gpt-4o-mini"
+        async with client.stream("mock/x", MSGS) as s:
+            assert (await s.final_response()).choices[0].message.content == "hi"
+        assert (await client.aembedding("mock/e", ["a"])).data[0].index == 0
