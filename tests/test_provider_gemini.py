@@ -117,6 +117,21 @@ def test_thinking_parts() -> None:
     assert r.usage == Usage(10, 35, 45, None, {"reasoning_tokens": 28})
 
 
+@pytest.mark.parametrize(
+    ("total", "expected"), [(0, 0), (50, 50), (None, 12), ("absent", 12)]
+)
+def test_usage_keeps_the_servers_total_token_count(total: Any, expected: int) -> None:
+    usage: dict[str, Any] = {"promptTokenCount": 5, "candidatesTokenCount": 7}
+    if total != "absent":
+        usage["totalTokenCount"] = total
+    body = {"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]},
+                            "finishReason": "STOP"}], "usageMetadata": usage}
+    r = PROVIDER.parse_chat(json.dumps(body).encode(), request())
+    assert r.usage == Usage(5, 7, expected)
+    chunk = PROVIDER.stream_parser(request(stream=True)).feed(SSEEvent(json.dumps(body)))
+    assert chunk is not None and chunk.usage == Usage(5, 7, expected)
+
+
 def test_prompt_blocked() -> None:
     with pytest.raises(errors.ContentPolicyViolationError, match="SAFETY") as info:
         PROVIDER.parse_chat(fixture_bytes("prompt_blocked.json"), request(), CFG)

@@ -239,6 +239,24 @@ def test_parse_fills_total_tokens_and_odd_tool_calls() -> None:
     assert r.choices[0].message.tool_calls == (ToolCall("call_0", FunctionCall("f", '{"a": 1}')),)
 
 
+@pytest.mark.parametrize(
+    ("usage", "total"),
+    [
+        ({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 0}, 0),
+        ({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 9}, 9),
+        ({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": None}, 7),
+        ({"prompt_tokens": 3, "completion_tokens": 4}, 7),
+    ],
+)
+def test_usage_keeps_the_servers_total_tokens(usage: dict[str, Any], total: int) -> None:
+    body = {"choices": [{"message": {"content": "hi"}}], "usage": usage}
+    r = PROVIDER.parse_chat(json.dumps(body).encode(), request())
+    assert r.usage == Usage(3, 4, total)
+    chunk = OpenAIStreamParser("openai", "gpt-4o-mini").feed(
+        SSEEvent(json.dumps({"choices": [], "usage": usage})))
+    assert chunk is not None and chunk.usage == Usage(3, 4, total)
+
+
 def test_error_inside_a_200_body_raises_the_mapped_error() -> None:
     body = json.dumps({"error": {"message": "Rate limit exceeded: free-models-per-min",
                                  "code": 429}}).encode()

@@ -470,15 +470,20 @@ def _read_parts(c: Mapping[str, Any]) -> tuple[list[str], list[str], list[tuple[
 
 
 def _usage(u: Mapping[str, Any]) -> Usage:
-    """A :class:`Usage` from ``usageMetadata``: thoughts count as completion tokens."""
+    """A :class:`Usage` from ``usageMetadata``: thoughts count as completion tokens.
+
+    The server's ``totalTokenCount`` is kept as sent (0 included); only a
+    missing one is computed as prompt + completion.
+    """
     prompt = (u.get("promptTokenCount") or 0) + (u.get("toolUsePromptTokenCount") or 0)
     thoughts = u.get("thoughtsTokenCount") or 0
     completion = (u.get("candidatesTokenCount") or 0) + thoughts
     cached = u.get("cachedContentTokenCount")
+    total = u.get("totalTokenCount")
     return Usage(
         prompt,
         completion,
-        u.get("totalTokenCount") or prompt + completion,
+        prompt + completion if total is None else total,
         {"cached_tokens": cached} if cached else None,
         {"reasoning_tokens": thoughts} if thoughts else None,
     )

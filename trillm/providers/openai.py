@@ -128,13 +128,18 @@ def error_from_body(
 
 
 def parse_usage(u: Mapping[str, Any]) -> Usage:
-    """A :class:`Usage` from OpenAI's ``usage`` object; ``*_details`` are kept as given."""
+    """A :class:`Usage` from OpenAI's ``usage`` object; ``*_details`` are kept as given.
+
+    The server's ``total_tokens`` is kept as sent (0 included); only a missing
+    one is computed as prompt + completion.
+    """
     prompt = u.get("prompt_tokens") or 0
     completion = u.get("completion_tokens") or 0
+    total = u.get("total_tokens")
     return Usage(
         prompt,
         completion,
-        u.get("total_tokens") or prompt + completion,
+        prompt + completion if total is None else total,
         u.get("prompt_tokens_details"),
         u.get("completion_tokens_details"),
     )
