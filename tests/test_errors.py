@@ -371,6 +371,13 @@ def test_from_response_request_id_fallback_header() -> None:
     assert from_response(500, headers={"request-id": "req_ant"}).request_id == "req_ant"
 
 
+def test_from_response_request_id_behind_a_litellm_proxy() -> None:
+    headers = {"x-litellm-call-id": "0b9e6c3a-call"}
+    assert from_response(500, headers=headers).request_id == "0b9e6c3a-call"
+    both = {"x-request-id": "req_upstream", "x-litellm-call-id": "0b9e6c3a-call"}
+    assert from_response(429, headers=both).request_id == "req_upstream"
+
+
 def test_from_response_retry_after_ms() -> None:
     assert from_response(429, headers={"retry-after-ms": "1500"}).retry_after == 1.5
 

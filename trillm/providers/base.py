@@ -204,7 +204,8 @@ def error_from_response(
         status_code=status,
         provider=provider,
         model=model,
-        request_id=headers.get("x-request-id") or headers.get("request-id"),
+        request_id=(headers.get("x-request-id") or headers.get("request-id")
+                    or headers.get("x-litellm-call-id")),
         body=parsed_body,
         headers=headers,
         retry_after=parse_retry_after(headers, now=now),
