@@ -520,3 +520,22 @@ def test_stream_agrees_with_plain(answer: tuple[dict[str, Any], list[dict[str, A
     assert streamed.choices == plain.choices
     assert streamed.usage == plain.usage
     assert (streamed.id, streamed.model) == (plain.id, plain.model)
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+def test_embeddings_in_order_numbered_from_the_offset() -> None:
+    body = json.dumps({"embeddings": [{"values": [1.0]}, {"values": [2.0]}]}).encode()
+    r = PROVIDER.parse_embedding(body, request(model="text-embedding-004"), CFG, 4, count=2)
+    assert [(e.index, e.embedding) for e in r.data] == [(4, (1.0,)), (5, (2.0,))]
+
+
+@pytest.mark.parametrize(("got", "count"), [(1, 2), (0, 3), (3, 2)])
+def test_fewer_or_more_vectors_than_inputs_is_an_unexpected_answer(got: int, count: int) -> None:
+    body = json.dumps({"embeddings": [{"values": [float(k)]} for k in range(got)]}).encode()
+    with pytest.raises(errors.APIError, match="unexpected answer") as info:
+        PROVIDER.parse_embedding(body, request(model="text-embedding-004"), CFG, count=count)
+    assert type(info.value) is errors.APIError
+    assert f"{got} embedding" in info.value.message
+    assert f"for {count} input" in info.value.message

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from trillm import errors
+from trillm.providers.azure import PROVIDER as AZURE
 from trillm.providers.base import Provider, ProviderConfig
 from trillm.providers.openai import PROVIDER, OpenAIProvider, OpenAIStreamParser
 from trillm.sse import SSEDecoder, SSEEvent
@@ -541,3 +542,46 @@ def test_stream_error_scrubs_the_configured_key() -> None:
     with pytest.raises(errors.StreamError) as info2:
         parser.feed(SSEEvent(f"oops {key}"))
     assert key not in str(info2.value)
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+def embedding_body(indices: list[Any]) -> bytes:
+    data = [{"object": "embedding", "embedding": [float(k), 0.5],
+             **({} if i is None else {"index": i})} for k, i in enumerate(indices)]
+    return json.dumps({"object": "list", "model": "text-embedding-3-small", "data": data}).encode()
+
+
+def test_embeddings_in_index_order_numbered_from_the_offset() -> None:
+    req = request(model="text-embedding-3-small")
+    r = PROVIDER.parse_embedding(embedding_body([1, 0]), req, CFG, offset=10, count=2)
+    assert [(e.index, e.embedding) for e in r.data] == [(10, (1.0, 0.5)), (11, (0.0, 0.5))]
+    r = PROVIDER.parse_embedding(embedding_body([None, None]), req, CFG, count=2)
+    assert [(e.index, e.embedding) for e in r.data] == [(0, (0.0, 0.5)), (1, (1.0, 0.5))]
+    # count=None (the default) checks nothing
+    assert len(PROVIDER.parse_embedding(embedding_body([0]), req, CFG).data) == 1
+
+
+@pytest.mark.parametrize("provider", [PROVIDER, AZURE], ids=["openai", "azure"])
+@pytest.mark.parametrize(("got", "count"), [(1, 2), (0, 3), (3, 2)])
+def test_fewer_or_more_vectors_than_inputs_is_an_unexpected_answer(
+    provider: OpenAIProvider, got: int, count: int
+) -> None:
+    # seen against a LiteLLM proxy: one vector for two inputs
+    req = request(provider.name, "text-embedding-3-small")
+    with pytest.raises(errors.APIError, match="unexpected answer") as info:
+        provider.parse_embedding(embedding_body(list(range(got))), req, CFG, count=count)
+    assert type(info.value) is errors.APIError
+    assert f"{got} embedding" in info.value.message
+    assert f"for {count} input" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "indices", [[0, 0], [1, 2], [0, 2], [0, None], [0, "1"], [0, True], [0, 1.0]]
+)
+def test_embedding_indices_must_be_each_of_0_to_n_minus_1_once(indices: list[Any]) -> None:
+    req = request(model="text-embedding-3-small")
+    with pytest.raises(errors.APIError, match="index") as info:
+        PROVIDER.parse_embedding(embedding_body(indices), req, CFG)  # checked without count=
+    assert type(info.value) is errors.APIError

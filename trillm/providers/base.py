@@ -27,6 +27,7 @@ __all__ = [
     "ProviderConfig",
     "StreamParser",
     "body_excerpt",
+    "check_embedding_count",
     "json_or_none",
     "unexpected_answer",
     "with_extra_headers",
@@ -96,6 +97,19 @@ def unexpected_answer(
         f"unexpected answer from {req.provider}: {why}", provider=req.provider,
         model=req.model, body=body_excerpt(body, secrets), secrets=secrets,
     )
+
+
+def check_embedding_count(
+    got: int, count: int | None, req: ChatRequest, body: bytes, secrets: tuple[str, ...]
+) -> None:
+    """Raise the unexpected-answer error when *got* vectors came back for *count* inputs.
+
+    *count* None (the caller did not say how many inputs it sent) checks nothing.
+    """
+    if count is not None and got != count:
+        vectors = f"{got} embedding{'' if got == 1 else 's'}"
+        inputs = f"{count} input{'' if count == 1 else 's'}"
+        raise unexpected_answer(req, body, secrets, f"the server sent {vectors} for {inputs}")
 
 
 def multipart_body(

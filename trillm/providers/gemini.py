@@ -67,6 +67,7 @@ from ..types import (
 from .base import (
     HTTPRequestSpec,
     ProviderConfig,
+    check_embedding_count,
     error_from_response,
     json_or_none,
     loads_json,
@@ -356,15 +357,22 @@ class GeminiProvider:
         )
 
     def parse_embedding(
-        self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None, offset: int = 0
+        self, body: bytes, req: ChatRequest, cfg: ProviderConfig | None = None, offset: int = 0,
+        *, count: int | None = None,
     ) -> EmbeddingResponse:
-        """A ``batchEmbedContents`` answer as vectors in input order (Gemini sends no usage)."""
+        """A ``batchEmbedContents`` answer as vectors in input order (Gemini sends no usage).
+
+        *count* is the number of inputs sent in this request: an answer with
+        another number of vectors is an unexpected answer (None checks nothing).
+        """
         secrets = cfg.secrets if cfg is not None else ()
         data = loads_json(body, provider=req.provider, model=req.model, secrets=secrets)
         try:
+            items = list(data["embeddings"])
+            check_embedding_count(len(items), count, req, body, secrets)
             vectors = tuple(
                 Embedding(offset + i, tuple(float(x) for x in item["values"]))
-                for i, item in enumerate(data["embeddings"])
+                for i, item in enumerate(items)
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise unexpected_answer(req, body, secrets, f"embeddings: {exc!r}") from exc
