@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from trillm import errors
 from trillm.errors import redact, redact_body, redact_headers
-from trillm.providers.base import ProviderConfig, error_from_response
+from trillm.providers.base import ProviderConfig, error_from_response, json_or_none, loads_json
+from trillm.retry import is_retryable
 
 KEY = "sk-test-SECRET0123456789abcdef"
 # A key with no recognisable shape (Azure keys are 32 hex digits): only the
@@ -474,6 +475,44 @@ def test_from_response_empty_body() -> None:
 def test_from_response_non_json_body_kept_as_text() -> None:
     exc = from_response(502, b"<html>Bad Gateway</html>")
     assert exc.body == "<html>Bad Gateway</html>"
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError on it
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(500, errors.InternalServerError), (429, errors.RateLimitError),
+     (503, errors.ServiceUnavailableError), (400, errors.BadRequestError)],
+)
+def test_from_response_body_nested_too_deeply_keeps_its_status_class(
+    status: int, cls: type[errors.APIError]
+) -> None:
+    body = b'{"echo": "' + KEY.encode() + b'", "x": ' + DEEP + b"}"
+    exc = from_response(status, body)
+    assert type(exc) is cls
+    assert exc.status_code == status
+    assert is_retryable(exc) is (status != 400)
+    assert isinstance(exc.body, str) and len(exc.body) <= 2000
+    assert exc.body.startswith('{"echo": "[REDACTED]", "x": [[[')
+    assert KEY not in exc.message and KEY not in exc.body
+
+
+@pytest.mark.parametrize("depth", [101, 500, 990])
+def test_from_response_body_too_deep_to_redact_is_kept_as_text(depth: int) -> None:
+    exc = from_response(500, b'{"a": ' * depth + b"1" + b"}" * depth)
+    assert type(exc) is errors.InternalServerError
+    assert isinstance(exc.body, str) and exc.body.startswith('{"a": {"a": ')
+    shallow = from_response(500, b'{"a": ' * 100 + b"1" + b"}" * 100)
+    assert isinstance(shallow.body, dict)
+
+
+def test_json_helpers_on_a_body_nested_too_deeply() -> None:
+    assert json_or_none(DEEP) is None
+    with pytest.raises(errors.APIError, match="nested too deeply") as info:
+        loads_json(DEEP, provider="openai", model="gpt-4o-mini", secrets=(KEY,))
+    assert type(info.value) is errors.APIError
+    assert info.value.body == "[" * 200
 
 
 def test_from_response_authentication_hint_names_key_var() -> None:

@@ -539,3 +539,34 @@ def test_fewer_or_more_vectors_than_inputs_is_an_unexpected_answer(got: int, cou
     assert type(info.value) is errors.APIError
     assert f"{got} embedding" in info.value.message
     assert f"for {count} input" in info.value.message
+
+
+# ---------------------------------------------------------------- undecodable bodies
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError on it
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(500, errors.InternalServerError), (429, errors.RateLimitError),
+     (503, errors.ServiceUnavailableError)],
+)
+def test_error_body_nested_too_deeply_is_the_error_of_its_status(
+    status: int, cls: type[errors.APIError]
+) -> None:
+    # the RetryInfo lookup reads the same body
+    body = b'{"error": {"code": 429, "details": ' + DEEP + b"}}"
+    for raw in (DEEP, body):
+        err = PROVIDER.parse_error(status, {}, raw, request(), CFG)
+        assert type(err) is cls
+        assert err.status_code == status
+        assert err.retry_after is None
+        assert isinstance(err.body, str) and len(err.body) <= 2000
+
+
+def test_answer_nested_too_deeply_is_an_unexpected_answer() -> None:
+    for body in (DEEP, b'{"candidates": ' + DEEP + b"}"):
+        for call in (PROVIDER.parse_chat, PROVIDER.parse_embedding):
+            with pytest.raises(errors.APIError, match="nested too deeply") as info:
+                call(body, request(), CFG)
+            assert type(info.value) is errors.APIError

@@ -585,3 +585,39 @@ def test_embedding_indices_must_be_each_of_0_to_n_minus_1_once(indices: list[Any
     with pytest.raises(errors.APIError, match="index") as info:
         PROVIDER.parse_embedding(embedding_body(indices), req, CFG)  # checked without count=
     assert type(info.value) is errors.APIError
+
+
+# ---------------------------------------------------------------- undecodable bodies
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError on it
+
+
+@pytest.mark.parametrize("provider", [PROVIDER, AZURE], ids=["openai", "azure"])
+@pytest.mark.parametrize(
+    ("status", "cls"), [(500, errors.InternalServerError), (429, errors.RateLimitError)]
+)
+def test_error_body_nested_too_deeply_is_the_error_of_its_status(
+    provider: OpenAIProvider, status: int, cls: type[errors.APIError]
+) -> None:
+    err = provider.parse_error(status, {}, DEEP, request(provider.name), CFG)
+    assert type(err) is cls
+    assert err.status_code == status
+    assert isinstance(err.body, str) and err.body.startswith("[[[") and len(err.body) <= 2000
+
+
+@pytest.mark.parametrize("provider", [PROVIDER, AZURE], ids=["openai", "azure"])
+@pytest.mark.parametrize("body", [DEEP, b'{"choices": ' + DEEP + b"}"])
+def test_answer_nested_too_deeply_is_an_unexpected_answer(
+    provider: OpenAIProvider, body: bytes
+) -> None:
+    req = request(provider.name)
+    calls = [
+        lambda: provider.parse_chat(body, req, CFG),
+        lambda: provider.parse_embedding(body, req, CFG, count=1),
+        lambda: provider.parse_image(body, req, CFG),
+        lambda: provider.parse_transcription(body, req, CFG),
+    ]
+    for call in calls:
+        with pytest.raises(errors.APIError, match="nested too deeply") as info:
+            call()
+        assert type(info.value) is errors.APIError

@@ -82,10 +82,10 @@ def with_extra_headers(
 
 
 def json_or_none(body: bytes) -> Any:
-    """An error body parsed as JSON, or None when it is empty or not JSON."""
+    """An error body parsed as JSON, or None when it is empty, not JSON or nested too deeply."""
     try:
         return json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):  # `[` x 100,000 exhausts the decoder's recursion
         return None
 
 
@@ -142,13 +142,17 @@ def multipart_body(
 def loads_json(
     body: bytes | str, *, provider: str, model: str | None, secrets: tuple[str, ...] = ()
 ) -> Any:
-    """``json.loads`` that raises :class:`~trillm.errors.APIError` on a malformed body."""
+    """``json.loads`` that raises :class:`~trillm.errors.APIError` on a body it cannot decode.
+
+    That includes a body nested too deeply for the decoder (its ``RecursionError``).
+    """
     try:
         return json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
+        why = "nested too deeply to decode" if isinstance(exc, RecursionError) else str(exc)
         text = body_excerpt(body, secrets, 200)
         raise errors.APIError(
-            f"the server's answer is not valid JSON ({exc}); it began: {text!r}",
+            f"the server's answer is not valid JSON ({why}); it began: {text!r}",
             provider=provider, model=model, body=text, secrets=secrets,
         ) from exc
 
@@ -211,8 +215,11 @@ def error_from_response(
         text = f"{text} ({hint})"
     try:
         parsed_body: Any = json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to decode
         parsed_body = body_excerpt(body, cfg.secrets)
+    else:
+        if _nested_deeper_than(parsed_body, _MAX_BODY_DEPTH):  # too deep to redact safely
+            parsed_body = body_excerpt(body, cfg.secrets)
     return cls(
         text,
         status_code=status,
@@ -225,6 +232,27 @@ def error_from_response(
         retry_after=parse_retry_after(headers, now=now),
         secrets=cfg.secrets,
     )
+
+
+#: Error bodies nested deeper than this are kept as text: redacting them recurses.
+_MAX_BODY_DEPTH = 100
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether parsed JSON *value* nests lists and objects more than *limit* levels deep."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth == limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 _HINTS: dict[type[errors.APIError], str] = {
