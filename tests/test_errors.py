@@ -529,6 +529,22 @@ def test_from_response_authentication_hint_names_key_var() -> None:
     assert "ANTHROPIC_API_KEY" in from_response(401, cfg=other).message
 
 
+@pytest.mark.parametrize("key_var", ["OPENAI_API_KEY", None])
+def test_from_response_authentication_hint_for_a_custom_server(key_var: str | None) -> None:
+    cfg = ProviderConfig(name="openai", api_base="http://localhost:4000/v1", key_var=key_var,
+                         custom_base=True)
+    exc = from_response(401, b'{"error": {"message": "Authentication Error"}}', cfg=cfg,
+                        message="Authentication Error")
+    assert type(exc) is errors.AuthenticationError
+    assert "this server wants a key: pass api_key=" in exc.message
+    if key_var is None:
+        assert "set " not in exc.message
+    else:
+        assert exc.message.endswith("(this server wants a key: pass api_key= (or set "
+                                    "OPENAI_API_KEY))")
+    assert "check the API key" not in exc.message
+
+
 def test_from_response_hint_without_key_var() -> None:
     cfg = ProviderConfig(name="x", api_base="http://example.test")
     assert "API key" in from_response(401, cfg=cfg).message

@@ -12,6 +12,7 @@ from trillm import errors
 from trillm.providers.azure import PROVIDER as AZURE
 from trillm.providers.base import Provider, ProviderConfig
 from trillm.providers.openai import PROVIDER, OpenAIProvider, OpenAIStreamParser
+from trillm.routing import parse_model, resolve_config
 from trillm.sse import SSEDecoder, SSEEvent
 from trillm.types import (
     EMPTY_STREAM_CHOICES,
@@ -621,3 +622,23 @@ def test_answer_nested_too_deeply_is_an_unexpected_answer(
         with pytest.raises(errors.APIError, match="nested too deeply") as info:
             call()
         assert type(info.value) is errors.APIError
+
+
+# ---------------------------------------------------------------- 401 hints
+
+
+@pytest.mark.parametrize(
+    ("api_base", "environ"),
+    [("http://localhost:4000/v1", {}),
+     (None, {"OPENAI_BASE_URL": "https://litellm.internal/v1", "OPENAI_API_KEY": "sk-proxy-1"})],
+)
+def test_401_from_a_custom_server_says_this_server_wants_a_key(
+    api_base: str | None, environ: dict[str, str]
+) -> None:
+    route = parse_model("openai/gpt-4o-mini", api_base=api_base)
+    cfg = resolve_config(route, api_key=None, api_base=api_base, environ=environ)
+    err = PROVIDER.parse_error(401, {}, fixture_bytes("error_401.json"), request(), cfg)
+    assert type(err) is errors.AuthenticationError
+    assert "(this server wants a key: pass api_key= (or set OPENAI_API_KEY))" in err.message
+    default = PROVIDER.parse_error(401, {}, fixture_bytes("error_401.json"), request(), CFG)
+    assert "check the API key: set OPENAI_API_KEY or pass api_key=" in default.message

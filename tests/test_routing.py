@@ -212,7 +212,8 @@ def test_api_base_with_unknown_prefix_sends_the_whole_name_openai_compatibly() -
         environ={"OPENAI_API_KEY": "sk-never-sent-elsewhere"},
     )
     # a remote OpenAI-compatible server never gets the OpenAI key from the environment
-    assert cfg == ProviderConfig(name="openai_compatible", api_base="http://gpu-box:8000/v1")
+    assert cfg == ProviderConfig(name="openai_compatible", api_base="http://gpu-box:8000/v1",
+                                 custom_base=True)
     cfg = resolve_config(route, api_key="tok-1234", api_base="http://gpu-box:8000/v1", environ={})
     assert cfg.api_key == "tok-1234"
 
@@ -249,6 +250,21 @@ def test_openai_base_url_wins_over_openai_api_base() -> None:
 def test_api_base_argument_wins_over_environment() -> None:
     environ = {"OPENAI_BASE_URL": "http://a:1/v1", "OPENAI_API_KEY": "sk-x"}
     assert resolve("openai/gpt-4o", environ, api_base="http://c:3/v1").api_base == "http://c:3/v1"
+
+
+def test_custom_base_says_whether_the_base_url_is_the_providers_default() -> None:
+    key = {"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "a-1234", "GROQ_API_KEY": "gsk_1234"}
+    assert not resolve("openai/gpt-4o", key).custom_base
+    assert not resolve("openai/gpt-4o", key, api_base="https://api.openai.com/v1/").custom_base
+    assert not resolve("groq/llama3", {**key, "OPENAI_BASE_URL": "http://x:1/v1"}).custom_base
+    assert not resolve("ollama/llama3").custom_base
+    assert not resolve("mock/x").custom_base
+    assert resolve("openai/gpt-4o", key, api_base="http://localhost:4000/v1").custom_base
+    assert resolve("openai/gpt-4o", {**key, "OPENAI_BASE_URL": "http://proxy:4000/v1"}).custom_base
+    assert resolve("anthropic/claude-x", {**key, "ANTHROPIC_BASE_URL": "http://p:1"}).custom_base
+    assert resolve("my-model", api_base="http://localhost:8000/v1").custom_base
+    azure = {"AZURE_API_KEY": "k" * 32, "AZURE_API_BASE": "https://r.openai.azure.com"}
+    assert not resolve("azure/dep", azure).custom_base
 
 
 def test_base_vars_apply_only_to_their_own_preset() -> None:

@@ -275,6 +275,9 @@ def resolve_config(
                 provider=route.provider, model=route.model,
             )
     version = api_version or _first(environ, preset.version_vars)[0]
+    # Azure has no default base: its resource endpoint is always the user's own.
+    custom = base != preset.api_base and preset.kind != "azure"
     return ProviderConfig(
-        name=route.provider, api_base=base, api_key=key, key_var=key_var, api_version=version
+        name=route.provider, api_base=base, api_key=key, key_var=key_var, api_version=version,
+        custom_base=custom,
     )

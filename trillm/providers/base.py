@@ -210,8 +210,14 @@ def error_from_response(
         elif any(p in lowered for p in _POLICY_PHRASES):
             cls = errors.ContentPolicyViolationError
     hint = _HINTS.get(cls)
-    if hint is not None:
+    if cls is errors.AuthenticationError and cfg.custom_base:
+        # A proxy, a local or another server: it, not the provider, wants a key.
+        hint = "this server wants a key: pass api_key=" + (
+            f" (or set {cfg.key_var})" if cfg.key_var else ""
+        )
+    elif hint is not None:
         hint = hint.format(var=cfg.key_var or "the provider's API key variable")
+    if hint is not None:
         text = f"{text} ({hint})"
     try:
         parsed_body: Any = json.loads(body) if body else None
