@@ -339,6 +339,52 @@ def test_missing_key_names_the_variable_before_any_traffic(model: str, message: 
     assert info.value.model == route.model
 
 
+@pytest.mark.parametrize(
+    "raw", ["sk-proj-KEYVALUE42\n", "  sk-proj-KEYVALUE42\r\n", "\tsk-proj-KEYVALUE42 "]
+)
+def test_keys_are_stripped_of_surrounding_whitespace(raw: str) -> None:
+    # api_key=open(f).read() keeps the file's newline
+    assert resolve("gpt-4o", {}, api_key=raw).api_key == "sk-proj-KEYVALUE42"
+    cfg = resolve("gpt-4o", {"OPENAI_API_KEY": raw})
+    assert (cfg.api_key, cfg.key_var) == ("sk-proj-KEYVALUE42", "OPENAI_API_KEY")
+    both = resolve("gemini-2.0-flash", {"GEMINI_API_KEY": " \n", "GOOGLE_API_KEY": raw})
+    assert (both.api_key, both.key_var) == ("sk-proj-KEYVALUE42", "GOOGLE_API_KEY")
+    with pytest.raises(errors.AuthenticationError, match="no API key for openai"):
+        resolve("gpt-4o", {"OPENAI_API_KEY": "\n"}, api_key="  ")
+
+
+BAD_KEYS = {
+    "newline": "sk-LEFTHALF\nRIGHTHALF",
+    "space": "sk-LEFTHALF RIGHTHALF",
+    "nul": "sk-LEFTHALF\x00RIGHTHALF",
+    "del": "sk-LEFTHALF\x7fRIGHTHALF",
+    "non-ascii": "sk-LEFTHALF\u00e9RIGHTHALF",
+    "zero-width space": "sk-LEFTHALF\u200bRIGHTHALF",
+}
+
+
+@pytest.mark.usefixtures("no_network")
+@pytest.mark.parametrize("bad", BAD_KEYS.values(), ids=list(BAD_KEYS))
+@pytest.mark.parametrize("source", ["api_key=", "OPENAI_API_KEY", "AZURE_API_KEY"])
+def test_a_key_that_cannot_go_in_a_header_is_refused_naming_its_source(
+    bad: str, source: str
+) -> None:
+    model = "azure/dep" if source == "AZURE_API_KEY" else "gpt-4o"
+    environ = {"AZURE_API_BASE": "https://r.openai.azure.com"}
+    api_key = None
+    if source == "api_key=":
+        api_key = bad + "\n"
+    else:
+        environ[source] = bad + "\n"
+    with pytest.raises(errors.AuthenticationError) as info:
+        resolve(model, environ, api_key=api_key)
+    err = info.value
+    assert err.status_code == 401
+    assert f"the API key from {source} contains " in err.message
+    text = f"{err} {err!r} {err.body} {err.headers}"
+    assert "LEFTHALF" not in text and "RIGHTHALF" not in text
+
+
 def test_missing_azure_key_names_azure_api_key() -> None:
     with pytest.raises(errors.AuthenticationError, match="set AZURE_API_KEY"):
         resolve("azure/dep", {"AZURE_API_BASE": "https://r.openai.azure.com"})
