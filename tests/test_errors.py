@@ -251,6 +251,50 @@ def test_redact_headers_function() -> None:
     }
 
 
+def test_public_headers_scrubs_a_key_echoed_in_a_success_response() -> None:
+    headers = {
+        "x-api-key": "whatever",
+        "x-request-id": "req_1",
+        "x-echo": PLAIN_KEY,
+        "x-debug": f"auth=Bearer {PLAIN_KEY}; user=7",
+        "x-ratelimit-remaining-requests": "99",
+    }
+    assert errors.public_headers(headers, (PLAIN_KEY,)) == {
+        "x-api-key": "[REDACTED]",
+        "x-request-id": "req_1",
+        "x-echo": "[REDACTED]",
+        "x-debug": "auth=Bearer [REDACTED]; user=7",
+        "x-ratelimit-remaining-requests": "99",
+    }
+    # any iterable of keys; empty and too-short ones are ignored, as by redact()
+    assert errors.public_headers(headers, iter(["", "k", PLAIN_KEY]))["x-echo"] == "[REDACTED]"
+    # without secrets, only the secret header names are hidden (as before)
+    assert errors.public_headers({"x-api-key": "k", "x-n": "1"}) == {
+        "x-api-key": "[REDACTED]", "x-n": "1"}
+
+
+def test_public_headers_scrubs_a_json_escaped_echo() -> None:
+    key = "abc/def+ghi/jkl=="
+    headers = {"x-echo": '{"key": "abc\\/def+ghi\\/jkl=="}', "x-plain": key}
+    out = errors.public_headers(headers, [key])
+    assert out == {"x-echo": '{"key": "[REDACTED]"}', "x-plain": "[REDACTED]"}
+
+
+def test_public_headers_does_no_regex_work_when_no_header_holds_a_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> str:
+        raise AssertionError("redact() called on a header holding no secret")
+
+    monkeypatch.setattr(errors, "redact", refuse)
+    headers = {"x-request-id": "req_1", "content-type": "application/json",
+               "authorization": "Bearer sk-whatever-123"}
+    assert errors.public_headers(headers, (KEY, PLAIN_KEY)) == {
+        "x-request-id": "req_1", "content-type": "application/json",
+        "authorization": "[REDACTED]"}
+    assert errors.public_headers(headers) == errors.public_headers(headers, ())
+
+
 def test_secret_keys_in_body_redacted() -> None:
     body = {"headers": {"Authorization": "Bearer zzz", "x-api-key": "kkk"}, "n": 1, "ok": True}
     assert redact_body(body) == {
