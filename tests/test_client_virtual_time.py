@@ -489,3 +489,23 @@ async def test_a_changed_key_variable_is_seen_at_once(monkeypatch: pytest.Monkey
         monkeypatch.setenv("OPENAI_API_KEY", "sk-second")
         await client.acompletion("openai/gpt-4o-mini", MSGS)
     assert seen == ["Bearer sk-first", "Bearer sk-second"]
+
+
+async def test_a_key_read_from_a_file_is_sent_without_its_newline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["authorization"])
+        return httpx.Response(200, json=chat_payload("hi"))
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env-file\n")
+    async with trillm.Client(transport=httpx.MockTransport(handler)) as client:
+        await client.acompletion("openai/gpt-4o-mini", MSGS, api_key="sk-from-a-file-123\n")
+        await client.acompletion("openai/gpt-4o-mini", MSGS)
+        assert seen == ["Bearer sk-from-a-file-123", "Bearer sk-from-env-file"]
+        with pytest.raises(errors.AuthenticationError, match="from api_key= contains") as info:
+            await client.acompletion("openai/gpt-4o-mini", MSGS, api_key="sk-SECRET\nPART")
+    assert len(seen) == 2  # refused before any traffic
+    assert "SECRET" not in str(info.value) and "PART" not in str(info.value)

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from trillm import errors
 from trillm.errors import redact, redact_body, redact_headers
-from trillm.providers.base import ProviderConfig, error_from_response
+from trillm.providers.base import ProviderConfig, error_from_response, json_or_none, loads_json
+from trillm.retry import is_retryable
 
 KEY = "sk-test-SECRET0123456789abcdef"
 # A key with no recognisable shape (Azure keys are 32 hex digits): only the
@@ -250,6 +251,50 @@ def test_redact_headers_function() -> None:
     }
 
 
+def test_public_headers_scrubs_a_key_echoed_in_a_success_response() -> None:
+    headers = {
+        "x-api-key": "whatever",
+        "x-request-id": "req_1",
+        "x-echo": PLAIN_KEY,
+        "x-debug": f"auth=Bearer {PLAIN_KEY}; user=7",
+        "x-ratelimit-remaining-requests": "99",
+    }
+    assert errors.public_headers(headers, (PLAIN_KEY,)) == {
+        "x-api-key": "[REDACTED]",
+        "x-request-id": "req_1",
+        "x-echo": "[REDACTED]",
+        "x-debug": "auth=Bearer [REDACTED]; user=7",
+        "x-ratelimit-remaining-requests": "99",
+    }
+    # any iterable of keys; empty and too-short ones are ignored, as by redact()
+    assert errors.public_headers(headers, iter(["", "k", PLAIN_KEY]))["x-echo"] == "[REDACTED]"
+    # without secrets, only the secret header names are hidden (as before)
+    assert errors.public_headers({"x-api-key": "k", "x-n": "1"}) == {
+        "x-api-key": "[REDACTED]", "x-n": "1"}
+
+
+def test_public_headers_scrubs_a_json_escaped_echo() -> None:
+    key = "abc/def+ghi/jkl=="
+    headers = {"x-echo": '{"key": "abc\\/def+ghi\\/jkl=="}', "x-plain": key}
+    out = errors.public_headers(headers, [key])
+    assert out == {"x-echo": '{"key": "[REDACTED]"}', "x-plain": "[REDACTED]"}
+
+
+def test_public_headers_does_no_regex_work_when_no_header_holds_a_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> str:
+        raise AssertionError("redact() called on a header holding no secret")
+
+    monkeypatch.setattr(errors, "redact", refuse)
+    headers = {"x-request-id": "req_1", "content-type": "application/json",
+               "authorization": "Bearer sk-whatever-123"}
+    assert errors.public_headers(headers, (KEY, PLAIN_KEY)) == {
+        "x-request-id": "req_1", "content-type": "application/json",
+        "authorization": "[REDACTED]"}
+    assert errors.public_headers(headers) == errors.public_headers(headers, ())
+
+
 def test_secret_keys_in_body_redacted() -> None:
     body = {"headers": {"Authorization": "Bearer zzz", "x-api-key": "kkk"}, "n": 1, "ok": True}
     assert redact_body(body) == {
@@ -371,6 +416,13 @@ def test_from_response_request_id_fallback_header() -> None:
     assert from_response(500, headers={"request-id": "req_ant"}).request_id == "req_ant"
 
 
+def test_from_response_request_id_behind_a_litellm_proxy() -> None:
+    headers = {"x-litellm-call-id": "0b9e6c3a-call"}
+    assert from_response(500, headers=headers).request_id == "0b9e6c3a-call"
+    both = {"x-request-id": "req_upstream", "x-litellm-call-id": "0b9e6c3a-call"}
+    assert from_response(429, headers=both).request_id == "req_upstream"
+
+
 def test_from_response_retry_after_ms() -> None:
     assert from_response(429, headers={"retry-after-ms": "1500"}).retry_after == 1.5
 
@@ -469,6 +521,44 @@ def test_from_response_non_json_body_kept_as_text() -> None:
     assert exc.body == "<html>Bad Gateway</html>"
 
 
+DEEP = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError on it
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(500, errors.InternalServerError), (429, errors.RateLimitError),
+     (503, errors.ServiceUnavailableError), (400, errors.BadRequestError)],
+)
+def test_from_response_body_nested_too_deeply_keeps_its_status_class(
+    status: int, cls: type[errors.APIError]
+) -> None:
+    body = b'{"echo": "' + KEY.encode() + b'", "x": ' + DEEP + b"}"
+    exc = from_response(status, body)
+    assert type(exc) is cls
+    assert exc.status_code == status
+    assert is_retryable(exc) is (status != 400)
+    assert isinstance(exc.body, str) and len(exc.body) <= 2000
+    assert exc.body.startswith('{"echo": "[REDACTED]", "x": [[[')
+    assert KEY not in exc.message and KEY not in exc.body
+
+
+@pytest.mark.parametrize("depth", [101, 500, 990])
+def test_from_response_body_too_deep_to_redact_is_kept_as_text(depth: int) -> None:
+    exc = from_response(500, b'{"a": ' * depth + b"1" + b"}" * depth)
+    assert type(exc) is errors.InternalServerError
+    assert isinstance(exc.body, str) and exc.body.startswith('{"a": {"a": ')
+    shallow = from_response(500, b'{"a": ' * 100 + b"1" + b"}" * 100)
+    assert isinstance(shallow.body, dict)
+
+
+def test_json_helpers_on_a_body_nested_too_deeply() -> None:
+    assert json_or_none(DEEP) is None
+    with pytest.raises(errors.APIError, match="nested too deeply") as info:
+        loads_json(DEEP, provider="openai", model="gpt-4o-mini", secrets=(KEY,))
+    assert type(info.value) is errors.APIError
+    assert info.value.body == "[" * 200
+
+
 def test_from_response_authentication_hint_names_key_var() -> None:
     exc = from_response(401, message="Incorrect API key provided")
     assert type(exc) is errors.AuthenticationError
@@ -481,6 +571,22 @@ def test_from_response_authentication_hint_names_key_var() -> None:
         key_var="ANTHROPIC_API_KEY",
     )
     assert "ANTHROPIC_API_KEY" in from_response(401, cfg=other).message
+
+
+@pytest.mark.parametrize("key_var", ["OPENAI_API_KEY", None])
+def test_from_response_authentication_hint_for_a_custom_server(key_var: str | None) -> None:
+    cfg = ProviderConfig(name="openai", api_base="http://localhost:4000/v1", key_var=key_var,
+                         custom_base=True)
+    exc = from_response(401, b'{"error": {"message": "Authentication Error"}}', cfg=cfg,
+                        message="Authentication Error")
+    assert type(exc) is errors.AuthenticationError
+    assert "this server wants a key: pass api_key=" in exc.message
+    if key_var is None:
+        assert "set " not in exc.message
+    else:
+        assert exc.message.endswith("(this server wants a key: pass api_key= (or set "
+                                    "OPENAI_API_KEY))")
+    assert "check the API key" not in exc.message
 
 
 def test_from_response_hint_without_key_var() -> None:

@@ -154,3 +154,34 @@ async def test_the_mock_never_reaches_the_transport() -> None:
         async with client.stream("mock/x", MSGS) as s:
             assert (await s.final_response()).choices[0].message.content == "hi"
         assert (await client.aembedding("mock/e", ["a"])).data[0].index == 0
+
+
+async def test_a_key_echoed_in_a_success_header_is_scrubbed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    key = "sk-echoed-secret-1234"
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"x-debug": f"auth=Bearer {key}; ok",
+                                            "x-plain": key},
+                              json={"id": "1", "object": "chat.completion", "created": 0,
+                                    "model": "m", "choices": [{"index": 0, "message": {
+                                        "role": "assistant", "content": "hi"}}]})
+
+    async with trillm.Client(transport=httpx.MockTransport(echo), api_key=key) as client:
+        r = await client.acompletion("openai/gpt-4o-mini", MSGS)
+        assert key not in repr(r.headers) and r.headers["x-plain"] == "[REDACTED]"
+        async with client.stream("openai/gpt-4o-mini", MSGS) as s:  # a JSON answer to a stream
+            assert key not in repr(s.headers)
+
+
+async def test_embeddings_with_fewer_vectors_than_inputs_fail_through_the_client(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def short(request: httpx.Request) -> httpx.Response:  # a proxy that lost one
+        return httpx.Response(200, json={"object": "list", "model": "m", "data": [
+            {"object": "embedding", "index": 0, "embedding": [0.5, 0.5]}]})
+
+    async with trillm.Client(transport=httpx.MockTransport(short), api_key="sk-t") as client:
+        with pytest.raises(errors.APIError, match="1 embedding for 2 inputs"):
+            await client.aembedding("openai/text-embedding-3-small", ["a", "b"])

@@ -598,3 +598,29 @@ def test_streamed_and_plain_answers_agree(answer: dict[str, Any], cuts: list[int
     assert streamed == plain
     assert streamed.usage == plain.usage
     assert streamed.choices[0].message == plain.choices[0].message
+
+
+# ---------------------------------------------------------------- undecodable bodies
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError on it
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(500, errors.InternalServerError), (429, errors.RateLimitError),
+     (529, errors.ServiceUnavailableError)],
+)
+def test_error_body_nested_too_deeply_is_the_error_of_its_status(
+    status: int, cls: type[errors.APIError]
+) -> None:
+    err = PROVIDER.parse_error(status, {}, DEEP, request(), CFG)
+    assert type(err) is cls
+    assert err.status_code == status
+    assert isinstance(err.body, str) and err.body.startswith("[[[") and len(err.body) <= 2000
+
+
+def test_answer_nested_too_deeply_is_an_unexpected_answer() -> None:
+    for body in (DEEP, b'{"content": ' + DEEP + b"}"):
+        with pytest.raises(errors.APIError, match="nested too deeply") as info:
+            PROVIDER.parse_chat(body, request(), CFG)
+        assert type(info.value) is errors.APIError

@@ -117,6 +117,21 @@ def test_thinking_parts() -> None:
     assert r.usage == Usage(10, 35, 45, None, {"reasoning_tokens": 28})
 
 
+@pytest.mark.parametrize(
+    ("total", "expected"), [(0, 0), (50, 50), (None, 12), ("absent", 12)]
+)
+def test_usage_keeps_the_servers_total_token_count(total: Any, expected: int) -> None:
+    usage: dict[str, Any] = {"promptTokenCount": 5, "candidatesTokenCount": 7}
+    if total != "absent":
+        usage["totalTokenCount"] = total
+    body = {"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]},
+                            "finishReason": "STOP"}], "usageMetadata": usage}
+    r = PROVIDER.parse_chat(json.dumps(body).encode(), request())
+    assert r.usage == Usage(5, 7, expected)
+    chunk = PROVIDER.stream_parser(request(stream=True)).feed(SSEEvent(json.dumps(body)))
+    assert chunk is not None and chunk.usage == Usage(5, 7, expected)
+
+
 def test_prompt_blocked() -> None:
     with pytest.raises(errors.ContentPolicyViolationError, match="SAFETY") as info:
         PROVIDER.parse_chat(fixture_bytes("prompt_blocked.json"), request(), CFG)
@@ -505,3 +520,53 @@ def test_stream_agrees_with_plain(answer: tuple[dict[str, Any], list[dict[str, A
     assert streamed.choices == plain.choices
     assert streamed.usage == plain.usage
     assert (streamed.id, streamed.model) == (plain.id, plain.model)
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+def test_embeddings_in_order_numbered_from_the_offset() -> None:
+    body = json.dumps({"embeddings": [{"values": [1.0]}, {"values": [2.0]}]}).encode()
+    r = PROVIDER.parse_embedding(body, request(model="text-embedding-004"), CFG, 4, count=2)
+    assert [(e.index, e.embedding) for e in r.data] == [(4, (1.0,)), (5, (2.0,))]
+
+
+@pytest.mark.parametrize(("got", "count"), [(1, 2), (0, 3), (3, 2)])
+def test_fewer_or_more_vectors_than_inputs_is_an_unexpected_answer(got: int, count: int) -> None:
+    body = json.dumps({"embeddings": [{"values": [float(k)]} for k in range(got)]}).encode()
+    with pytest.raises(errors.APIError, match="unexpected answer") as info:
+        PROVIDER.parse_embedding(body, request(model="text-embedding-004"), CFG, count=count)
+    assert type(info.value) is errors.APIError
+    assert f"{got} embedding" in info.value.message
+    assert f"for {count} input" in info.value.message
+
+
+# ---------------------------------------------------------------- undecodable bodies
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError on it
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(500, errors.InternalServerError), (429, errors.RateLimitError),
+     (503, errors.ServiceUnavailableError)],
+)
+def test_error_body_nested_too_deeply_is_the_error_of_its_status(
+    status: int, cls: type[errors.APIError]
+) -> None:
+    # the RetryInfo lookup reads the same body
+    body = b'{"error": {"code": 429, "details": ' + DEEP + b"}}"
+    for raw in (DEEP, body):
+        err = PROVIDER.parse_error(status, {}, raw, request(), CFG)
+        assert type(err) is cls
+        assert err.status_code == status
+        assert err.retry_after is None
+        assert isinstance(err.body, str) and len(err.body) <= 2000
+
+
+def test_answer_nested_too_deeply_is_an_unexpected_answer() -> None:
+    for body in (DEEP, b'{"candidates": ' + DEEP + b"}"):
+        for call in (PROVIDER.parse_chat, PROVIDER.parse_embedding):
+            with pytest.raises(errors.APIError, match="nested too deeply") as info:
+                call(body, request(), CFG)
+            assert type(info.value) is errors.APIError

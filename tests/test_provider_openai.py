@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from trillm import errors
+from trillm.providers.azure import PROVIDER as AZURE
 from trillm.providers.base import Provider, ProviderConfig
 from trillm.providers.openai import PROVIDER, OpenAIProvider, OpenAIStreamParser
+from trillm.routing import parse_model, resolve_config
 from trillm.sse import SSEDecoder, SSEEvent
 from trillm.types import (
     EMPTY_STREAM_CHOICES,
@@ -237,6 +239,24 @@ def test_parse_fills_total_tokens_and_odd_tool_calls() -> None:
     assert r.usage == Usage(3, 4, 7)
     assert r.choices[0].message.reasoning_content == "why"
     assert r.choices[0].message.tool_calls == (ToolCall("call_0", FunctionCall("f", '{"a": 1}')),)
+
+
+@pytest.mark.parametrize(
+    ("usage", "total"),
+    [
+        ({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 0}, 0),
+        ({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 9}, 9),
+        ({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": None}, 7),
+        ({"prompt_tokens": 3, "completion_tokens": 4}, 7),
+    ],
+)
+def test_usage_keeps_the_servers_total_tokens(usage: dict[str, Any], total: int) -> None:
+    body = {"choices": [{"message": {"content": "hi"}}], "usage": usage}
+    r = PROVIDER.parse_chat(json.dumps(body).encode(), request())
+    assert r.usage == Usage(3, 4, total)
+    chunk = OpenAIStreamParser("openai", "gpt-4o-mini").feed(
+        SSEEvent(json.dumps({"choices": [], "usage": usage})))
+    assert chunk is not None and chunk.usage == Usage(3, 4, total)
 
 
 def test_error_inside_a_200_body_raises_the_mapped_error() -> None:
@@ -523,3 +543,102 @@ def test_stream_error_scrubs_the_configured_key() -> None:
     with pytest.raises(errors.StreamError) as info2:
         parser.feed(SSEEvent(f"oops {key}"))
     assert key not in str(info2.value)
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+def embedding_body(indices: list[Any]) -> bytes:
+    data = [{"object": "embedding", "embedding": [float(k), 0.5],
+             **({} if i is None else {"index": i})} for k, i in enumerate(indices)]
+    return json.dumps({"object": "list", "model": "text-embedding-3-small", "data": data}).encode()
+
+
+def test_embeddings_in_index_order_numbered_from_the_offset() -> None:
+    req = request(model="text-embedding-3-small")
+    r = PROVIDER.parse_embedding(embedding_body([1, 0]), req, CFG, offset=10, count=2)
+    assert [(e.index, e.embedding) for e in r.data] == [(10, (1.0, 0.5)), (11, (0.0, 0.5))]
+    r = PROVIDER.parse_embedding(embedding_body([None, None]), req, CFG, count=2)
+    assert [(e.index, e.embedding) for e in r.data] == [(0, (0.0, 0.5)), (1, (1.0, 0.5))]
+    # count=None (the default) checks nothing
+    assert len(PROVIDER.parse_embedding(embedding_body([0]), req, CFG).data) == 1
+
+
+@pytest.mark.parametrize("provider", [PROVIDER, AZURE], ids=["openai", "azure"])
+@pytest.mark.parametrize(("got", "count"), [(1, 2), (0, 3), (3, 2)])
+def test_fewer_or_more_vectors_than_inputs_is_an_unexpected_answer(
+    provider: OpenAIProvider, got: int, count: int
+) -> None:
+    # seen against a LiteLLM proxy: one vector for two inputs
+    req = request(provider.name, "text-embedding-3-small")
+    with pytest.raises(errors.APIError, match="unexpected answer") as info:
+        provider.parse_embedding(embedding_body(list(range(got))), req, CFG, count=count)
+    assert type(info.value) is errors.APIError
+    assert f"{got} embedding" in info.value.message
+    assert f"for {count} input" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "indices", [[0, 0], [1, 2], [0, 2], [0, None], [0, "1"], [0, True], [0, 1.0]]
+)
+def test_embedding_indices_must_be_each_of_0_to_n_minus_1_once(indices: list[Any]) -> None:
+    req = request(model="text-embedding-3-small")
+    with pytest.raises(errors.APIError, match="index") as info:
+        PROVIDER.parse_embedding(embedding_body(indices), req, CFG)  # checked without count=
+    assert type(info.value) is errors.APIError
+
+
+# ---------------------------------------------------------------- undecodable bodies
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError on it
+
+
+@pytest.mark.parametrize("provider", [PROVIDER, AZURE], ids=["openai", "azure"])
+@pytest.mark.parametrize(
+    ("status", "cls"), [(500, errors.InternalServerError), (429, errors.RateLimitError)]
+)
+def test_error_body_nested_too_deeply_is_the_error_of_its_status(
+    provider: OpenAIProvider, status: int, cls: type[errors.APIError]
+) -> None:
+    err = provider.parse_error(status, {}, DEEP, request(provider.name), CFG)
+    assert type(err) is cls
+    assert err.status_code == status
+    assert isinstance(err.body, str) and err.body.startswith("[[[") and len(err.body) <= 2000
+
+
+@pytest.mark.parametrize("provider", [PROVIDER, AZURE], ids=["openai", "azure"])
+@pytest.mark.parametrize("body", [DEEP, b'{"choices": ' + DEEP + b"}"])
+def test_answer_nested_too_deeply_is_an_unexpected_answer(
+    provider: OpenAIProvider, body: bytes
+) -> None:
+    req = request(provider.name)
+    calls = [
+        lambda: provider.parse_chat(body, req, CFG),
+        lambda: provider.parse_embedding(body, req, CFG, count=1),
+        lambda: provider.parse_image(body, req, CFG),
+        lambda: provider.parse_transcription(body, req, CFG),
+    ]
+    for call in calls:
+        with pytest.raises(errors.APIError, match="nested too deeply") as info:
+            call()
+        assert type(info.value) is errors.APIError
+
+
+# ---------------------------------------------------------------- 401 hints
+
+
+@pytest.mark.parametrize(
+    ("api_base", "environ"),
+    [("http://localhost:4000/v1", {}),
+     (None, {"OPENAI_BASE_URL": "https://litellm.internal/v1", "OPENAI_API_KEY": "sk-proxy-1"})],
+)
+def test_401_from_a_custom_server_says_this_server_wants_a_key(
+    api_base: str | None, environ: dict[str, str]
+) -> None:
+    route = parse_model("openai/gpt-4o-mini", api_base=api_base)
+    cfg = resolve_config(route, api_key=None, api_base=api_base, environ=environ)
+    err = PROVIDER.parse_error(401, {}, fixture_bytes("error_401.json"), request(), cfg)
+    assert type(err) is errors.AuthenticationError
+    assert "(this server wants a key: pass api_key= (or set OPENAI_API_KEY))" in err.message
+    default = PROVIDER.parse_error(401, {}, fixture_bytes("error_401.json"), request(), CFG)
+    assert "check the API key: set OPENAI_API_KEY or pass api_key=" in default.message

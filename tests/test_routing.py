@@ -212,7 +212,8 @@ def test_api_base_with_unknown_prefix_sends_the_whole_name_openai_compatibly() -
         environ={"OPENAI_API_KEY": "sk-never-sent-elsewhere"},
     )
     # a remote OpenAI-compatible server never gets the OpenAI key from the environment
-    assert cfg == ProviderConfig(name="openai_compatible", api_base="http://gpu-box:8000/v1")
+    assert cfg == ProviderConfig(name="openai_compatible", api_base="http://gpu-box:8000/v1",
+                                 custom_base=True)
     cfg = resolve_config(route, api_key="tok-1234", api_base="http://gpu-box:8000/v1", environ={})
     assert cfg.api_key == "tok-1234"
 
@@ -249,6 +250,21 @@ def test_openai_base_url_wins_over_openai_api_base() -> None:
 def test_api_base_argument_wins_over_environment() -> None:
     environ = {"OPENAI_BASE_URL": "http://a:1/v1", "OPENAI_API_KEY": "sk-x"}
     assert resolve("openai/gpt-4o", environ, api_base="http://c:3/v1").api_base == "http://c:3/v1"
+
+
+def test_custom_base_says_whether_the_base_url_is_the_providers_default() -> None:
+    key = {"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "a-1234", "GROQ_API_KEY": "gsk_1234"}
+    assert not resolve("openai/gpt-4o", key).custom_base
+    assert not resolve("openai/gpt-4o", key, api_base="https://api.openai.com/v1/").custom_base
+    assert not resolve("groq/llama3", {**key, "OPENAI_BASE_URL": "http://x:1/v1"}).custom_base
+    assert not resolve("ollama/llama3").custom_base
+    assert not resolve("mock/x").custom_base
+    assert resolve("openai/gpt-4o", key, api_base="http://localhost:4000/v1").custom_base
+    assert resolve("openai/gpt-4o", {**key, "OPENAI_BASE_URL": "http://proxy:4000/v1"}).custom_base
+    assert resolve("anthropic/claude-x", {**key, "ANTHROPIC_BASE_URL": "http://p:1"}).custom_base
+    assert resolve("my-model", api_base="http://localhost:8000/v1").custom_base
+    azure = {"AZURE_API_KEY": "k" * 32, "AZURE_API_BASE": "https://r.openai.azure.com"}
+    assert not resolve("azure/dep", azure).custom_base
 
 
 def test_base_vars_apply_only_to_their_own_preset() -> None:
@@ -321,6 +337,52 @@ def test_missing_key_names_the_variable_before_any_traffic(model: str, message: 
     assert info.value.status_code == 401
     assert info.value.provider == route.provider
     assert info.value.model == route.model
+
+
+@pytest.mark.parametrize(
+    "raw", ["sk-proj-KEYVALUE42\n", "  sk-proj-KEYVALUE42\r\n", "\tsk-proj-KEYVALUE42 "]
+)
+def test_keys_are_stripped_of_surrounding_whitespace(raw: str) -> None:
+    # api_key=open(f).read() keeps the file's newline
+    assert resolve("gpt-4o", {}, api_key=raw).api_key == "sk-proj-KEYVALUE42"
+    cfg = resolve("gpt-4o", {"OPENAI_API_KEY": raw})
+    assert (cfg.api_key, cfg.key_var) == ("sk-proj-KEYVALUE42", "OPENAI_API_KEY")
+    both = resolve("gemini-2.0-flash", {"GEMINI_API_KEY": " \n", "GOOGLE_API_KEY": raw})
+    assert (both.api_key, both.key_var) == ("sk-proj-KEYVALUE42", "GOOGLE_API_KEY")
+    with pytest.raises(errors.AuthenticationError, match="no API key for openai"):
+        resolve("gpt-4o", {"OPENAI_API_KEY": "\n"}, api_key="  ")
+
+
+BAD_KEYS = {
+    "newline": "sk-LEFTHALF\nRIGHTHALF",
+    "space": "sk-LEFTHALF RIGHTHALF",
+    "nul": "sk-LEFTHALF\x00RIGHTHALF",
+    "del": "sk-LEFTHALF\x7fRIGHTHALF",
+    "non-ascii": "sk-LEFTHALF\u00e9RIGHTHALF",
+    "zero-width space": "sk-LEFTHALF\u200bRIGHTHALF",
+}
+
+
+@pytest.mark.usefixtures("no_network")
+@pytest.mark.parametrize("bad", BAD_KEYS.values(), ids=list(BAD_KEYS))
+@pytest.mark.parametrize("source", ["api_key=", "OPENAI_API_KEY", "AZURE_API_KEY"])
+def test_a_key_that_cannot_go_in_a_header_is_refused_naming_its_source(
+    bad: str, source: str
+) -> None:
+    model = "azure/dep" if source == "AZURE_API_KEY" else "gpt-4o"
+    environ = {"AZURE_API_BASE": "https://r.openai.azure.com"}
+    api_key = None
+    if source == "api_key=":
+        api_key = bad + "\n"
+    else:
+        environ[source] = bad + "\n"
+    with pytest.raises(errors.AuthenticationError) as info:
+        resolve(model, environ, api_key=api_key)
+    err = info.value
+    assert err.status_code == 401
+    assert f"the API key from {source} contains " in err.message
+    text = f"{err} {err!r} {err.body} {err.headers}"
+    assert "LEFTHALF" not in text and "RIGHTHALF" not in text
 
 
 def test_missing_azure_key_names_azure_api_key() -> None:

@@ -124,7 +124,8 @@ CHAT = Operation(
 EMBEDDINGS = Operation(
     "embeddings", "embeddings",
     lambda p, req, cfg: p.build_embedding(req, cfg),
-    lambda p, body, req, cfg, headers: p.parse_embedding(body, req, cfg, offset=req.offset),
+    lambda p, body, req, cfg, headers: p.parse_embedding(body, req, cfg, offset=req.offset,
+                                                         count=len(req.inputs)),
     combine=_join_embeddings,
 )
 IMAGES = Operation(
@@ -443,7 +444,7 @@ class Pipeline:
             raise call.provider.parse_error(raw.status, raw.headers, raw.content, call.req,
                                             call.cfg)
         result = call.op.parse(call.provider, raw.content, call.req, call.cfg,
-                               errors.public_headers(raw.headers))
+                               errors.public_headers(raw.headers, call.cfg.secrets))
         usage = getattr(result, "usage", None)
         if reservation is not None and isinstance(usage, Usage):
             await reservation.settle(usage.total_tokens)  # correct the estimate
@@ -497,7 +498,7 @@ class Pipeline:
             body = await response.aread()
             raise call.provider.parse_error(response.status, response.headers, body, call.req,
                                             call.cfg)
-        headers = errors.public_headers(response.headers)
+        headers = errors.public_headers(response.headers, call.cfg.secrets)
         if call.stream == "bytes":
             return BytesSource(response, provider=call.req.provider, model=call.req.model,
                                headers=headers)

@@ -25,7 +25,10 @@ class ProviderConfig:
     """Where and as whom to send: resolved by the Client from arguments and environment.
 
     ``key_var`` names the environment variable a missing key should be set in;
-    ``api_key`` is never shown in a repr.
+    ``api_key`` is never shown in a repr.  ``custom_base`` is true when the base
+    URL is not the provider's default (it came from ``api_base=`` or a base-URL
+    variable such as ``OPENAI_BASE_URL``): a proxy, a local or another server,
+    so errors about the key speak of "this server" rather than the provider.
     """
 
     name: str
@@ -33,6 +36,7 @@ class ProviderConfig:
     api_key: str | None = attrs.field(default=None, repr=False)
     key_var: str | None = None
     api_version: str | None = None
+    custom_base: bool = False
 
     @property
     def secrets(self) -> tuple[str, ...]:

@@ -90,8 +90,14 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return _SECRET_PATTERNS.sub(REDACTED, text)
 
 
+# Characters that one of the escaped forms below writes differently.
+_ESCAPED_CHARS = frozenset('"\\/&<>')
+
+
 def _written_forms(secret: str) -> tuple[str, ...]:
     """*secret* as it is, and as a server may echo it inside a JSON string (escaped)."""
+    if secret.isascii() and secret.isprintable() and _ESCAPED_CHARS.isdisjoint(secret):
+        return (secret,)  # every escaped form is the secret itself
     escaped = json.dumps(secret)[1:-1]  # \" \\ and \uXXXX for non-ASCII
     forms = {
         secret,
@@ -116,11 +122,24 @@ def redact_headers(
     return out
 
 
-def public_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Response headers (httpx gives lower-case names) with secret-bearing ones hidden."""
+def public_headers(headers: Mapping[str, str], secrets: Iterable[str] = ()) -> dict[str, str]:
+    """Response headers (httpx gives lower-case names) with secret-bearing ones hidden.
+
+    Headers named in :data:`SECRET_HEADERS` are replaced; any other value holding
+    one of *secrets* (the keys in use: a server may echo one back) is scrubbed
+    with :func:`redact`.  Cheap on the hot path: without secrets nothing more is
+    done, and a value is scrubbed only when a plain substring test finds one.
+    """
     out = dict(headers.items())
     for name in SECRET_HEADERS.intersection(out):
         out[name] = REDACTED
+    secrets = tuple(secrets)
+    if secrets:
+        needles = [f for s in secrets if s and len(s) >= 4 for f in _written_forms(s)]
+        if needles:
+            for name, value in out.items():
+                if any(n in value for n in needles):
+                    out[name] = redact(value, secrets)
     return out
 
 

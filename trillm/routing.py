@@ -238,6 +238,30 @@ def _first(environ: Mapping[str, str], names: tuple[str, ...]) -> tuple[str | No
     return None, None
 
 
+def _clean_key(value: str | None, source: str, route: Route) -> str | None:
+    """*value* stripped of surrounding whitespace (None when nothing is left).
+
+    A key that still holds a control character, a space or a non-ASCII
+    character cannot go into a header: that is an
+    :class:`~trillm.errors.AuthenticationError` naming *source*, never the key.
+    """
+    if not value:
+        return None
+    key = value.strip()
+    if not key:
+        return None
+    if key.isascii() and key.isprintable() and " " not in key:
+        return key
+    i, ch = next((i, c) for i, c in enumerate(key) if not "!" <= c <= "~")
+    what = ("a space" if ch == " " else "a control character" if ch.isascii()
+            else "a non-ASCII character")
+    raise errors.AuthenticationError(
+        f"the API key from {source} contains {what} at position {i + 1} and cannot be sent "
+        "in a header: API keys are printable ASCII without spaces",
+        provider=route.provider, model=route.model,
+    )
+
+
 def resolve_config(
     route: Route,
     *,
@@ -254,7 +278,10 @@ def resolve_config(
     preset's ``key_vars`` set in *environ*.  A missing key raises
     :class:`~trillm.errors.AuthenticationError` naming the variable to set,
     unless the preset is keyless or the base URL is on this machine.  Empty
-    strings count as unset.
+    strings count as unset.  Keys are stripped of surrounding whitespace (a key
+    read from a file keeps its newline); one that still holds a control, space
+    or non-ASCII character raises :class:`~trillm.errors.AuthenticationError`
+    naming where it came from (``api_key=`` or the variable), never the key.
     """
     preset = route.preset
     base = api_base or _first(environ, preset.base_vars)[0] or preset.api_base
@@ -270,9 +297,14 @@ def resolve_config(
     if not base.endswith("://"):  # "mock://" has nothing to strip
         base = base.rstrip("/")
     key_var = preset.key_vars[0] if preset.key_vars else None
-    key = api_key or None
+    key = _clean_key(api_key, "api_key=", route)
     if key is None:
-        key, found = _first(environ, preset.key_vars)
+        found = None
+        for name in preset.key_vars:
+            key = _clean_key(environ.get(name), name, route)
+            if key is not None:
+                found = name
+                break
         key_var = found or key_var
         if key is None and not preset.keyless and not is_local_url(base):
             if preset.key_vars:
@@ -287,6 +319,9 @@ def resolve_config(
                 provider=route.provider, model=route.model,
             )
     version = api_version or _first(environ, preset.version_vars)[0]
+    # Azure has no default base: its resource endpoint is always the user's own.
+    custom = base != preset.api_base and preset.kind != "azure"
     return ProviderConfig(
-        name=route.provider, api_base=base, api_key=key, key_var=key_var, api_version=version
+        name=route.provider, api_base=base, api_key=key, key_var=key_var, api_version=version,
+        custom_base=custom,
     )

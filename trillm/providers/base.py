@@ -38,6 +38,7 @@ __all__ = [
     "ProviderConfig",
     "StreamParser",
     "body_excerpt",
+    "check_embedding_count",
     "json_or_none",
     "unexpected_answer",
     "with_extra_headers",
@@ -102,10 +103,10 @@ def with_extra_headers(
 
 
 def json_or_none(body: bytes) -> Any:
-    """An error body parsed as JSON, or None when it is empty or not JSON."""
+    """An error body parsed as JSON, or None when it is empty, not JSON or nested too deeply."""
     try:
         return json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):  # `[` x 100,000 exhausts the decoder's recursion
         return None
 
 
@@ -117,6 +118,19 @@ def unexpected_answer(
         f"unexpected answer from {req.provider}: {why}", provider=req.provider,
         model=req.model, body=body_excerpt(body, secrets), secrets=secrets,
     )
+
+
+def check_embedding_count(
+    got: int, count: int | None, req: AnyRequest, body: bytes, secrets: tuple[str, ...]
+) -> None:
+    """Raise the unexpected-answer error when *got* vectors came back for *count* inputs.
+
+    *count* None (the caller did not say how many inputs it sent) checks nothing.
+    """
+    if count is not None and got != count:
+        vectors = f"{got} embedding{'' if got == 1 else 's'}"
+        inputs = f"{count} input{'' if count == 1 else 's'}"
+        raise unexpected_answer(req, body, secrets, f"the server sent {vectors} for {inputs}")
 
 
 def multipart_body(
@@ -149,13 +163,17 @@ def multipart_body(
 def loads_json(
     body: bytes | str, *, provider: str, model: str | None, secrets: tuple[str, ...] = ()
 ) -> Any:
-    """``json.loads`` that raises :class:`~trillm.errors.APIError` on a malformed body."""
+    """``json.loads`` that raises :class:`~trillm.errors.APIError` on a body it cannot decode.
+
+    That includes a body nested too deeply for the decoder (its ``RecursionError``).
+    """
     try:
         return json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
+        why = "nested too deeply to decode" if isinstance(exc, RecursionError) else str(exc)
         text = body_excerpt(body, secrets, 200)
         raise errors.APIError(
-            f"the server's answer is not valid JSON ({exc}); it began: {text!r}",
+            f"the server's answer is not valid JSON ({why}); it began: {text!r}",
             provider=provider, model=model, body=text, secrets=secrets,
         ) from exc
 
@@ -213,24 +231,55 @@ def error_from_response(
         elif any(p in lowered for p in _POLICY_PHRASES):
             cls = errors.ContentPolicyViolationError
     hint = _HINTS.get(cls)
-    if hint is not None:
+    if cls is errors.AuthenticationError and cfg.custom_base:
+        # A proxy, a local or another server: it, not the provider, wants a key.
+        hint = "this server wants a key: pass api_key=" + (
+            f" (or set {cfg.key_var})" if cfg.key_var else ""
+        )
+    elif hint is not None:
         hint = hint.format(var=cfg.key_var or "the provider's API key variable")
+    if hint is not None:
         text = f"{text} ({hint})"
     try:
         parsed_body: Any = json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to decode
         parsed_body = body_excerpt(body, cfg.secrets)
+    else:
+        if _nested_deeper_than(parsed_body, _MAX_BODY_DEPTH):  # too deep to redact safely
+            parsed_body = body_excerpt(body, cfg.secrets)
     return cls(
         text,
         status_code=status,
         provider=provider,
         model=model,
-        request_id=headers.get("x-request-id") or headers.get("request-id"),
+        request_id=(headers.get("x-request-id") or headers.get("request-id")
+                    or headers.get("x-litellm-call-id")),
         body=parsed_body,
         headers=headers,
         retry_after=parse_retry_after(headers, now=now),
         secrets=cfg.secrets,
     )
+
+
+#: Error bodies nested deeper than this are kept as text: redacting them recurses.
+_MAX_BODY_DEPTH = 100
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether parsed JSON *value* nests lists and objects more than *limit* levels deep."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth == limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 _HINTS: dict[type[errors.APIError], str] = {

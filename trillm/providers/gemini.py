@@ -69,6 +69,7 @@ from .base import (
     AnyRequest,
     HTTPRequestSpec,
     ProviderConfig,
+    check_embedding_count,
     error_from_response,
     json_or_none,
     loads_json,
@@ -358,15 +359,21 @@ class GeminiProvider:
 
     def parse_embedding(
         self, body: bytes, req: EmbeddingRequest, cfg: ProviderConfig | None = None,
-        offset: int = 0,
+        offset: int = 0, *, count: int | None = None,
     ) -> EmbeddingResponse:
-        """A ``batchEmbedContents`` answer as vectors in input order (Gemini sends no usage)."""
+        """A ``batchEmbedContents`` answer as vectors in input order (Gemini sends no usage).
+
+        *count* is the number of inputs sent in this request: an answer with
+        another number of vectors is an unexpected answer (None checks nothing).
+        """
         secrets = cfg.secrets if cfg is not None else ()
         data = loads_json(body, provider=req.provider, model=req.model, secrets=secrets)
         try:
+            items = list(data["embeddings"])
+            check_embedding_count(len(items), count, req, body, secrets)
             vectors = tuple(
                 Embedding(offset + i, tuple(float(x) for x in item["values"]))
-                for i, item in enumerate(data["embeddings"])
+                for i, item in enumerate(items)
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise unexpected_answer(req, body, secrets, f"embeddings: {exc!r}") from exc
@@ -472,15 +479,20 @@ def _read_parts(c: Mapping[str, Any]) -> tuple[list[str], list[str], list[tuple[
 
 
 def _usage(u: Mapping[str, Any]) -> Usage:
-    """A :class:`Usage` from ``usageMetadata``: thoughts count as completion tokens."""
+    """A :class:`Usage` from ``usageMetadata``: thoughts count as completion tokens.
+
+    The server's ``totalTokenCount`` is kept as sent (0 included); only a
+    missing one is computed as prompt + completion.
+    """
     prompt = (u.get("promptTokenCount") or 0) + (u.get("toolUsePromptTokenCount") or 0)
     thoughts = u.get("thoughtsTokenCount") or 0
     completion = (u.get("candidatesTokenCount") or 0) + thoughts
     cached = u.get("cachedContentTokenCount")
+    total = u.get("totalTokenCount")
     return Usage(
         prompt,
         completion,
-        u.get("totalTokenCount") or prompt + completion,
+        prompt + completion if total is None else total,
         {"cached_tokens": cached} if cached else None,
         {"reasoning_tokens": thoughts} if thoughts else None,
     )

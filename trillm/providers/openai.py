@@ -61,6 +61,7 @@ from .base import (
     AnyRequest,
     HTTPRequestSpec,
     ProviderConfig,
+    check_embedding_count,
     error_from_response,
     json_or_none,
     loads_json,
@@ -133,13 +134,18 @@ def error_from_body(
 
 
 def parse_usage(u: Mapping[str, Any]) -> Usage:
-    """A :class:`Usage` from OpenAI's ``usage`` object; ``*_details`` are kept as given."""
+    """A :class:`Usage` from OpenAI's ``usage`` object; ``*_details`` are kept as given.
+
+    The server's ``total_tokens`` is kept as sent (0 included); only a missing
+    one is computed as prompt + completion.
+    """
     prompt = u.get("prompt_tokens") or 0
     completion = u.get("completion_tokens") or 0
+    total = u.get("total_tokens")
     return Usage(
         prompt,
         completion,
-        u.get("total_tokens") or prompt + completion,
+        prompt + completion if total is None else total,
         u.get("prompt_tokens_details"),
         u.get("completion_tokens_details"),
     )
@@ -387,13 +393,25 @@ class OpenAIProvider:
 
     def parse_embedding(
         self, body: bytes, req: EmbeddingRequest, cfg: ProviderConfig | None = None,
-        offset: int = 0,
+        offset: int = 0, *, count: int | None = None,
     ) -> EmbeddingResponse:
-        """A 2xx ``/embeddings`` body: base64 vectors decoded to floats, indices from *offset*."""
+        """A 2xx ``/embeddings`` body: base64 vectors decoded to floats, indices from *offset*.
+
+        *count* is the number of inputs sent in this request: an answer with
+        another number of vectors is an unexpected answer (None checks nothing).
+        When the items carry ``index``, each of 0..n-1 must appear exactly once.
+        """
         secrets = cfg.secrets if cfg is not None else ()
         data = loads_json(body, provider=req.provider, model=req.model, secrets=secrets)
         try:
-            items = sorted(data["data"], key=lambda d: d.get("index", 0))
+            items = list(data["data"])
+            check_embedding_count(len(items), count, req, body, secrets)
+            indices = [item.get("index") for item in items]
+            if any(i is not None for i in indices):
+                why = _index_problem(indices)
+                if why is not None:
+                    raise unexpected_answer(req, body, secrets, f"embeddings: {why}")
+                items.sort(key=lambda d: d["index"])
             vectors = tuple(
                 Embedding(offset + i, _vector(item["embedding"])) for i, item in enumerate(items)
             )
@@ -490,6 +508,20 @@ class OpenAIProvider:
             status, headers, body, provider=req.provider, model=req.model, cfg=cfg,
             message=message, code=code, err_type=kind,
         )
+
+
+def _index_problem(indices: list[Any]) -> str | None:
+    """Why *indices* are not 0..n-1, each exactly once (None when they are)."""
+    n = len(indices)
+    for k, i in enumerate(indices):
+        if type(i) is not int:
+            return f"item {k} has index {str(i)[:20]!r}, not an integer"
+    seen = set(indices)
+    if len(seen) == n and seen == set(range(n)):
+        return None
+    missing = next(j for j in range(n) if j not in seen)
+    return (f"{n} vectors whose indices are not 0..{n - 1} each once "
+            f"(none has index {missing})")
 
 
 def _vector(value: Any) -> tuple[float, ...]:
