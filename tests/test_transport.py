@@ -342,6 +342,46 @@ async def test_aclose_works_inside_a_cancelled_scope(transport: Transport) -> No
             assert transport.statistics() == stats(0, 0)
 
 
+class _HangingSocket(trio.socket.SocketType):
+    """A socket whose connect() never finishes (an unreachable host)."""
+
+    def close(self) -> None:
+        pass
+
+    async def connect(self, address: object) -> None:
+        await trio.sleep_forever()
+
+
+class _HangingSockets(trio.abc.SocketFactory):
+    def socket(
+        self, family: socket.AddressFamily | int = socket.AF_INET,
+        type: socket.SocketKind | int = socket.SOCK_STREAM, proto: int = 0,
+    ) -> trio.socket.SocketType:
+        return _HangingSocket()
+
+
+@pytest.mark.parametrize("how", ["send", "open_stream"])
+async def test_cancel_while_connecting_is_one_bare_cancelled(
+    transport: Transport, how: str
+) -> None:
+    # Regression: trio's open_tcp_stream connects (happy eyeballs) in a nursery, so a
+    # caller's cancellation during connect escaped as BaseExceptionGroup([Cancelled, ...]).
+    trio.socket.set_custom_socket_factory(_HangingSockets())
+    seen: list[type[BaseException]] = []
+    try:
+        with trio.fail_after(5), trio.move_on_after(0.1) as cs:
+            try:
+                await getattr(transport, how)(make_spec("http://127.0.0.1:9/v1/x"))
+            except BaseException as exc:
+                seen.append(type(exc))
+                raise
+    finally:
+        trio.socket.set_custom_socket_factory(None)
+    assert cs.cancelled_caught
+    assert seen == [trio.Cancelled]
+    assert transport.statistics() == stats(0, 0)
+
+
 # ---------------------------------------------------------------- errors
 
 

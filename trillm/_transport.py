@@ -32,7 +32,7 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from typing import cast
+from typing import NoReturn, cast
 from urllib.parse import urlsplit
 
 import attrs
@@ -458,6 +458,11 @@ class Transport:
             proxy = None if self._stack is None else self._stack.proxy_for(request.url)
             via = None if proxy is None else str(proxy.url)
             raise _translate(exc, spec, in_body=False, via=via) from exc
+        except BaseExceptionGroup as group:  # from trio's connect nursery (happy eyeballs)
+            cancelled = _only_cancelled(group)
+            if cancelled is None:
+                raise
+        _raise_bare(cancelled)  # one bare Cancelled: a single call never raises a group
 
     async def send(self, spec: HTTPRequestSpec) -> RawResponse:
         """Send *spec*, read the whole (decoded) body and close the response."""
@@ -489,6 +494,31 @@ class Transport:
 
 
 # ---------------------------------------------------------------- error translation
+
+
+def _only_cancelled(group: BaseExceptionGroup[BaseException]) -> trio.Cancelled | None:
+    """The first leaf of *group* if every leaf is a ``trio.Cancelled``, else None."""
+    first = None
+    todo = list(group.exceptions)
+    while todo:
+        exc = todo.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            todo[:0] = exc.exceptions
+        elif not isinstance(exc, trio.Cancelled):
+            return None
+        elif first is None:
+            first = exc
+    return first
+
+
+def _raise_bare(cancelled: trio.Cancelled) -> NoReturn:
+    """Raise *cancelled* alone, its own ``__context__`` kept (as trio unwraps a group)."""
+    context = cancelled.__context__
+    try:
+        raise cancelled
+    finally:
+        cancelled.__context__ = context
+        del cancelled, context
 
 
 def _origin(url: str) -> str:
