@@ -6,8 +6,9 @@ import gc
 import gzip
 import json
 import socket
+import traceback
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -419,6 +420,44 @@ async def test_non_ascii_header_value_is_a_bad_request_without_the_value(
     with pytest.raises(errors.BadRequestError, match="not ASCII") as info:
         await transport.send(spec)
     assert "k\u00e9y" not in str(info.value)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("authorization", "Bearer sk-proj-Secret0123456789\n"),  # a key read from a file
+    ("api-key", "Secret0123456789\n"),  # Azure: no Bearer prefix for redact() to spot
+    ("x-api-key", " Secret0123456789"),
+    ("x-goog-api-key", "Secret0123456789\x00"),
+])
+@pytest.mark.parametrize("how", ["send", "open_stream"])
+async def test_unsendable_header_value_never_leaks_through_the_chain(
+    transport: Transport, name: str, value: str, how: str
+) -> None:
+    # Regression: h11's LocalProtocolError ("Illegal header value b'...'") was chained
+    # as __cause__/__context__ (and quoted in the message), so tracebacks printed the key.
+    with trio.fail_after(5):
+        async with open_fake_server() as server:
+            spec = make_spec(server.base_url + "/v1/x", headers=((name, value),))
+            with pytest.raises(errors.BadRequestError) as info:
+                await getattr(transport, how)(spec)
+            assert server.requests == []
+    exc = info.value
+    assert exc.__cause__ is None and exc.__context__ is None and exc.__suppress_context__
+    assert repr(name) in str(exc)  # which header, never its value
+    for text in (str(exc), repr(exc), "".join(traceback.format_exception(exc))):
+        assert "Secret0123456789" not in text
+    assert transport.statistics() == stats(0, 0)
+
+
+@pytest.mark.parametrize("value", ["sk-S\u00e9cret0123456789", None])
+async def test_unbuildable_header_value_is_not_chained(
+    transport: Transport, value: str | None
+) -> None:
+    spec = make_spec("http://127.0.0.1:1/", headers=(("api-key", cast(str, value)),))
+    with pytest.raises(errors.BadRequestError, match="api_key") as info:
+        await transport.send(spec)
+    exc = info.value
+    assert exc.__cause__ is None and exc.__context__ is None and exc.__suppress_context__
+    assert "cret0123456789" not in "".join(traceback.format_exception(exc))
 
 
 async def test_drop_mid_body_in_a_stream(transport: Transport) -> None:

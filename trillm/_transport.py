@@ -31,7 +31,7 @@ import json
 import socket
 import ssl
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from typing import NoReturn, cast
 from urllib.parse import urlsplit
 
@@ -441,6 +441,12 @@ class Transport:
                 if len(self._urls) >= 64:
                     self._urls.clear()
                 url = self._urls[spec.url] = httpx.URL(spec.url)
+        except (httpx.InvalidURL, ValueError, TypeError) as exc:
+            raise _bad_request(exc, spec) from exc
+        # A header httpx or h11 refuses is raised unchained, outside the except block:
+        # their texts quote the value, and a value may be an API key (a newline from a file).
+        refused = False
+        try:
             if content is None:
                 request = httpx.Request(spec.method, url, headers=headers,
                                         extensions=_EXTENSIONS)
@@ -450,10 +456,15 @@ class Transport:
                 headers.append(("content-length", str(len(content))))
                 request = httpx.Request(spec.method, url, headers=headers, stream=_Body(content),
                                         extensions=_EXTENSIONS)
-        except (httpx.InvalidURL, ValueError, TypeError) as exc:
-            raise _bad_request(exc, spec) from exc
+        except (ValueError, TypeError):  # UnicodeEncodeError included
+            refused = True
+        if refused:
+            raise _header_error(headers, spec) from None
+        cancelled = None
         try:
             return await self._transport.handle_async_request(request)
+        except _LOCAL_PROTOCOL:
+            pass  # h11 refused a header: raised below
         except _WIRE_ERRORS as exc:
             proxy = None if self._stack is None else self._stack.proxy_for(request.url)
             via = None if proxy is None else str(proxy.url)
@@ -462,7 +473,9 @@ class Transport:
             cancelled = _only_cancelled(group)
             if cancelled is None:
                 raise
-        _raise_bare(cancelled)  # one bare Cancelled: a single call never raises a group
+        if cancelled is not None:
+            _raise_bare(cancelled)  # one bare Cancelled: a single call never raises a group
+        raise _header_error(request.headers.raw, spec) from None
 
     async def send(self, spec: HTTPRequestSpec) -> RawResponse:
         """Send *spec*, read the whole (decoded) body and close the response."""
@@ -554,10 +567,39 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _header_problem(value: object) -> str | None:
+    """What makes *value* an invalid header value (h11's rules), without quoting it."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if not isinstance(value, str):
+        return f"is a {type(value).__name__}, not a str"
+    if not value.isascii():
+        return "is not ASCII"
+    if any((ch < " " and ch != "\t") or ch == "\x7f" for ch in value):
+        return "holds a line break or another control character (a key read from a file?)"
+    if value != value.strip(" \t"):
+        return "has leading or trailing whitespace (a key read from a file?)"
+    return None
+
+
+def _header_error(headers: Iterable[tuple[object, object]],
+                  spec: HTTPRequestSpec) -> errors.APIError:
+    """httpx or h11 refused a request header: name it, never quote its value (a key?)."""
+    hint = "check api_key and extra headers"
+    for name, value in headers:
+        problem = _header_problem(value)
+        if problem is not None:
+            name = name.decode("latin-1") if isinstance(name, bytes) else name
+            text = f"the {name!r} request header value {problem}: {hint}"
+            break
+    else:
+        where = _origin(spec.url)
+        text = f"the request to {where} could not be sent (a header was refused): {hint}"
+    return errors.BadRequestError(text, provider=spec.provider or None, model=spec.model or None)
+
+
 def _bad_request(exc: Exception, spec: HTTPRequestSpec) -> errors.APIError:
-    if isinstance(exc, UnicodeError):  # its message would quote the header value
-        text = "a request header value is not ASCII: check api_key and extra headers"
-    elif isinstance(exc, _BAD_URL):
+    if isinstance(exc, _BAD_URL):
         text = f"invalid URL ({exc}): api_base must look like https://host[:port]/path"
     else:
         text = f"the request could not be built ({type(exc).__name__}: {exc})"
@@ -572,9 +614,9 @@ def _translate(exc: Exception, spec: HTTPRequestSpec, *, in_body: bool,
     where, reason = _origin(spec.url), _reason(exc)
     via = via and _origin(via)
     provider, model = spec.provider or None, spec.model or None
-    if isinstance(exc, _LOCAL_PROTOCOL):
+    if isinstance(exc, _LOCAL_PROTOCOL):  # its text may quote a header value: not used
         return errors.BadRequestError(
-            f"the request to {where} could not be sent ({reason}): check header names and values",
+            f"the request to {where} could not be sent: check header names and values",
             provider=provider, model=model,
         )
     if isinstance(exc, _PROXY) or (
