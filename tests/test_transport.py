@@ -8,6 +8,7 @@ import json
 import socket
 import traceback
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any, cast
 
 import httpx
@@ -185,6 +186,53 @@ async def test_stack_is_lifo(transport: Transport) -> None:
             await transport.send(make_spec(server.base_url, {}))
             assert server.requests[-1].conn == conn_of[1]
             assert transport.statistics() == stats(2, 0)
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
+    b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}",  # no keep-alive in HTTP/1.0
+])
+@pytest.mark.parametrize("how", ["send", "open_stream"])
+async def test_a_connection_the_server_closes_is_not_counted_idle(
+    transport: Transport, answer: bytes, how: str
+) -> None:
+    # Regression: a one-connection transport whose connection httpcore had closed
+    # (Connection: close, HTTP/1.0) went back on the stack: statistics() saw it idle.
+    closed = trio.Event()
+
+    async def serve(stream: trio.SocketStream) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive_some()
+        await stream.send_all(answer)
+        while await stream.receive_some():  # this server keeps its side open:
+            pass  # the client must close the connection
+        closed.set()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            [listener] = await nursery.start(partial(trio.serve_tcp, serve, 0, host="127.0.0.1"))
+            port = listener.socket.getsockname()[1]
+            spec = make_spec(f"http://127.0.0.1:{port}/v1/x")
+            if how == "send":
+                assert (await transport.send(spec)).content == b"{}"
+            else:
+                stream = await transport.open_stream(spec)
+                assert await stream.aread() == b"{}"
+                await stream.aclose()
+            assert transport.statistics() == stats(0, 0)
+            await closed.wait()  # the server saw the socket closed
+            nursery.cancel_scope.cancel()
+
+
+async def test_connection_close_from_the_fake_server_is_not_pooled(transport: Transport) -> None:
+    with trio.fail_after(5):
+        async with open_fake_server(lambda req: Reply(body=b"{}", close=True)) as server:
+            await transport.send(make_spec(server.base_url))
+            assert transport.statistics() == stats(0, 0)
+            await transport.send(make_spec(server.base_url))
+            assert server.connections_opened == 2
+            await server.wait_all_closed()
 
 
 async def test_statistics_count_checked_out_connections(transport: Transport) -> None:

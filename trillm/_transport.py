@@ -204,7 +204,8 @@ class StackTransport(httpx.AsyncBaseTransport):
                         await self._discard(transport)
             if response is not None:
                 inner = cast(httpx.AsyncByteStream, response.stream)
-                response.stream = _GiveBack(inner, self, free, transport)
+                network = response.extensions.get("network_stream")
+                response.stream = _GiveBack(inner, self, free, transport, network)
                 return response
 
     async def _discard(self, transport: httpx.AsyncHTTPTransport) -> None:
@@ -234,9 +235,10 @@ class _GiveBack(httpx.AsyncByteStream):
     """A response body that gives its transport back to the stack when closed."""
 
     def __init__(self, inner: httpx.AsyncByteStream, owner: StackTransport, free: _Free,
-                 transport: httpx.AsyncHTTPTransport) -> None:
+                 transport: httpx.AsyncHTTPTransport, network: object) -> None:
         self._inner, self._owner, self._free = inner, owner, free
         self._transport: httpx.AsyncHTTPTransport | None = transport
+        self._network = network  # httpcore's network stream (a public response extension)
         self._done = self.broken = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -252,7 +254,7 @@ class _GiveBack(httpx.AsyncByteStream):
         try:
             if not self.broken:  # broken: its socket was closed under it, so httpcore must
                 await self._inner.aclose()  # not see it as idle (it would probe fd -1)
-                reusable = self._done and not self._owner._closed
+                reusable = self._done and not self._owner._closed and _still_open(self._network)
         finally:
             if reusable:
                 self._owner._busy.discard(transport)
@@ -260,6 +262,14 @@ class _GiveBack(httpx.AsyncByteStream):
             else:
                 with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
                     await self._owner._discard(transport)
+
+
+def _still_open(network: object) -> bool:
+    """False once httpcore closed the connection after a response (``Connection: close``,
+    HTTP/1.0): such a transport has nothing left to reuse and must not count as idle."""
+    get_extra_info = getattr(network, "get_extra_info", None)
+    sock = None if get_extra_info is None else get_extra_info("socket")
+    return sock is None or sock.fileno() != -1
 
 
 async def _close_all(transports: list[httpx.AsyncHTTPTransport]) -> None:
