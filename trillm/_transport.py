@@ -28,12 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
-import ssl
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
-from typing import NoReturn, cast
-from urllib.parse import urlsplit
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import cast
 
 import attrs
 import httpx
@@ -41,6 +38,7 @@ import trio
 from httpx._utils import get_environment_proxies  # private: how httpx reads the proxy env
 
 from . import errors
+from ._transport_errors import header_error, only_cancelled, origin, raise_bare, reason_of
 from ._wire import HTTPRequestSpec
 
 __all__ = ["RawResponse", "ResponseStream", "StackTransport", "Transport", "TransportStatistics"]
@@ -469,7 +467,7 @@ class Transport:
         except (ValueError, TypeError):  # UnicodeEncodeError included
             refused = True
         if refused:
-            raise _header_error(headers, spec) from None
+            raise header_error(headers, spec) from None
         cancelled = None
         try:
             return await self._transport.handle_async_request(request)
@@ -480,12 +478,12 @@ class Transport:
             via = None if proxy is None else str(proxy.url)
             raise _translate(exc, spec, in_body=False, via=via) from exc
         except BaseExceptionGroup as group:  # from trio's connect nursery (happy eyeballs)
-            cancelled = _only_cancelled(group)
+            cancelled = only_cancelled(group)
             if cancelled is None:
                 raise
         if cancelled is not None:
-            _raise_bare(cancelled)  # one bare Cancelled: a single call never raises a group
-        raise _header_error(request.headers.raw, spec) from None
+            raise_bare(cancelled)  # one bare Cancelled: a single call never raises a group
+        raise header_error(request.headers.raw, spec) from None
 
     async def send(self, spec: HTTPRequestSpec) -> RawResponse:
         """Send *spec*, read the whole (decoded) body and close the response."""
@@ -519,95 +517,6 @@ class Transport:
 # ---------------------------------------------------------------- error translation
 
 
-def _only_cancelled(group: BaseExceptionGroup[BaseException]) -> trio.Cancelled | None:
-    """The first leaf of *group* if every leaf is a ``trio.Cancelled``, else None."""
-    first = None
-    todo = list(group.exceptions)
-    while todo:
-        exc = todo.pop(0)
-        if isinstance(exc, BaseExceptionGroup):
-            todo[:0] = exc.exceptions
-        elif not isinstance(exc, trio.Cancelled):
-            return None
-        elif first is None:
-            first = exc
-    return first
-
-
-def _raise_bare(cancelled: trio.Cancelled) -> NoReturn:
-    """Raise *cancelled* alone, its own ``__context__`` kept (as trio unwraps a group)."""
-    context = cancelled.__context__
-    try:
-        raise cancelled
-    finally:
-        cancelled.__context__ = context
-        del cancelled, context
-
-
-def _origin(url: str) -> str:
-    """scheme://host[:port] of *url*, never its path or query (which may hold a key)."""
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname or "", f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "the server"
-    host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{host}{port}" if parts.scheme and host else "the server"
-
-
-def _reason(exc: BaseException) -> str:
-    """The most telling cause in *exc*'s chain (exception groups included), in a few words."""
-    todo, seen = [exc], set()
-    while todo:
-        e = todo.pop(0)
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, ConnectionRefusedError | ConnectionResetError):
-            return "connection refused" if isinstance(e, ConnectionRefusedError) else "reset"
-        if isinstance(e, socket.gaierror):
-            return f"host name lookup failed: {e.strerror}"
-        if isinstance(e, ssl.SSLCertVerificationError):
-            return f"TLS certificate verification failed: {e.verify_message}"
-        if isinstance(e, ssl.SSLError):
-            return f"TLS error: {e.reason or e}"
-        if isinstance(e, BaseExceptionGroup):
-            todo.extend(e.exceptions)
-        todo.extend(c for c in (e.__cause__, e.__context__) if c is not None)
-    return str(exc) or type(exc).__name__
-
-
-def _header_problem(value: object) -> str | None:
-    """What makes *value* an invalid header value (h11's rules), without quoting it."""
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    if not isinstance(value, str):
-        return f"is a {type(value).__name__}, not a str"
-    if not value.isascii():
-        return "is not ASCII"
-    if any((ch < " " and ch != "\t") or ch == "\x7f" for ch in value):
-        return "holds a line break or another control character (a key read from a file?)"
-    if value != value.strip(" \t"):
-        return "has leading or trailing whitespace (a key read from a file?)"
-    return None
-
-
-def _header_error(headers: Iterable[tuple[object, object]],
-                  spec: HTTPRequestSpec) -> errors.APIError:
-    """httpx or h11 refused a request header: name it, never quote its value (a key?)."""
-    hint = "check api_key and extra headers"
-    for name, value in headers:
-        problem = _header_problem(value)
-        if problem is not None:
-            name = name.decode("latin-1") if isinstance(name, bytes) else name
-            text = f"the {name!r} request header value {problem}: {hint}"
-            break
-    else:
-        where = _origin(spec.url)
-        text = f"the request to {where} could not be sent (a header was refused): {hint}"
-    return errors.BadRequestError(text, provider=spec.provider or None, model=spec.model or None)
-
-
 def _bad_request(exc: Exception, spec: HTTPRequestSpec) -> errors.APIError:
     if isinstance(exc, _BAD_URL):
         text = f"invalid URL ({exc}): api_base must look like https://host[:port]/path"
@@ -621,8 +530,8 @@ def _translate(exc: Exception, spec: HTTPRequestSpec, *, in_body: bool,
     """The trillm error for a wire error (raised ``from exc``); *via* is the proxy used."""
     if isinstance(exc, _BAD_URL):
         return _bad_request(exc, spec)
-    where, reason = _origin(spec.url), _reason(exc)
-    via = via and _origin(via)
+    where, reason = origin(spec.url), reason_of(exc)
+    via = via and origin(via)
     provider, model = spec.provider or None, spec.model or None
     if isinstance(exc, _LOCAL_PROTOCOL):  # its text may quote a header value: not used
         return errors.BadRequestError(
