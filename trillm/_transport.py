@@ -7,10 +7,12 @@ keeps, per origin (scheme, host, port), a LIFO stack of free
 ``httpx.AsyncHTTPTransport`` objects limited to ONE connection each, so no pool
 ever has anything to scan.  A request pops the most recently used one (the
 warmest keep-alive connection) or makes one; closing the response pushes it
-back if the body was read to the end, and closes it otherwise (also after an
-error or a cancellation).  Idle ones older than ``keepalive_expiry`` are closed
-from the cold end; all share one SSL context.  Public httpx API only, except
-``httpx._utils.get_environment_proxies`` (how httpx reads the proxy variables).
+back if the body was read to the end and httpcore kept the connection open (not
+so after ``Connection: close`` or an HTTP/1.0 answer), and closes it otherwise
+(also after an error, a cancellation or a body past a bound).  Idle ones older
+than ``keepalive_expiry`` are closed from the cold end; all share one SSL
+context.  Public httpx API only, except ``httpx._utils.get_environment_proxies``
+(how httpx reads the proxy variables).
 
 Stale keep-alive: httpcore probes an idle connection before reusing it.  If the
 server closes it between that probe and our write, the request fails with
@@ -21,13 +23,16 @@ sent once more, at once, on a new connection.  A new connection is never retried
 :class:`Transport`, which the Client uses, builds the ``httpx.Request`` itself
 and calls the transport directly (``AsyncClient`` costs ~0.1 ms per request);
 it is where httpx, httpcore and OS errors become :mod:`trillm.errors`.  trillm's
-cancel scopes do the timing: httpx only gets a 5 s connect limit.
+cancel scopes do the timing: httpx only gets a 5 s connect limit.  It reads raw
+bodies and decodes gzip / deflate itself, within ``max_response_bytes`` and the
+decompression-bomb bound of :mod:`trillm._body_limits`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import zlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import cast
@@ -38,14 +43,22 @@ import trio
 from httpx._utils import get_environment_proxies  # private: how httpx reads the proxy env
 
 from . import errors
-from ._transport_errors import header_error, only_cancelled, origin, raise_bare, reason_of
+from ._body_limits import BodyLimitExceeded, Inflater, inflater_for, over_size
+from ._transport_errors import (
+    header_error,
+    only_cancelled,
+    origin,
+    raise_bare,
+    reason_of,
+    too_large,
+)
 from ._wire import HTTPRequestSpec
 
 __all__ = ["RawResponse", "ResponseStream", "StackTransport", "Transport", "TransportStatistics"]
 
 USER_AGENT = "trillm/0.1.0"
-# gzip for whole bodies (decoded by httpx, as the official SDKs ask); none for streams,
-# whose chunks are read from the response stream itself.
+# gzip for whole bodies (as the official SDKs ask; decoded here, within the bounds of
+# _body_limits); none for streams, whose chunks are read from the response stream itself.
 _SEND_HEADERS = (
     ("user-agent", USER_AGENT), ("accept", "application/json"), ("accept-encoding", "gzip, deflate")
 )
@@ -56,6 +69,7 @@ _Headers = tuple[tuple[str, str], ...]
 _EXTENSIONS = {"timeout": httpx.Timeout(None, connect=5.0).as_dict()}
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # == json.dumps(...)
 _CLOSE_TIMEOUT = 1.0  # seconds a shielded close may take
+DEFAULT_MAX_RESPONSE_BYTES = 256 * 2**20
 _STALE = (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError)
 # httpx maps httpcore's errors to its own, but a few paths (closing nested body
 # generators) can still let one through.  httpcore is imported on first use, as
@@ -69,7 +83,7 @@ _CONNECT: tuple[type[Exception], ...] = (httpx.ConnectError,)
 #: Everything sending or reading can raise below the Client: translated, never leaked.
 _WIRE_ERRORS: tuple[type[Exception], ...] = (
     httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError,
-    trio.BrokenResourceError, trio.ClosedResourceError,
+    trio.BrokenResourceError, trio.ClosedResourceError, zlib.error,  # zlib: _body_limits
 )
 
 
@@ -326,26 +340,26 @@ class ResponseStream:
 
     ``receive_some()`` gives the next body bytes, ``b""`` at the end and after
     it.  A cancelled ``receive_some`` leaves the body unusable (httpcore closes
-    the connection): the next call raises ``APIConnectionError``.  The connection
-    is given back when the end is read; always ``aclose()`` the stream.
+    the connection): the next call raises ``APIConnectionError``.  Past
+    *max_bytes* decoded bytes (or a decompression bomb's first MiB) it raises
+    ``APIError`` and closes the connection.  The connection is given back when
+    the end is read; always ``aclose()`` the stream.
     """
 
-    __slots__ = ("_chunks", "_closed", "_eof", "_error", "_finished", "_response", "_spec",
-                 "headers", "status")
+    __slots__ = ("_chunks", "_closed", "_eof", "_error", "_finished", "_inflater", "_left",
+                 "_limit", "_response", "_spec", "headers", "status")
 
-    def __init__(self, response: httpx.Response, spec: HTTPRequestSpec) -> None:
+    def __init__(self, response: httpx.Response, spec: HTTPRequestSpec,
+                 max_bytes: float = DEFAULT_MAX_RESPONSE_BYTES) -> None:
         self.status: int = response.status_code
         self.headers: Mapping[str, str] = response.headers
         self._response, self._spec = response, spec
-        # The body straight from response.stream; aiter_bytes() only to decode a body
-        # compressed although we asked for identity.
-        if response.headers.get("content-encoding", "identity") == "identity":
-            chunks = cast(httpx.AsyncByteStream, response.stream).__aiter__()
-        else:
-            chunks = response.aiter_bytes()
-        self._chunks = cast(AsyncGenerator[bytes, None], chunks)
+        self._chunks = _raw_chunks(response)  # straight from response.stream
+        self._limit = self._left = max_bytes  # _left: bytes the body may still give
+        # A body compressed although we asked for identity is decoded here, within bounds.
+        self._inflater = inflater_for(response.headers.get("content-encoding"), max_bytes)
         self._finished = self._eof = self._closed = False
-        self._error: str | None = None
+        self._error: errors.APIError | None = None
 
     async def receive_some(self) -> bytes:
         """The next body bytes; ``b""`` at the end of the body and every call after it."""
@@ -353,26 +367,48 @@ class ResponseStream:
             await trio.lowlevel.checkpoint()
             if self._eof or self._closed:
                 return b""
-            raise errors.APIConnectionError(
-                self._error or "the response body is unusable: an earlier read was cancelled",
-                provider=self._spec.provider or None, model=self._spec.model or None,
-            )
+            error = self._error or errors.APIConnectionError(
+                "the response body is unusable: an earlier read was cancelled")
+            raise type(error)(error.message, provider=self._spec.provider or None,
+                              model=self._spec.model or None)
         self._finished = True  # stays so if this read is cancelled or fails
         try:
-            chunk = await self._chunks.__anext__()
-            while not chunk:
+            if self._inflater is None:
                 chunk = await self._chunks.__anext__()
+                while not chunk:
+                    chunk = await self._chunks.__anext__()
+            else:
+                chunk = await self._inflate(self._inflater)  # within both bounds
         except StopAsyncIteration:
             self._eof = True
         except _WIRE_ERRORS as exc:
-            error = _translate(exc, self._spec, in_body=True)
-            self._error = error.message
-            raise error from exc
+            self._error = _translate(exc, self._spec, in_body=True)
+            raise self._error from exc
+        except BodyLimitExceeded as exc:
+            self._error = too_large(exc, self._spec)
         else:
-            self._finished = False
-            return chunk
+            self._left -= len(chunk)
+            if self._left >= 0:
+                self._finished = False
+                return chunk
+            self._error = too_large(over_size(self._limit), self._spec)
+        if self._error is not None:  # a bound: stop the body now, and the connection with it
+            await _abandon(self._response, self._chunks)
+            raise self._error from None
         await _close_response(self._response)  # the end: give the connection back now
         return b""
+
+    async def _inflate(self, inflater: Inflater) -> bytes:
+        """The next decoded bytes of a compressed body; StopAsyncIteration at its end."""
+        while not (piece := inflater.pull()):
+            try:
+                raw = await self._chunks.__anext__()
+            except StopAsyncIteration:
+                if piece := inflater.finish():
+                    return piece
+                raise
+            inflater.feed(raw)
+        return piece
 
     async def aread(self) -> bytes:
         """The rest of the body (for error bodies)."""
@@ -386,23 +422,38 @@ class ResponseStream:
         if self._closed:
             return
         self._closed = self._finished = True
-        with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-            network = None if self._eof else self._response.extensions.get("network_stream")
-            if network is not None:
-                # aclose() on the outer of httpx's and httpcore's nested body generators
-                # leaves the inner ones suspended, and trio warns when they are collected.
-                # Closing the socket and reading on makes all of them raise and finish.
-                if isinstance(self._response.stream, _GiveBack):
-                    self._response.stream.broken = True  # never reuse, even if all was read
-                with contextlib.suppress(*_WIRE_ERRORS):
-                    await network.aclose()
-                with contextlib.suppress(StopAsyncIteration, RuntimeError, *_WIRE_ERRORS):
-                    while True:
-                        await self._chunks.__anext__()
-            # RuntimeError: being read in another task; closing the response closes the socket.
-            with contextlib.suppress(RuntimeError, *_WIRE_ERRORS):
-                await getattr(self._chunks, "aclose", _no_close)()
-        await _close_response(self._response)
+        if self._eof:
+            await _close_response(self._response)
+        else:
+            await _abandon(self._response, self._chunks)
+
+
+def _raw_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
+    """The body as the transport gives it (not decoded), as an async iterator."""
+    return cast(AsyncGenerator[bytes, None],
+                cast(httpx.AsyncByteStream, response.stream).__aiter__())
+
+
+async def _abandon(response: httpx.Response, chunks: AsyncGenerator[bytes, None]) -> None:
+    """Stop reading a body before its end: close its connection (never reused) and finish
+    the body generators.  Shielded, bounded in time, never raises (Cancelled included)."""
+    with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
+        network = response.extensions.get("network_stream")
+        if network is not None:
+            # aclose() on the outer of httpx's and httpcore's nested body generators
+            # leaves the inner ones suspended, and trio warns when they are collected.
+            # Closing the socket and reading on makes all of them raise and finish.
+            if isinstance(response.stream, _GiveBack):
+                response.stream.broken = True  # never reuse, even if all was read
+            with contextlib.suppress(*_WIRE_ERRORS):
+                await network.aclose()
+            with contextlib.suppress(StopAsyncIteration, RuntimeError, *_WIRE_ERRORS):
+                while True:
+                    await chunks.__anext__()
+        # RuntimeError: being read in another task; closing the response closes the socket.
+        with contextlib.suppress(RuntimeError, *_WIRE_ERRORS):
+            await getattr(chunks, "aclose", _no_close)()
+    await _close_response(response)
 
 
 async def _no_close() -> None:
@@ -415,14 +466,21 @@ class Transport:
     ``transport=None`` builds a :class:`StackTransport`; any other
     ``httpx.AsyncBaseTransport`` (``httpx.MockTransport`` too) is used as given
     and stays the user's to close: :meth:`aclose` leaves it open and
-    :meth:`statistics` reports zeros for it.
+    :meth:`statistics` reports zeros for it.  ``max_response_bytes`` bounds the
+    decoded bytes of one response, whole or streamed (``math.inf``: no bound;
+    see :mod:`trillm._body_limits`); the Client passes its own on.
     """
 
-    __slots__ = ("_stack", "_transport", "_urls")
+    __slots__ = ("_max_bytes", "_stack", "_transport", "_urls")
 
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None,
                  proxy: str | None = None, trust_env: bool = True,
-                 keepalive_expiry: float = 5.0) -> None:
+                 keepalive_expiry: float = 5.0,
+                 max_response_bytes: float = DEFAULT_MAX_RESPONSE_BYTES) -> None:
+        if not max_response_bytes > 0:  # NaN too
+            raise ValueError("max_response_bytes must be a number of bytes > 0 "
+                             f"(math.inf: no bound), not {max_response_bytes!r}")
+        self._max_bytes = max_response_bytes
         _load_httpcore()
         self._stack: StackTransport | None = None
         if transport is None:
@@ -486,21 +544,43 @@ class Transport:
         raise header_error(request.headers.raw, spec) from None
 
     async def send(self, spec: HTTPRequestSpec) -> RawResponse:
-        """Send *spec*, read the whole (decoded) body and close the response."""
+        """Send *spec*, read the whole (decoded) body and close the response.
+
+        The body is decoded here, never past ``max_response_bytes`` nor a
+        decompression bomb's first MiB (httpx's ``aread()`` would inflate it all).
+        """
         response = await self._request(spec, _SEND_HEADERS)
+        chunks, limit = _raw_chunks(response), self._max_bytes
+        parts: list[bytes] = []
         try:
-            content = await response.aread()
+            inflater = inflater_for(response.headers.get("content-encoding"), limit)
+            if inflater is None:
+                size = 0
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > limit:
+                        raise over_size(limit)
+                    parts.append(chunk)
+            else:
+                async for chunk in chunks:
+                    inflater.feed(chunk)
+                    while piece := inflater.pull():
+                        parts.append(piece)
+                parts.append(inflater.finish())
+            await response.aclose()  # all read: the connection goes back to the stack
         except _WIRE_ERRORS as exc:
             raise _translate(exc, spec, in_body=True) from exc
+        except BodyLimitExceeded as exc:
+            raise too_large(exc, spec) from None
         finally:
-            if not response.is_closed:  # after an error or a cancellation mid-body
+            if not response.is_closed:  # an error, a bound or a cancellation mid-body
                 with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-                    await _close_response(response)
-        return RawResponse(response.status_code, response.headers, content)
+                    await _abandon(response, chunks)
+        return RawResponse(response.status_code, response.headers, b"".join(parts))
 
     async def open_stream(self, spec: HTTPRequestSpec) -> ResponseStream:
         """Send *spec* and return once the response headers arrived."""
-        return ResponseStream(await self._request(spec, _STREAM_HEADERS), spec)
+        return ResponseStream(await self._request(spec, _STREAM_HEADERS), spec, self._max_bytes)
 
     async def aclose(self) -> None:
         """Close every pooled connection (a user-supplied transport is left open)."""
@@ -549,7 +629,7 @@ def _translate(exc: Exception, spec: HTTPRequestSpec, *, in_body: bool,
         hint = ("check the server's certificate (SSL_CERT_FILE) and any proxy" if "TLS" in reason
                 else "is the server running and api_base right?")
         text = f"could not connect to {where} ({reason}): {hint}"
-    elif isinstance(exc, httpx.DecodingError):
+    elif isinstance(exc, httpx.DecodingError | zlib.error):
         text = f"could not decode the response body from {where} ({reason})"
     elif in_body:
         text = f"the connection to {where} broke in the middle of the response body ({reason})"

@@ -4,8 +4,8 @@ Split off ``_transport`` (which maps httpx's exception classes and uses these):
 where a request went (:func:`origin`, never a path or query, which may hold a
 key), the telling cause of an OS-level error (:func:`reason_of`), a header that
 httpx or h11 refused, named but never quoted (:func:`header_error`: the value
-may be an API key), and one bare ``trio.Cancelled`` for a group of them
-(:func:`only_cancelled`, :func:`raise_bare`).
+may be an API key), a body past a bound (:func:`too_large`), and one bare
+``trio.Cancelled`` for a group of them (:func:`only_cancelled`, :func:`raise_bare`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import trio
 from . import errors
 from ._wire import HTTPRequestSpec
 
-__all__ = ["header_error", "header_problem", "only_cancelled", "origin", "raise_bare", "reason_of"]
+__all__ = ["header_error", "header_problem", "only_cancelled", "origin", "raise_bare", "reason_of",
+           "too_large"]
 
 
 def only_cancelled(group: BaseExceptionGroup[BaseException]) -> trio.Cancelled | None:
@@ -111,3 +112,9 @@ def header_error(headers: Iterable[tuple[object, object]],
         where = origin(spec.url)
         text = f"the request to {where} could not be sent (a header was refused): {hint}"
     return errors.BadRequestError(text, provider=spec.provider or None, model=spec.model or None)
+
+
+def too_large(exc: Exception, spec: HTTPRequestSpec) -> errors.APIError:
+    """A body past a bound of _body_limits: not a connection error, never retried."""
+    return errors.APIError(f"the response body from {origin(spec.url)} {exc}",
+                           provider=spec.provider or None, model=spec.model or None)
