@@ -42,6 +42,8 @@ LAYERS: dict[str, int] = {
     "limits": 1,
     "concurrency": 1,
     "_transport": 2,
+    "_body_limits": 2,  # response size and decompression-bomb bounds (pure), split off _transport
+    "_transport_errors": 2,  # what the transport's errors say (no httpx), split off _transport
     "_stream": 2,
     "_files": 2,  # audio files in and out (trio file I/O)
     "client": 3,

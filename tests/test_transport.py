@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 import gzip
 import json
+import math
+import os
 import socket
-from collections.abc import AsyncIterator
-from typing import Any
+import traceback
+import tracemalloc
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from functools import partial
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -114,6 +122,165 @@ async def test_error_status_is_returned_not_raised(transport: Transport) -> None
             assert server.connections_opened == 1  # the error body was read: connection reused
 
 
+# ---------------------------------------------------------------- bounded bodies
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """64 MiB of zeros, gzip-compressed: ~64 KiB on the wire (1000:1)."""
+    z = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return z.compress(bytes(64 * 2**20)) + z.flush()
+
+
+@contextlib.contextmanager
+def peak_memory() -> Iterator[list[int]]:
+    """The peak of Python allocations inside the block (bytes), in the list yielded."""
+    peak: list[int] = []
+    tracemalloc.start()
+    try:
+        yield peak
+    finally:
+        peak.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+
+
+async def test_gzip_bomb_is_refused_without_inflating_it(transport: Transport) -> None:
+    # Regression: httpx's aread() inflated a 64 KiB gzip bomb to 64 MiB (+ a joined
+    # copy) before anything could look at it; a real one went to 512 MiB and +1 GiB RSS.
+    bomb = gzip_bomb()
+    reply = Reply(200, [("content-encoding", "gzip")], bomb)
+    with trio.fail_after(10):
+        async with open_fake_server(lambda req: reply) as server:
+            with peak_memory() as peak, pytest.raises(errors.APIError) as info:
+                await transport.send(make_spec(server.base_url))
+            await server.wait_all_closed()  # the connection was closed, not pooled
+            assert transport.statistics() == stats(0, 0)
+    assert type(info.value) is errors.APIError  # not a connection error: never retried
+    assert "100:1" in str(info.value) and "max_response_bytes=" in str(info.value)
+    assert "on the Client" in str(info.value)
+    assert peak[0] < 8 * 2**20  # ~1 MiB decoded + one step, never the 64 MiB
+
+
+async def test_gzip_bomb_in_a_stream_is_refused_without_inflating_it(
+    transport: Transport,
+) -> None:
+    bomb = gzip_bomb()
+    parts: list[bytes | float] = [bomb[i:i + 8192] for i in range(0, len(bomb), 8192)]
+    reply = Reply(200, [("content-encoding", "gzip")], chunks=parts)
+    got = 0
+    with trio.fail_after(10):
+        async with open_fake_server(lambda req: reply) as server:
+            stream = await transport.open_stream(make_spec(server.base_url))
+            try:
+                with peak_memory() as peak, pytest.raises(errors.APIError, match="100:1"):
+                    while chunk := await stream.receive_some():
+                        got += len(chunk)
+                with pytest.raises(errors.APIError, match="100:1"):  # and on every later read
+                    await stream.receive_some()
+            finally:
+                await stream.aclose()
+            await server.wait_all_closed()
+            assert transport.statistics() == stats(0, 0)
+    assert 2**20 <= got <= 2**20 + 64 * 1024
+    assert peak[0] < 8 * 2**20
+
+
+async def test_max_response_bytes_bounds_whole_bodies() -> None:
+    t = Transport(max_response_bytes=10_000)
+    text = os.urandom(15_000).hex().encode()  # 30 kB: compresses ~2:1, under the ratio bound
+
+    def handler(req: Request) -> Reply:
+        size, coding = req.json()["size"], req.json()["coding"]
+        body = text[:size]
+        if coding == "gzip":
+            return Reply(200, [("content-encoding", "gzip")], gzip.compress(body))
+        return Reply(200, [], body)
+
+    try:
+        with trio.fail_after(5):
+            async with open_fake_server(handler) as server:
+                for coding in ("identity", "gzip"):
+                    r = await t.send(make_spec(server.base_url, {"size": 10_000, "coding": coding}))
+                    assert r.content == text[:10_000]  # the bound itself is allowed
+                    with pytest.raises(errors.APIError) as info:
+                        await t.send(make_spec(server.base_url, {"size": 30_000, "coding": coding}))
+                    assert type(info.value) is errors.APIError
+                    assert "max_response_bytes=10,000" in str(info.value)
+                    assert "max_response_bytes= to the Client" in str(info.value)
+                    assert server.base_url in str(info.value)
+                    await server.wait_closed(1 if coding == "identity" else 2)
+                    assert t.statistics() == stats(0, 0)
+    finally:
+        await t.aclose()
+
+
+async def test_max_response_bytes_bounds_streams_across_reads() -> None:
+    t = Transport(max_response_bytes=10_000)
+    reply = Reply(200, [("content-type", "text/event-stream")],
+                  chunks=[b"x" * 4000, 0.01, b"y" * 4000, 0.01, b"z" * 4000, 0.01, b"w" * 4000])
+    try:
+        with trio.fail_after(5):
+            async with open_fake_server(lambda req: reply) as server:
+                stream = await t.open_stream(make_spec(server.base_url))
+                got = []
+                with pytest.raises(errors.APIError, match="max_response_bytes=10,000") as info:
+                    while chunk := await stream.receive_some():
+                        got.append(chunk)
+                assert type(info.value) is errors.APIError
+                assert got == [b"x" * 4000, b"y" * 4000]
+                await server.wait_all_closed()  # closed at once, before aclose()
+                await stream.aclose()
+                assert t.statistics() == stats(0, 0)
+    finally:
+        await t.aclose()
+
+
+async def test_deflate_bodies_are_decoded_with_or_without_the_zlib_header(
+    transport: Transport,
+) -> None:
+    body = json.dumps(openai_chat_json("deflated")).encode()
+    raw = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    encoded = {"zlib": zlib.compress(body), "raw": raw.compress(body) + raw.flush()}
+
+    def handler(req: Request) -> Reply:
+        return Reply(200, [("content-encoding", "deflate")], encoded[req.json()["form"]])
+
+    with trio.fail_after(5):
+        async with open_fake_server(handler) as server:
+            for form in encoded:
+                spec = make_spec(server.base_url, {"form": form})
+                assert (await transport.send(spec)).content == body
+                stream = await transport.open_stream(spec)
+                assert await stream.aread() == body
+                await stream.aclose()
+            assert transport.statistics() == stats(1, 0)
+            assert server.connections_opened == 1
+
+
+async def test_corrupt_gzip_is_a_decoding_error(transport: Transport) -> None:
+    reply = Reply(200, [("content-encoding", "gzip")], b"\x1f\x8b not gzip at all")
+    with trio.fail_after(5):
+        async with open_fake_server(lambda req: reply) as server:
+            with pytest.raises(errors.APIConnectionError, match="could not decode"):
+                await transport.send(make_spec(server.base_url))
+            assert transport.statistics() == stats(0, 0)
+
+
+async def test_max_response_bytes_inf_means_no_bound() -> None:
+    body = bytes(4 * 2**20)  # 4 MiB of zeros: ~1000:1, past the ratio bound
+    t = Transport(max_response_bytes=math.inf)
+    reply = Reply(200, [("content-encoding", "gzip")], gzip.compress(body))
+    try:
+        with trio.fail_after(5):
+            async with open_fake_server(lambda req: reply) as server:
+                assert (await t.send(make_spec(server.base_url))).content == body
+    finally:
+        await t.aclose()
+    for bad in (0, -1, math.nan):
+        with pytest.raises(ValueError, match="max_response_bytes"):
+            Transport(max_response_bytes=bad)
+
+
 # ---------------------------------------------------------------- pooling
 
 
@@ -184,6 +351,53 @@ async def test_stack_is_lifo(transport: Transport) -> None:
             await transport.send(make_spec(server.base_url, {}))
             assert server.requests[-1].conn == conn_of[1]
             assert transport.statistics() == stats(2, 0)
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
+    b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}",  # no keep-alive in HTTP/1.0
+])
+@pytest.mark.parametrize("how", ["send", "open_stream"])
+async def test_a_connection_the_server_closes_is_not_counted_idle(
+    transport: Transport, answer: bytes, how: str
+) -> None:
+    # Regression: a one-connection transport whose connection httpcore had closed
+    # (Connection: close, HTTP/1.0) went back on the stack: statistics() saw it idle.
+    closed = trio.Event()
+
+    async def serve(stream: trio.SocketStream) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive_some()
+        await stream.send_all(answer)
+        while await stream.receive_some():  # this server keeps its side open:
+            pass  # the client must close the connection
+        closed.set()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            [listener] = await nursery.start(partial(trio.serve_tcp, serve, 0, host="127.0.0.1"))
+            port = listener.socket.getsockname()[1]
+            spec = make_spec(f"http://127.0.0.1:{port}/v1/x")
+            if how == "send":
+                assert (await transport.send(spec)).content == b"{}"
+            else:
+                stream = await transport.open_stream(spec)
+                assert await stream.aread() == b"{}"
+                await stream.aclose()
+            assert transport.statistics() == stats(0, 0)
+            await closed.wait()  # the server saw the socket closed
+            nursery.cancel_scope.cancel()
+
+
+async def test_connection_close_from_the_fake_server_is_not_pooled(transport: Transport) -> None:
+    with trio.fail_after(5):
+        async with open_fake_server(lambda req: Reply(body=b"{}", close=True)) as server:
+            await transport.send(make_spec(server.base_url))
+            assert transport.statistics() == stats(0, 0)
+            await transport.send(make_spec(server.base_url))
+            assert server.connections_opened == 2
+            await server.wait_all_closed()
 
 
 async def test_statistics_count_checked_out_connections(transport: Transport) -> None:
@@ -342,6 +556,46 @@ async def test_aclose_works_inside_a_cancelled_scope(transport: Transport) -> No
             assert transport.statistics() == stats(0, 0)
 
 
+class _HangingSocket(trio.socket.SocketType):
+    """A socket whose connect() never finishes (an unreachable host)."""
+
+    def close(self) -> None:
+        pass
+
+    async def connect(self, address: object) -> None:
+        await trio.sleep_forever()
+
+
+class _HangingSockets(trio.abc.SocketFactory):
+    def socket(
+        self, family: socket.AddressFamily | int = socket.AF_INET,
+        type: socket.SocketKind | int = socket.SOCK_STREAM, proto: int = 0,
+    ) -> trio.socket.SocketType:
+        return _HangingSocket()
+
+
+@pytest.mark.parametrize("how", ["send", "open_stream"])
+async def test_cancel_while_connecting_is_one_bare_cancelled(
+    transport: Transport, how: str
+) -> None:
+    # Regression: trio's open_tcp_stream connects (happy eyeballs) in a nursery, so a
+    # caller's cancellation during connect escaped as BaseExceptionGroup([Cancelled, ...]).
+    trio.socket.set_custom_socket_factory(_HangingSockets())
+    seen: list[type[BaseException]] = []
+    try:
+        with trio.fail_after(5), trio.move_on_after(0.1) as cs:
+            try:
+                await getattr(transport, how)(make_spec("http://127.0.0.1:9/v1/x"))
+            except BaseException as exc:
+                seen.append(type(exc))
+                raise
+    finally:
+        trio.socket.set_custom_socket_factory(None)
+    assert cs.cancelled_caught
+    assert seen == [trio.Cancelled]
+    assert transport.statistics() == stats(0, 0)
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -379,6 +633,44 @@ async def test_non_ascii_header_value_is_a_bad_request_without_the_value(
     with pytest.raises(errors.BadRequestError, match="not ASCII") as info:
         await transport.send(spec)
     assert "k\u00e9y" not in str(info.value)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("authorization", "Bearer sk-proj-Secret0123456789\n"),  # a key read from a file
+    ("api-key", "Secret0123456789\n"),  # Azure: no Bearer prefix for redact() to spot
+    ("x-api-key", " Secret0123456789"),
+    ("x-goog-api-key", "Secret0123456789\x00"),
+])
+@pytest.mark.parametrize("how", ["send", "open_stream"])
+async def test_unsendable_header_value_never_leaks_through_the_chain(
+    transport: Transport, name: str, value: str, how: str
+) -> None:
+    # Regression: h11's LocalProtocolError ("Illegal header value b'...'") was chained
+    # as __cause__/__context__ (and quoted in the message), so tracebacks printed the key.
+    with trio.fail_after(5):
+        async with open_fake_server() as server:
+            spec = make_spec(server.base_url + "/v1/x", headers=((name, value),))
+            with pytest.raises(errors.BadRequestError) as info:
+                await getattr(transport, how)(spec)
+            assert server.requests == []
+    exc = info.value
+    assert exc.__cause__ is None and exc.__context__ is None and exc.__suppress_context__
+    assert repr(name) in str(exc)  # which header, never its value
+    for text in (str(exc), repr(exc), "".join(traceback.format_exception(exc))):
+        assert "Secret0123456789" not in text
+    assert transport.statistics() == stats(0, 0)
+
+
+@pytest.mark.parametrize("value", ["sk-S\u00e9cret0123456789", None])
+async def test_unbuildable_header_value_is_not_chained(
+    transport: Transport, value: str | None
+) -> None:
+    spec = make_spec("http://127.0.0.1:1/", headers=(("api-key", cast(str, value)),))
+    with pytest.raises(errors.BadRequestError, match="api_key") as info:
+        await transport.send(spec)
+    exc = info.value
+    assert exc.__cause__ is None and exc.__context__ is None and exc.__suppress_context__
+    assert "cret0123456789" not in "".join(traceback.format_exception(exc))
 
 
 async def test_drop_mid_body_in_a_stream(transport: Transport) -> None:

@@ -7,10 +7,12 @@ keeps, per origin (scheme, host, port), a LIFO stack of free
 ``httpx.AsyncHTTPTransport`` objects limited to ONE connection each, so no pool
 ever has anything to scan.  A request pops the most recently used one (the
 warmest keep-alive connection) or makes one; closing the response pushes it
-back if the body was read to the end, and closes it otherwise (also after an
-error or a cancellation).  Idle ones older than ``keepalive_expiry`` are closed
-from the cold end; all share one SSL context.  Public httpx API only, except
-``httpx._utils.get_environment_proxies`` (how httpx reads the proxy variables).
+back if the body was read to the end and httpcore kept the connection open (not
+so after ``Connection: close`` or an HTTP/1.0 answer), and closes it otherwise
+(also after an error, a cancellation or a body past a bound).  Idle ones older
+than ``keepalive_expiry`` are closed from the cold end; all share one SSL
+context.  Public httpx API only, except ``httpx._utils.get_environment_proxies``
+(how httpx reads the proxy variables).
 
 Stale keep-alive: httpcore probes an idle connection before reusing it.  If the
 server closes it between that probe and our write, the request fails with
@@ -21,7 +23,9 @@ sent once more, at once, on a new connection.  A new connection is never retried
 :class:`Transport`, which the Client uses, builds the ``httpx.Request`` itself
 and calls the transport directly (``AsyncClient`` costs ~0.1 ms per request);
 it is where httpx, httpcore and OS errors become :mod:`trillm.errors`.  trillm's
-cancel scopes do the timing: httpx only gets a 5 s connect limit.
+cancel scopes do the timing: httpx only gets a 5 s connect limit.  It reads raw
+bodies and decodes gzip / deflate itself, within ``max_response_bytes`` and the
+decompression-bomb bound of :mod:`trillm._body_limits`.
 """
 
 from __future__ import annotations
@@ -29,12 +33,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import socket
-import ssl
+import zlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import cast
-from urllib.parse import urlsplit
 
 import attrs
 import httpx
@@ -42,13 +44,22 @@ import trio
 from httpx._utils import get_environment_proxies  # private: how httpx reads the proxy env
 
 from . import errors
+from ._body_limits import BodyLimitExceeded, Inflater, inflater_for, over_size
+from ._transport_errors import (
+    header_error,
+    only_cancelled,
+    origin,
+    raise_bare,
+    reason_of,
+    too_large,
+)
 from ._wire import HTTPRequestSpec
 
 __all__ = ["RawResponse", "ResponseStream", "StackTransport", "Transport", "TransportStatistics"]
 
 USER_AGENT = "trillm/0.1.0"
-# gzip for whole bodies (decoded by httpx, as the official SDKs ask); none for streams,
-# whose chunks are read from the response stream itself.
+# gzip for whole bodies (as the official SDKs ask; decoded here, within the bounds of
+# _body_limits); none for streams, whose chunks are read from the response stream itself.
 _SEND_HEADERS = (
     ("user-agent", USER_AGENT), ("accept", "application/json"), ("accept-encoding", "gzip, deflate")
 )
@@ -59,6 +70,7 @@ _Headers = tuple[tuple[str, str], ...]
 _EXTENSIONS = {"timeout": httpx.Timeout(None, connect=5.0).as_dict()}
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # == json.dumps(...)
 _CLOSE_TIMEOUT = 1.0  # seconds a shielded close may take
+DEFAULT_MAX_RESPONSE_BYTES = 256 * 2**20
 _STALE = (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError)
 # httpx maps httpcore's errors to its own, but a few paths (closing nested body
 # generators) can still let one through.  httpcore is imported on first use, as
@@ -72,7 +84,7 @@ _CONNECT: tuple[type[Exception], ...] = (httpx.ConnectError,)
 #: Everything sending or reading can raise below the Client: translated, never leaked.
 _WIRE_ERRORS: tuple[type[Exception], ...] = (
     httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError,
-    trio.BrokenResourceError, trio.ClosedResourceError,
+    trio.BrokenResourceError, trio.ClosedResourceError, zlib.error,  # zlib: _body_limits
 )
 
 
@@ -205,7 +217,8 @@ class StackTransport(httpx.AsyncBaseTransport):
                         await self._discard(transport)
             if response is not None:
                 inner = cast(httpx.AsyncByteStream, response.stream)
-                response.stream = _GiveBack(inner, self, free, transport)
+                network = response.extensions.get("network_stream")
+                response.stream = _GiveBack(inner, self, free, transport, network)
                 return response
 
     async def _discard(self, transport: httpx.AsyncHTTPTransport) -> None:
@@ -235,9 +248,10 @@ class _GiveBack(httpx.AsyncByteStream):
     """A response body that gives its transport back to the stack when closed."""
 
     def __init__(self, inner: httpx.AsyncByteStream, owner: StackTransport, free: _Free,
-                 transport: httpx.AsyncHTTPTransport) -> None:
+                 transport: httpx.AsyncHTTPTransport, network: object) -> None:
         self._inner, self._owner, self._free = inner, owner, free
         self._transport: httpx.AsyncHTTPTransport | None = transport
+        self._network = network  # httpcore's network stream (a public response extension)
         self._done = self.broken = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -253,7 +267,7 @@ class _GiveBack(httpx.AsyncByteStream):
         try:
             if not self.broken:  # broken: its socket was closed under it, so httpcore must
                 await self._inner.aclose()  # not see it as idle (it would probe fd -1)
-                reusable = self._done and not self._owner._closed
+                reusable = self._done and not self._owner._closed and _still_open(self._network)
         finally:
             if reusable:
                 self._owner._busy.discard(transport)
@@ -261,6 +275,14 @@ class _GiveBack(httpx.AsyncByteStream):
             else:
                 with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
                     await self._owner._discard(transport)
+
+
+def _still_open(network: object) -> bool:
+    """False once httpcore closed the connection after a response (``Connection: close``,
+    HTTP/1.0): such a transport has nothing left to reuse and must not count as idle."""
+    get_extra_info = getattr(network, "get_extra_info", None)
+    sock = None if get_extra_info is None else get_extra_info("socket")
+    return sock is None or sock.fileno() != -1
 
 
 async def _close_all(transports: list[httpx.AsyncHTTPTransport]) -> None:
@@ -374,26 +396,26 @@ class ResponseStream:
 
     ``receive_some()`` gives the next body bytes, ``b""`` at the end and after
     it.  A cancelled ``receive_some`` leaves the body unusable (httpcore closes
-    the connection): the next call raises ``APIConnectionError``.  The connection
-    is given back when the end is read; always ``aclose()`` the stream.
+    the connection): the next call raises ``APIConnectionError``.  Past
+    *max_bytes* decoded bytes (or a decompression bomb's first MiB) it raises
+    ``APIError`` and closes the connection.  The connection is given back when
+    the end is read; always ``aclose()`` the stream.
     """
 
-    __slots__ = ("_chunks", "_closed", "_eof", "_error", "_finished", "_response", "_spec",
-                 "headers", "status")
+    __slots__ = ("_chunks", "_closed", "_eof", "_error", "_finished", "_inflater", "_left",
+                 "_limit", "_response", "_spec", "headers", "status")
 
-    def __init__(self, response: httpx.Response, spec: HTTPRequestSpec) -> None:
+    def __init__(self, response: httpx.Response, spec: HTTPRequestSpec,
+                 max_bytes: float = DEFAULT_MAX_RESPONSE_BYTES) -> None:
         self.status: int = response.status_code
         self.headers: Mapping[str, str] = response.headers
         self._response, self._spec = response, spec
-        # The body straight from response.stream; aiter_bytes() only to decode a body
-        # compressed although we asked for identity.
-        if response.headers.get("content-encoding", "identity") == "identity":
-            chunks = cast(httpx.AsyncByteStream, response.stream).__aiter__()
-        else:
-            chunks = response.aiter_bytes()
-        self._chunks = cast(AsyncGenerator[bytes, None], chunks)
+        self._chunks = _raw_chunks(response)  # straight from response.stream
+        self._limit = self._left = max_bytes  # _left: bytes the body may still give
+        # A body compressed although we asked for identity is decoded here, within bounds.
+        self._inflater = inflater_for(response.headers.get("content-encoding"), max_bytes)
         self._finished = self._eof = self._closed = False
-        self._error: str | None = None
+        self._error: errors.APIError | None = None
 
     async def receive_some(self) -> bytes:
         """The next body bytes; ``b""`` at the end of the body and every call after it."""
@@ -401,26 +423,48 @@ class ResponseStream:
             await trio.lowlevel.checkpoint()
             if self._eof or self._closed:
                 return b""
-            raise errors.APIConnectionError(
-                self._error or "the response body is unusable: an earlier read was cancelled",
-                provider=self._spec.provider or None, model=self._spec.model or None,
-            )
+            error = self._error or errors.APIConnectionError(
+                "the response body is unusable: an earlier read was cancelled")
+            raise type(error)(error.message, provider=self._spec.provider or None,
+                              model=self._spec.model or None)
         self._finished = True  # stays so if this read is cancelled or fails
         try:
-            chunk = await self._chunks.__anext__()
-            while not chunk:
+            if self._inflater is None:
                 chunk = await self._chunks.__anext__()
+                while not chunk:
+                    chunk = await self._chunks.__anext__()
+            else:
+                chunk = await self._inflate(self._inflater)  # within both bounds
         except StopAsyncIteration:
             self._eof = True
         except _WIRE_ERRORS as exc:
-            error = _translate(exc, self._spec, in_body=True)
-            self._error = error.message
-            raise error from exc
+            self._error = _translate(exc, self._spec, in_body=True)
+            raise self._error from exc
+        except BodyLimitExceeded as exc:
+            self._error = too_large(exc, self._spec)
         else:
-            self._finished = False
-            return chunk
+            self._left -= len(chunk)
+            if self._left >= 0:
+                self._finished = False
+                return chunk
+            self._error = too_large(over_size(self._limit), self._spec)
+        if self._error is not None:  # a bound: stop the body now, and the connection with it
+            await _abandon(self._response, self._chunks)
+            raise self._error from None
         await _close_response(self._response)  # the end: give the connection back now
         return b""
+
+    async def _inflate(self, inflater: Inflater) -> bytes:
+        """The next decoded bytes of a compressed body; StopAsyncIteration at its end."""
+        while not (piece := inflater.pull()):
+            try:
+                raw = await self._chunks.__anext__()
+            except StopAsyncIteration:
+                if piece := inflater.finish():
+                    return piece
+                raise
+            inflater.feed(raw)
+        return piece
 
     async def aread(self) -> bytes:
         """The rest of the body (for error bodies)."""
@@ -434,23 +478,38 @@ class ResponseStream:
         if self._closed:
             return
         self._closed = self._finished = True
-        with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-            network = None if self._eof else self._response.extensions.get("network_stream")
-            if network is not None:
-                # aclose() on the outer of httpx's and httpcore's nested body generators
-                # leaves the inner ones suspended, and trio warns when they are collected.
-                # Closing the socket and reading on makes all of them raise and finish.
-                if isinstance(self._response.stream, _GiveBack):
-                    self._response.stream.broken = True  # never reuse, even if all was read
-                with contextlib.suppress(*_WIRE_ERRORS):
-                    await network.aclose()
-                with contextlib.suppress(StopAsyncIteration, RuntimeError, *_WIRE_ERRORS):
-                    while True:
-                        await self._chunks.__anext__()
-            # RuntimeError: being read in another task; closing the response closes the socket.
-            with contextlib.suppress(RuntimeError, *_WIRE_ERRORS):
-                await getattr(self._chunks, "aclose", _no_close)()
-        await _close_response(self._response)
+        if self._eof:
+            await _close_response(self._response)
+        else:
+            await _abandon(self._response, self._chunks)
+
+
+def _raw_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
+    """The body as the transport gives it (not decoded), as an async iterator."""
+    return cast(AsyncGenerator[bytes, None],
+                cast(httpx.AsyncByteStream, response.stream).__aiter__())
+
+
+async def _abandon(response: httpx.Response, chunks: AsyncGenerator[bytes, None]) -> None:
+    """Stop reading a body before its end: close its connection (never reused) and finish
+    the body generators.  Shielded, bounded in time, never raises (Cancelled included)."""
+    with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
+        network = response.extensions.get("network_stream")
+        if network is not None:
+            # aclose() on the outer of httpx's and httpcore's nested body generators
+            # leaves the inner ones suspended, and trio warns when they are collected.
+            # Closing the socket and reading on makes all of them raise and finish.
+            if isinstance(response.stream, _GiveBack):
+                response.stream.broken = True  # never reuse, even if all was read
+            with contextlib.suppress(*_WIRE_ERRORS):
+                await network.aclose()
+            with contextlib.suppress(StopAsyncIteration, RuntimeError, *_WIRE_ERRORS):
+                while True:
+                    await chunks.__anext__()
+        # RuntimeError: being read in another task; closing the response closes the socket.
+        with contextlib.suppress(RuntimeError, *_WIRE_ERRORS):
+            await getattr(chunks, "aclose", _no_close)()
+    await _close_response(response)
 
 
 async def _no_close() -> None:
@@ -463,14 +522,21 @@ class Transport:
     ``transport=None`` builds a :class:`StackTransport`; any other
     ``httpx.AsyncBaseTransport`` (``httpx.MockTransport`` too) is used as given
     and stays the user's to close: :meth:`aclose` leaves it open and
-    :meth:`statistics` reports zeros for it.
+    :meth:`statistics` reports zeros for it.  ``max_response_bytes`` bounds the
+    decoded bytes of one response, whole or streamed (``math.inf``: no bound;
+    see :mod:`trillm._body_limits`); the Client passes its own on.
     """
 
-    __slots__ = ("_stack", "_transport", "_urls")
+    __slots__ = ("_max_bytes", "_stack", "_transport", "_urls")
 
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None,
                  proxy: str | None = None, trust_env: bool = True,
-                 keepalive_expiry: float = 5.0) -> None:
+                 keepalive_expiry: float = 5.0,
+                 max_response_bytes: float = DEFAULT_MAX_RESPONSE_BYTES) -> None:
+        if not max_response_bytes > 0:  # NaN too
+            raise ValueError("max_response_bytes must be a number of bytes > 0 "
+                             f"(math.inf: no bound), not {max_response_bytes!r}")
+        self._max_bytes = max_response_bytes
         _load_httpcore()
         self._stack: StackTransport | None = None
         if transport is None:
@@ -499,6 +565,12 @@ class Transport:
                 if len(self._urls) >= 64:
                     self._urls.clear()
                 url = self._urls[spec.url] = httpx.URL(spec.url)
+        except (httpx.InvalidURL, ValueError, TypeError) as exc:
+            raise _bad_request(exc, spec) from exc
+        # A header httpx or h11 refuses is raised unchained, outside the except block:
+        # their texts quote the value, and a value may be an API key (a newline from a file).
+        refused = False
+        try:
             if content is None:
                 request = httpx.Request(spec.method, url, headers=headers,
                                         extensions=_EXTENSIONS)
@@ -508,31 +580,65 @@ class Transport:
                 headers.append(("content-length", str(len(content))))
                 request = httpx.Request(spec.method, url, headers=headers, stream=_Body(content),
                                         extensions=_EXTENSIONS)
-        except (httpx.InvalidURL, ValueError, TypeError) as exc:
-            raise _bad_request(exc, spec) from exc
+        except (ValueError, TypeError):  # UnicodeEncodeError included
+            refused = True
+        if refused:
+            raise header_error(headers, spec) from None
+        cancelled = None
         try:
             return await self._transport.handle_async_request(request)
+        except _LOCAL_PROTOCOL:
+            pass  # h11 refused a header: raised below
         except _WIRE_ERRORS as exc:
             proxy = None if self._stack is None else self._stack.proxy_for(request.url)
             via = None if proxy is None else str(proxy.url)
             raise _translate(exc, spec, in_body=False, via=via) from exc
+        except BaseExceptionGroup as group:  # from trio's connect nursery (happy eyeballs)
+            cancelled = only_cancelled(group)
+            if cancelled is None:
+                raise
+        if cancelled is not None:
+            raise_bare(cancelled)  # one bare Cancelled: a single call never raises a group
+        raise header_error(request.headers.raw, spec) from None
 
     async def send(self, spec: HTTPRequestSpec) -> RawResponse:
-        """Send *spec*, read the whole (decoded) body and close the response."""
+        """Send *spec*, read the whole (decoded) body and close the response.
+
+        The body is decoded here, never past ``max_response_bytes`` nor a
+        decompression bomb's first MiB (httpx's ``aread()`` would inflate it all).
+        """
         response = await self._request(spec, _SEND_HEADERS)
+        chunks, limit = _raw_chunks(response), self._max_bytes
+        parts: list[bytes] = []
         try:
-            content = await response.aread()
+            inflater = inflater_for(response.headers.get("content-encoding"), limit)
+            if inflater is None:
+                size = 0
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > limit:
+                        raise over_size(limit)
+                    parts.append(chunk)
+            else:
+                async for chunk in chunks:
+                    inflater.feed(chunk)
+                    while piece := inflater.pull():
+                        parts.append(piece)
+                parts.append(inflater.finish())
+            await response.aclose()  # all read: the connection goes back to the stack
         except _WIRE_ERRORS as exc:
             raise _translate(exc, spec, in_body=True) from exc
+        except BodyLimitExceeded as exc:
+            raise too_large(exc, spec) from None
         finally:
-            if not response.is_closed:  # after an error or a cancellation mid-body
+            if not response.is_closed:  # an error, a bound or a cancellation mid-body
                 with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-                    await _close_response(response)
-        return RawResponse(response.status_code, response.headers, content)
+                    await _abandon(response, chunks)
+        return RawResponse(response.status_code, response.headers, b"".join(parts))
 
     async def open_stream(self, spec: HTTPRequestSpec) -> ResponseStream:
         """Send *spec* and return once the response headers arrived."""
-        return ResponseStream(await self._request(spec, _STREAM_HEADERS), spec)
+        return ResponseStream(await self._request(spec, _STREAM_HEADERS), spec, self._max_bytes)
 
     async def aclose(self) -> None:
         """Close every pooled connection (a user-supplied transport is left open)."""
@@ -549,43 +655,8 @@ class Transport:
 # ---------------------------------------------------------------- error translation
 
 
-def _origin(url: str) -> str:
-    """scheme://host[:port] of *url*, never its path or query (which may hold a key)."""
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname or "", f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "the server"
-    host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{host}{port}" if parts.scheme and host else "the server"
-
-
-def _reason(exc: BaseException) -> str:
-    """The most telling cause in *exc*'s chain (exception groups included), in a few words."""
-    todo, seen = [exc], set()
-    while todo:
-        e = todo.pop(0)
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, ConnectionRefusedError | ConnectionResetError):
-            return "connection refused" if isinstance(e, ConnectionRefusedError) else "reset"
-        if isinstance(e, socket.gaierror):
-            return f"host name lookup failed: {e.strerror}"
-        if isinstance(e, ssl.SSLCertVerificationError):
-            return f"TLS certificate verification failed: {e.verify_message}"
-        if isinstance(e, ssl.SSLError):
-            return f"TLS error: {e.reason or e}"
-        if isinstance(e, BaseExceptionGroup):
-            todo.extend(e.exceptions)
-        todo.extend(c for c in (e.__cause__, e.__context__) if c is not None)
-    return str(exc) or type(exc).__name__
-
-
 def _bad_request(exc: Exception, spec: HTTPRequestSpec) -> errors.APIError:
-    if isinstance(exc, UnicodeError):  # its message would quote the header value
-        text = "a request header value is not ASCII: check api_key and extra headers"
-    elif isinstance(exc, _BAD_URL):
+    if isinstance(exc, _BAD_URL):
         text = f"invalid URL ({exc}): api_base must look like https://host[:port]/path"
     else:
         text = f"the request could not be built ({type(exc).__name__}: {exc})"
@@ -597,12 +668,12 @@ def _translate(exc: Exception, spec: HTTPRequestSpec, *, in_body: bool,
     """The trillm error for a wire error (raised ``from exc``); *via* is the proxy used."""
     if isinstance(exc, _BAD_URL):
         return _bad_request(exc, spec)
-    where, reason = _origin(spec.url), _reason(exc)
-    via = via and _origin(via)
+    where, reason = origin(spec.url), reason_of(exc)
+    via = via and origin(via)
     provider, model = spec.provider or None, spec.model or None
-    if isinstance(exc, _LOCAL_PROTOCOL):
+    if isinstance(exc, _LOCAL_PROTOCOL):  # its text may quote a header value: not used
         return errors.BadRequestError(
-            f"the request to {where} could not be sent ({reason}): check header names and values",
+            f"the request to {where} could not be sent: check header names and values",
             provider=provider, model=model,
         )
     if isinstance(exc, _PROXY) or (
@@ -616,7 +687,7 @@ def _translate(exc: Exception, spec: HTTPRequestSpec, *, in_body: bool,
         hint = ("check the server's certificate (SSL_CERT_FILE) and any proxy" if "TLS" in reason
                 else "is the server running and api_base right?")
         text = f"could not connect to {where} ({reason}): {hint}"
-    elif isinstance(exc, httpx.DecodingError):
+    elif isinstance(exc, httpx.DecodingError | zlib.error):
         text = f"could not decode the response body from {where} ({reason})"
     elif in_body:
         text = f"the connection to {where} broke in the middle of the response body ({reason})"
