@@ -185,3 +185,24 @@ async def test_embeddings_with_fewer_vectors_than_inputs_fail_through_the_client
     async with trillm.Client(transport=httpx.MockTransport(short), api_key="sk-t") as client:
         with pytest.raises(errors.APIError, match="1 embedding for 2 inputs"):
             await client.aembedding("openai/text-embedding-3-small", ["a", "b"])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_max_response_bytes_bounds_what_one_answer_may_hold(
+    autojump_clock: trio.testing.MockClock, stream: bool,
+) -> None:
+    def big(request: httpx.Request) -> httpx.Response:
+        ctype = "text/event-stream" if stream else "application/json"
+        return httpx.Response(200, headers={"content-type": ctype}, content=b" " * 5000)
+
+    async with trillm.Client(transport=httpx.MockTransport(big), api_key="sk-t",
+                             max_response_bytes=1000) as client:
+        with pytest.raises(errors.APIError, match="max_response_bytes"):
+            if stream:
+                async with client.stream("openai/gpt-4o-mini", MSGS) as s:
+                    async for _ in s:
+                        pass
+            else:
+                await client.acompletion("openai/gpt-4o-mini", MSGS)
+    with pytest.raises(ValueError, match="max_response_bytes"):
+        trillm.Client(max_response_bytes=0)

@@ -610,6 +610,7 @@ class Transport:
         response = await self._request(spec, _SEND_HEADERS)
         chunks, limit = _raw_chunks(response), self._max_bytes
         parts: list[bytes] = []
+        finished = False  # not response.is_closed: httpx closes a Response(content=...) at once
         try:
             inflater = inflater_for(response.headers.get("content-encoding"), limit)
             if inflater is None:
@@ -626,12 +627,13 @@ class Transport:
                         parts.append(piece)
                 parts.append(inflater.finish())
             await response.aclose()  # all read: the connection goes back to the stack
+            finished = True
         except _WIRE_ERRORS as exc:
             raise _translate(exc, spec, in_body=True) from exc
         except BodyLimitExceeded as exc:
             raise too_large(exc, spec) from None
         finally:
-            if not response.is_closed:  # an error, a bound or a cancellation mid-body
+            if not finished:  # an error, a bound or a cancellation mid-body
                 with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
                     await _abandon(response, chunks)
         return RawResponse(response.status_code, response.headers, b"".join(parts))

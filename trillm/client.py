@@ -99,7 +99,7 @@ class Client:
         proxy: str | None = None,
         headers: Mapping[str, str] | None = None,
         trust_env: bool = True,
-        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_response_bytes: float = MAX_RESPONSE_BYTES,
     ) -> None:
         self._defaults = ClientDefaults(
             timeout=seconds("timeout", timeout, math.inf),
@@ -118,9 +118,11 @@ class Client:
             or max_concurrency < 1
         ):
             raise ValueError(f"max_concurrency must be an int >= 1, not {max_concurrency!r}")
-        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) \
-                or max_response_bytes < 1:
-            raise ValueError(f"max_response_bytes must be an int >= 1, not {max_response_bytes!r}")
+        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int | float) \
+                or not max_response_bytes >= 1:
+            raise ValueError(
+                f"max_response_bytes must be a number of bytes >= 1 (math.inf for no bound), "
+                f"not {max_response_bytes!r}")
         self._max_concurrency = max_concurrency
         if rate_limits:
             from .limits import RateLimit  # only with rate limits: keeps `import trillm` cheap
@@ -146,7 +148,8 @@ class Client:
         if self._pipeline.transport is not None:
             raise RuntimeError("this trillm.Client is already open")
         transport = Transport(transport=self._user_transport, proxy=self._proxy,
-                              trust_env=self._trust_env)
+                              trust_env=self._trust_env,
+                              max_response_bytes=self._max_response_bytes)
         limiter = None
         if self._max_concurrency is not None:
             limiter = trio.CapacityLimiter(self._max_concurrency)
