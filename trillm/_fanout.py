@@ -10,7 +10,7 @@ helper's own limiter, never the Client's (which still caps requests on the wire)
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import outcome
@@ -20,8 +20,11 @@ from . import errors
 from .concurrency import gather, gather_settled, race
 
 if TYPE_CHECKING:
-    from .client import Client
     from .types import ModelResponse
+
+#: What answers one request: a Client's ``acompletion`` (passed in, so this module
+#: never imports the Client that uses it).
+Complete = Callable[..., Awaitable[Any]]
 
 __all__ = ["abatch_completion", "abatch_completion_models",
            "abatch_completion_models_all_responses"]
@@ -30,7 +33,7 @@ Progress = Callable[[int, int], None]
 
 
 def _request_fns(
-    client: Client, requests: Sequence[Mapping[str, Any]], progress: Progress | None
+    complete: Complete, requests: Sequence[Mapping[str, Any]], progress: Progress | None
 ) -> list[Callable[[], Any]]:
     total = len(requests)
     for i, req in enumerate(requests):
@@ -53,7 +56,7 @@ def _request_fns(
 
     async def one(req: Mapping[str, Any]) -> ModelResponse:
         try:
-            response: ModelResponse = await client.acompletion(**req)
+            response: ModelResponse = await complete(**req)
         except Exception:  # a failure is "done" too; a cancellation is not
             finished()
             raise
@@ -64,7 +67,7 @@ def _request_fns(
 
 
 async def abatch_completion(
-    client: Client,
+    complete: Complete,
     requests: Sequence[Mapping[str, Any]],
     *,
     limit: int | None = None,
@@ -73,7 +76,7 @@ async def abatch_completion(
 ) -> list[Any]:
     """Run every request (a dict of :meth:`Client.acompletion` keywords), results in order."""
     try:
-        fns = _request_fns(client, requests, progress)
+        fns = _request_fns(complete, requests, progress)
     except errors.APIError as exc:
         failure = exc
     else:
@@ -86,24 +89,24 @@ async def abatch_completion(
 
 
 async def abatch_completion_models(
-    client: Client, *, models: Sequence[str], messages: Sequence[Mapping[str, Any]],
+    complete: Complete, *, models: Sequence[str], messages: Sequence[Mapping[str, Any]],
     **kwargs: Any,
 ) -> ModelResponse:
     """The first successful answer among *models*; the others are cancelled at once."""
     if not models:
         await trio.lowlevel.checkpoint()
         raise errors.BadRequestError("models must name at least one model")
-    fns = [functools.partial(client.acompletion, m, messages, **kwargs) for m in models]
+    fns = [functools.partial(complete, m, messages, **kwargs) for m in models]
     return await race(*fns)
 
 
 async def abatch_completion_models_all_responses(
-    client: Client, *, models: Sequence[str], messages: Sequence[Mapping[str, Any]],
+    complete: Complete, *, models: Sequence[str], messages: Sequence[Mapping[str, Any]],
     return_exceptions: bool = False, progress: Progress | None = None, **kwargs: Any,
 ) -> list[Any]:
     """Every model's answer to the same *messages*, in the order of *models*."""
     requests = [{"model": m, "messages": messages, **kwargs} for m in models]
-    return await abatch_completion(client, requests, return_exceptions=return_exceptions,
+    return await abatch_completion(complete, requests, return_exceptions=return_exceptions,
                                    progress=progress)
 
 

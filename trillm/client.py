@@ -293,7 +293,8 @@ class Client:
         is called as each request finishes.
         """
         return await _fanout.abatch_completion(
-            self, requests, limit=limit, return_exceptions=return_exceptions, progress=progress
+            self.acompletion, requests, limit=limit, return_exceptions=return_exceptions,
+            progress=progress,
         )
 
     async def abatch_completion_models(
@@ -301,7 +302,7 @@ class Client:
     ) -> ModelResponse:
         """Ask every model at once; the first answer wins and the others are cancelled."""
         return await _fanout.abatch_completion_models(
-            self, models=models, messages=messages, **kwargs
+            self.acompletion, models=models, messages=messages, **kwargs
         )
 
     async def abatch_completion_models_all_responses(
@@ -310,7 +311,7 @@ class Client:
     ) -> list[Any]:
         """Every model's answer to the same messages, in the order of *models*."""
         return await _fanout.abatch_completion_models_all_responses(
-            self, models=models, messages=messages, return_exceptions=return_exceptions,
+            self.acompletion, models=models, messages=messages, return_exceptions=return_exceptions,
             **kwargs,
         )
 
