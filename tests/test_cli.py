@@ -81,3 +81,36 @@ def test_interrupt_exits_130() -> None:
             proc.wait()
     assert proc.returncode == 130
     assert b"Traceback" not in err
+
+
+def test_timeout_also_bounds_a_stream_that_stalls_after_its_headers() -> None:
+    """A real process and a server that sends the headers and one event, then nothing:
+    ``--timeout`` (no idle timeout given) ends it, exit 1, instead of hanging for ever."""
+    event = (b'data: {"id": "1", "object": "chat.completion.chunk", "created": 0, "model": "m",'
+             b' "choices": [{"index": 0, "delta": {"content": "partial"}}]}\n\n')
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(10)
+        port = listener.getsockname()[1]
+        proxies = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+        env = {k: v for k, v in os.environ.items() if k.lower() not in proxies}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trillm.cli", "complete", "-m", "openai/gpt-4o-mini",
+             "--api-base", f"http://127.0.0.1:{port}/v1", "--timeout", "1", "hi"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        )
+        try:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                             b"transfer-encoding: chunked\r\n\r\n"
+                             + f"{len(event):x}\r\n".encode() + event + b"\r\n")
+                out, err = proc.communicate(timeout=20)  # stalls, never the end chunk
+        finally:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, err
+    assert out.startswith(b"partial")
+    assert b"idle_timeout=1" in err and b"Traceback" not in err

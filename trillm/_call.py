@@ -227,8 +227,8 @@ class Pipeline:
             spec = op.build(provider, req, cfg)
             if local is not None:
                 spec = attrs.evolve(spec, local=local)
-            calls.append(self._paced(Call(op, req, provider, cfg, spec, options, deadline_at,
-                                          stream)))
+            call = Call(op, req, provider, cfg, spec, options, deadline_at, stream)
+            calls.append(self._note_rate_keys(call))
         return calls
 
     def _resolve(self, model: str, options: CallOptions) -> tuple[Route, ProviderConfig]:
@@ -244,7 +244,7 @@ class Pipeline:
                              environ=os.environ, api_version=options.api_version)
         return route, cfg
 
-    def _paced(self, call: Call) -> Call:
+    def _note_rate_keys(self, call: Call) -> Call:
         """Note which configured rate limits *call* counts against, and its token estimate."""
         if self._rate is not None:
             req = call.req
@@ -337,7 +337,7 @@ class Pipeline:
         attempt = 0
         while True:
             attempt += 1
-            reservation = await self._pace(call)  # outside `try`: a refusal is final
+            reservation = await self._wait_for_turn(call)  # outside `try`: a refusal is final
             try:
                 result = await once(call, reservation)
             except errors.APIError as exc:  # Exception only: Cancelled / KeyboardInterrupt pass
@@ -383,7 +383,7 @@ class Pipeline:
 
     # -------------------------------------------------------------- pacing and slots
 
-    async def _pace(self, call: Call) -> Reservation | None:
+    async def _wait_for_turn(self, call: Call) -> Reservation | None:
         """Wait for this attempt's turn under the rate limits (no slot is held meanwhile)."""
         if not call.rate_keys or self._rate is None:
             return None
@@ -418,7 +418,7 @@ class Pipeline:
                 return slot
             if self._limiter is not None:
                 self._limiter.release_on_behalf_of(slot)
-            await self._pace(call)  # books again, behind the pause
+            await self._wait_for_turn(call)  # books again, behind the pause
 
     # -------------------------------------------------------------- attempts
 
