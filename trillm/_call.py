@@ -37,6 +37,7 @@ from . import errors
 from ._files import SpeechResponse
 from ._stream import AudioStream, BytesSource, HTTPChunkSource, ScriptedChunkSource, Stream
 from .accumulate import chunks_from_response
+from .concurrency import only_cancelled, raise_bare
 from .providers import mock, openai
 from .retry import is_retryable
 from .routing import Route, mock_route, parse_model, resolve_config
@@ -294,16 +295,18 @@ class Pipeline:
                 failures.append(exc)
                 cancel.cancel()
 
+        cancelled = None
         try:
             async with trio.open_nursery() as nursery:
                 for i in range(len(calls)):
                     nursery.start_soon(batch, i, nursery.cancel_scope)
         except BaseExceptionGroup as group:
-            # Only cancellations escape `batch`: the caller's, reaching every batch.  A single
-            # call raises one bare exception, so pass one on (they are all the same one).
-            if group.split(trio.Cancelled)[1] is not None:
+            # Only cancellations escape `batch`: the caller's, reaching every batch.
+            cancelled = only_cancelled(group)
+            if cancelled is None:
                 raise
-            raise group.exceptions[0] from None  # all leaves are Cancelled: pass one on
+        if cancelled is not None:
+            raise_bare(cancelled)  # one bare Cancelled: a single call never raises a group
         if failures:
             first = failures[0]
             for other in failures[1:]:

@@ -47,13 +47,12 @@ from . import errors
 from ._body_limits import BodyLimitExceeded, Inflater, inflater_for, over_size
 from ._transport_errors import (
     header_error,
-    only_cancelled,
     origin,
-    raise_bare,
     reason_of,
     too_large,
 )
 from ._wire import HTTPRequestSpec
+from .concurrency import only_cancelled, raise_bare
 
 __all__ = ["RawResponse", "ResponseStream", "StackTransport", "Transport", "TransportStatistics"]
 

@@ -4,8 +4,7 @@ Split off ``_transport`` (which maps httpx's exception classes and uses these):
 where a request went (:func:`origin`, never a path or query, which may hold a
 key), the telling cause of an OS-level error (:func:`reason_of`), a header that
 httpx or h11 refused, named but never quoted (:func:`header_error`: the value
-may be an API key), a body past a bound (:func:`too_large`), and one bare
-``trio.Cancelled`` for a group of them (:func:`only_cancelled`, :func:`raise_bare`).
+may be an API key), a body past a bound (:func:`too_large`).
 """
 
 from __future__ import annotations
@@ -13,41 +12,13 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Iterable
-from typing import NoReturn
 from urllib.parse import urlsplit
-
-import trio
 
 from . import errors
 from ._wire import HTTPRequestSpec
 
-__all__ = ["header_error", "header_problem", "only_cancelled", "origin", "raise_bare", "reason_of",
+__all__ = ["header_error", "header_problem", "origin", "reason_of",
            "too_large"]
-
-
-def only_cancelled(group: BaseExceptionGroup[BaseException]) -> trio.Cancelled | None:
-    """The first leaf of *group* if every leaf is a ``trio.Cancelled``, else None."""
-    first = None
-    todo = list(group.exceptions)
-    while todo:
-        exc = todo.pop(0)
-        if isinstance(exc, BaseExceptionGroup):
-            todo[:0] = exc.exceptions
-        elif not isinstance(exc, trio.Cancelled):
-            return None
-        elif first is None:
-            first = exc
-    return first
-
-
-def raise_bare(cancelled: trio.Cancelled) -> NoReturn:
-    """Raise *cancelled* alone, its own ``__context__`` kept (as trio unwraps a group)."""
-    context = cancelled.__context__
-    try:
-        raise cancelled
-    finally:
-        cancelled.__context__ = context
-        del cancelled, context
 
 
 def origin(url: str) -> str:
