@@ -18,10 +18,10 @@ error, by ``close()``, on leaving ``with``, and when garbage-collected (its
 An ``atexit`` hook stops the run, closing what is still open, within a few
 seconds at most.
 
-A new sync call is a one-liner over :func:`_call` (or :func:`_open_stream`)::
+A new sync call is a one-liner over :func:`_wait_for` (or :func:`_open_stream`)::
 
     def embedding(model, input, **kw):
-        return _call("embedding", lambda c: c.aembedding(model, input, **kw))
+        return _wait_for("embedding", lambda c: c.aembedding(model, input, **kw))
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ _RUNNER = _Runner()
 atexit.register(_RUNNER.stop)
 
 
-def _call(name: str, fn: Callable[[Client], Awaitable[T]]) -> T:
+def _wait_for(name: str, fn: Callable[[Client], Awaitable[T]]) -> T:
     """The sync form of one Client call: ``fn(client)`` awaited in the background run."""
     _refuse_inside_trio(name)
     run = _RUNNER.get()
@@ -354,23 +354,23 @@ def completion(
             "`await trillm.acompletion(..., stream=True)` or `async with trillm.stream(...)`",
             lambda c: c.acompletion(model, messages, stream=True, **kwargs),
         )
-    return _call("completion", lambda c: cast(
+    return _wait_for("completion", lambda c: cast(
         "Awaitable[ModelResponse]", c.acompletion(model, messages, **kwargs)))
 
 
 def embedding(model: str, input: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
     """The sync twin of :func:`trillm.aembedding` (not inside a running trio loop)."""
-    return _call("embedding", lambda c: c.aembedding(model, input, **kwargs))
+    return _wait_for("embedding", lambda c: c.aembedding(model, input, **kwargs))
 
 
 def image_generation(model: str, prompt: str, **kwargs: Any) -> ImageResponse:
     """The sync twin of :func:`trillm.aimage_generation` (not inside a running trio loop)."""
-    return _call("image_generation", lambda c: c.aimage_generation(model, prompt, **kwargs))
+    return _wait_for("image_generation", lambda c: c.aimage_generation(model, prompt, **kwargs))
 
 
 def transcription(model: str, file: Any, **kwargs: Any) -> TranscriptionResponse:
     """The sync twin of :func:`trillm.atranscription` (not inside a running trio loop)."""
-    return _call("transcription", lambda c: c.atranscription(model, file, **kwargs))
+    return _wait_for("transcription", lambda c: c.atranscription(model, file, **kwargs))
 
 
 def speech(model: str, input: str, voice: str | None = None, **kwargs: Any) -> SpeechResponse:
@@ -378,5 +378,5 @@ def speech(model: str, input: str, voice: str | None = None, **kwargs: Any) -> S
     if kwargs.get("stream"):
         raise TypeError("the sync speech() reads the whole audio: drop stream=True, or use "
                         "`async with await trillm.aspeech(..., stream=True)` in async code")
-    return cast(SpeechResponse, _call("speech", lambda c: c.aspeech(model, input, voice,
+    return cast(SpeechResponse, _wait_for("speech", lambda c: c.aspeech(model, input, voice,
                                                                       **kwargs)))
