@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -56,8 +58,11 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert "usage" in capsys.readouterr().err
 
 
-def test_interrupt_exits_130() -> None:
-    """A real process, a server that accepts but never answers, and a real SIGINT."""
+@contextlib.contextmanager
+def _cli_against_a_listener(
+    *args: str,
+) -> Iterator[tuple[socket.socket, subprocess.Popen[bytes]]]:
+    """A listening socket on 127.0.0.1 and the CLI (a real process) asking it for an answer."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
@@ -67,9 +72,15 @@ def test_interrupt_exits_130() -> None:
         env = {k: v for k, v in os.environ.items() if k.lower() not in proxies}
         proc = subprocess.Popen(
             [sys.executable, "-m", "trillm.cli", "complete", "-m", "openai/gpt-4o-mini",
-             "--api-base", f"http://127.0.0.1:{port}/v1", "hi"],
+             "--api-base", f"http://127.0.0.1:{port}/v1", *args, "hi"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         )
+        yield listener, proc
+
+
+def test_interrupt_exits_130() -> None:
+    """A real process, a server that accepts but never answers, and a real SIGINT."""
+    with _cli_against_a_listener() as (listener, proc):
         try:
             conn, _ = listener.accept()  # the request is on its way: the CLI is inside trio
             with conn:
@@ -88,18 +99,7 @@ def test_timeout_also_bounds_a_stream_that_stalls_after_its_headers() -> None:
     ``--timeout`` (no idle timeout given) ends it, exit 1, instead of hanging for ever."""
     event = (b'data: {"id": "1", "object": "chat.completion.chunk", "created": 0, "model": "m",'
              b' "choices": [{"index": 0, "delta": {"content": "partial"}}]}\n\n')
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        listener.settimeout(10)
-        port = listener.getsockname()[1]
-        proxies = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
-        env = {k: v for k, v in os.environ.items() if k.lower() not in proxies}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "trillm.cli", "complete", "-m", "openai/gpt-4o-mini",
-             "--api-base", f"http://127.0.0.1:{port}/v1", "--timeout", "1", "hi"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-        )
+    with _cli_against_a_listener("--timeout", "1") as (listener, proc):
         try:
             conn, _ = listener.accept()
             with conn:
