@@ -119,9 +119,12 @@ class HTTPChunkSource:
                 provider=self._provider, model=self._model,
             ) from exc
         if data:
-            self._events.extend(self._decoder.feed(data))
-        else:  # the end of the body: a complete trailing event still counts
-            self._events.extend(self._decoder.close())
+            try:
+                self._events.extend(self._decoder.feed(data))
+            except errors.StreamError as exc:  # an event past the decoder's size limit
+                exc.provider, exc.model = self._provider, self._model
+                raise
+        else:  # the end of the body: an event still without its blank line is incomplete
             self._ended = True
         return True
 

@@ -6,14 +6,28 @@ complete; ``close()`` is called at end of stream.  It follows the WHATWG
 "event stream" rules: ``\\r\\n``, ``\\n`` and ``\\r`` all end a line, lines
 starting with ``:`` are comments (keep-alives), several ``data:`` lines join with
 ``\\n``, and a blank line dispatches the event.  Events without data are not
-dispatched.
+dispatched, nor is an event that the end of the stream cut off before its
+blank line ("the incomplete event is not dispatched"); :attr:`SSEDecoder.in_event`
+then tells the caller that the stream stopped inside an event.
+
+An unterminated line is kept as the pieces that brought it, and only new bytes
+are searched for line ends, so a long line arriving in small reads costs time
+linear in its length.  One event (its data so far plus an unterminated line)
+may hold at most ``max_event_bytes`` (16 MiB by default): past that ``feed``
+raises :class:`~trillm.errors.StreamError`, so a server cannot make the decoder
+hold memory without bound.
 """
 
 from __future__ import annotations
 
 import attrs
 
-__all__ = ["SSEDecoder", "SSEEvent"]
+from .errors import StreamError
+
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEEvent"]
+
+#: The most bytes one event may hold: its data lines plus an unterminated line.
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 
 @attrs.frozen
@@ -27,55 +41,100 @@ class SSEEvent:
 
 
 class SSEDecoder:
-    """Feed it bytes, get complete :class:`SSEEvent` values back."""
+    """Feed it bytes, get complete :class:`SSEEvent` values back.
 
-    __slots__ = ("_bom_checked", "_buf", "_data", "_event", "_last_id", "_retry", "_skip_lf")
+    *max_event_bytes* bounds one event; past it :meth:`feed` raises
+    :class:`~trillm.errors.StreamError`.
+    """
 
-    def __init__(self) -> None:
-        self._buf = b""  # an unterminated line
+    __slots__ = ("_bom_checked", "_counted", "_data", "_event", "_last_id", "_max", "_partial",
+                 "_pieces", "_retry", "_size", "_sized", "_skip_lf")
+
+    def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._pieces: list[bytes] = []  # an unterminated line, as the feeds brought it
+        self._partial = 0  # its length
         self._skip_lf = False  # the last byte seen was \r: a following \n is part of it
         self._data: list[bytes] = []
+        self._sized: list[bytes] | None = None  # the _data list that _size counts
+        self._size = 0  # the bytes of its first _counted lines
+        self._counted = 0
         self._event: str | None = None
         self._last_id: str | None = None
         self._retry: int | None = None
         self._bom_checked = False  # one leading U+FEFF is dropped (WHATWG UTF-8 decode)
+        self._max = max_event_bytes
 
     @property
     def in_event(self) -> bool:
         """True while part of an event (a line or data lines) waits for its end."""
-        return bool(self._buf or self._data or self._event is not None)
+        return bool(self._pieces or self._data or self._event is not None)
 
     def feed(self, data: bytes) -> list[SSEEvent]:
-        """Take the next bytes of the stream; return the events they complete."""
+        """Take the next bytes of the stream; return the events they complete.
+
+        Raises :class:`~trillm.errors.StreamError` when one event grows past
+        ``max_event_bytes``.
+        """
         if not data:  # keep _skip_lf: the "\n" of a "\r\n" may still come
             return []
         if self._skip_lf:
             self._skip_lf = False
-            if data[:1] == b"\n":
+            if data[0] == 10:
                 data = data[1:]
-        if self._buf:
-            data = self._buf + data
-        if not data:
-            return []
+                if not data:
+                    return []
+        pieces = self._pieces
+        if pieces:  # a line is unterminated
+            pieces.append(data)
+            if b"\n" not in data and b"\r" not in data:  # it goes on: look at no old byte
+                self._partial += len(data)
+                if self._partial > self._max - self._held():
+                    raise self._too_big()
+                return []
+            data = b"".join(pieces)
+            pieces.clear()
+            self._partial = 0
         lines = data.splitlines()  # bytes.splitlines splits on \r\n, \n and \r only
         last = data[-1]
         if last == 13:  # b"\r": the \n may come in the next feed
             self._skip_lf = True
-            self._buf = b""
-        elif last == 10:
-            self._buf = b""
-        else:
-            self._buf = lines.pop()
-        return self._lines(lines) if lines else []
+        elif last != 10:
+            tail = lines.pop()
+            pieces.append(tail)
+            self._partial = len(tail)
+        events = self._lines(lines) if lines else []
+        # An event going on into the next feed must stay within the limit.
+        if (self._data or self._partial) and self._partial > self._max - self._held():
+            raise self._too_big()
+        return events
 
     def close(self) -> list[SSEEvent]:
-        """End of stream: dispatch a last event whose lines were all terminated.
+        """End of stream: nothing more is dispatched (always ``[]``).
 
-        If the stream stopped inside a line, that event is truncated and is not
-        dispatched; :attr:`in_event` tells the caller that it stopped inside one.
+        An event not yet ended by its blank line is incomplete and, as WHATWG
+        says, is not dispatched; :attr:`in_event` stays true so that the
+        caller can tell the stream stopped inside an event.
         """
-        events = self._lines([b""]) if self._data and not self._buf else []
-        return events
+        return []
+
+    def _held(self) -> int:
+        """The bytes of the current event's data lines, each line counted once."""
+        data = self._data
+        if not data:
+            self._sized = None  # let a dispatched event's lines go
+            return 0
+        if data is not self._sized:  # an event begun since the last count
+            self._sized, self._size, self._counted = data, 0, 0
+        if self._counted < len(data):
+            self._size += sum(map(len, data[self._counted :]))
+            self._counted = len(data)
+        return self._size
+
+    def _too_big(self) -> StreamError:
+        return StreamError(
+            f"a server-sent event grew past max_event_bytes={self._max}: "
+            "the stream is malformed or hostile"
+        )
 
     def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
         events: list[SSEEvent] = []
@@ -90,11 +149,12 @@ class SSEDecoder:
                 continue
             if not line:
                 if data:
+                    raw = data[0] if len(data) == 1 else b"\n".join(data)
+                    if len(raw) > self._max:
+                        raise self._too_big()
                     events.append(
                         SSEEvent(
-                            (data[0] if len(data) == 1 else b"\n".join(data)).decode(
-                                "utf-8", "replace"
-                            ),
+                            raw.decode("utf-8", "replace"),
                             self._event or "message",
                             self._last_id,
                             self._retry,
