@@ -598,3 +598,24 @@ def test_streamed_and_plain_answers_agree(answer: dict[str, Any], cuts: list[int
     assert streamed == plain
     assert streamed.usage == plain.usage
     assert streamed.choices[0].message == plain.choices[0].message
+
+
+def test_stream_of_an_answer_without_text_gives_the_plain_empty_content() -> None:
+    # The plain answer's content is "" when it holds no text and no tool call; the
+    # stream says so in its finishing chunk (the accumulator leaves content None
+    # unless some delta carried a content string).
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": MODEL,
+               "content": [], "stop_reason": "end_turn", "stop_sequence": None,
+               "usage": {"input_tokens": 5, "output_tokens": 0}}
+    events = [
+        {"type": "message_start", "message": {**message, "stop_reason": None}},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+         "usage": {"output_tokens": 0}},
+        {"type": "message_stop"},
+    ]
+    sse = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events)
+    chunks, done = run_stream(sse.encode())
+    plain = PROVIDER.parse_chat(json.dumps(message).encode(), request())
+    assert done
+    assert plain.choices[0].message.content == ""
+    assert stream_chunk_builder(chunks) == plain

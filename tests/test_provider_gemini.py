@@ -505,3 +505,17 @@ def test_stream_agrees_with_plain(answer: tuple[dict[str, Any], list[dict[str, A
     assert streamed.choices == plain.choices
     assert streamed.usage == plain.usage
     assert (streamed.id, streamed.model) == (plain.id, plain.model)
+
+
+def test_stream_of_a_candidate_without_text_gives_the_plain_empty_content() -> None:
+    # The plain answer's content is "" when a candidate holds no text and no call; the
+    # stream says so in that candidate's finishing chunk.
+    answer = {"candidates": [{"content": {"role": "model", "parts": []},
+                              "finishReason": "SAFETY", "index": 0}],
+              "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9},
+              "modelVersion": "gemini-2.0-flash", "responseId": "r1"}
+    chunks, done = run_stream(b"data: " + json.dumps(answer).encode() + b"\r\n\r\n")
+    plain = PROVIDER.parse_chat(json.dumps(answer).encode(), request())
+    assert done
+    assert plain.choices[0].message.content == ""
+    assert stream_chunk_builder(chunks).choices == plain.choices

@@ -28,7 +28,9 @@ Streams: every event maps to at most one chunk with one choice; the final
 chunk (``message_delta``) carries the finish reason and the whole usage, so
 accumulated chunks equal the non-streamed answer.  A ``tool_use`` block that
 streamed no argument text gets ``"{}"`` at its ``content_block_stop``, as the
-plain answer's empty ``input`` is ``"{}"``.  In-stream ``error`` events raise
+plain answer's empty ``input`` is ``"{}"``; an answer with neither text nor tool
+calls gets ``content: ""`` in its final chunk, as the plain answer's content is
+``""``.  In-stream ``error`` events raise
 the class their type maps to; ``ping``, unknown events and delta types give None.
 """
 
@@ -438,7 +440,8 @@ class AnthropicStreamParser:
     answer's tool calls (not by content block index), as OpenAI indexes them.
     """
 
-    __slots__ = ("_args_seen", "_cfg", "_done", "_id", "_model", "_req", "_tools", "_usage")
+    __slots__ = ("_args_seen", "_cfg", "_done", "_id", "_model", "_req", "_texted", "_tools",
+                 "_usage")
 
     def __init__(self, req: ChatRequest, cfg: ProviderConfig | None = None) -> None:
         self._req = req
@@ -449,6 +452,7 @@ class AnthropicStreamParser:
         self._usage: dict[str, Any] = {}
         self._tools: dict[int, int] = {}  # content block index -> tool call index
         self._args_seen: set[int] = set()  # tool call indexes that got argument text
+        self._texted = False  # some text was streamed
 
     @property
     def done(self) -> bool:
@@ -491,7 +495,10 @@ class AnthropicStreamParser:
             dkind = d.get("type")
             if dkind == "text_delta":
                 text = d.get("text")
-                return self._chunk(Delta(content=text), raw=obj) if text else None
+                if not text:
+                    return None
+                self._texted = True
+                return self._chunk(Delta(content=text), raw=obj)
             if dkind == "input_json_delta":
                 index = self._tools.get(obj.get("index", -1))
                 part = d.get("partial_json")
@@ -508,7 +515,10 @@ class AnthropicStreamParser:
             bkind = block.get("type")
             if bkind == "text":
                 text = block.get("text")
-                return self._chunk(Delta(content=text), raw=obj) if text else None
+                if not text:
+                    return None
+                self._texted = True
+                return self._chunk(Delta(content=text), raw=obj)
             if bkind == "thinking":
                 text = block.get("thinking")
                 return self._chunk(Delta(reasoning_content=text), raw=obj) if text else None
@@ -537,9 +547,12 @@ class AnthropicStreamParser:
             if u:
                 self._usage.update({k: v for k, v in u.items() if v is not None})
             reason = (obj.get("delta") or {}).get("stop_reason")
+            delta = Delta()
             if reason is not None:
                 self._done = True
-            return self._chunk(Delta(), _finish(reason),
+                if not self._texted and not self._tools:
+                    delta = Delta(content="")  # as the plain answer's content is "" then
+            return self._chunk(delta, _finish(reason),
                                parse_usage(self._usage) if self._usage else None, obj)
         if kind == "message_stop":
             self._done = True

@@ -32,7 +32,9 @@ Streams: each SSE event is a partial ``GenerateContentResponse`` and becomes one
 chunk.  Gemini has no end marker: the stream ends at EOF after the last
 candidate's ``finishReason``.  So ``done`` turns true once every candidate seen
 has had its finish reason; an EOF before that is truncation (the Client's usual
-``StreamError``), an EOF after it is the clean end.
+``StreamError``), an EOF after it is the clean end.  A candidate with neither
+text nor function calls gets ``content: ""`` in its finishing chunk, as the
+plain answer's content is ``""``.
 
 Errors: Google's ``{"error": {"code", "message", "status", "details"}}``; a
 ``google.rpc.RetryInfo`` ``retryDelay`` (``"37s"``) becomes ``retry_after``.
@@ -503,7 +505,7 @@ class GeminiStreamParser:
     ``finishReason`` (Gemini sends no end marker; EOF then is the clean end).
     """
 
-    __slots__ = ("_calls", "_cfg", "_finished", "_req", "_seen")
+    __slots__ = ("_calls", "_cfg", "_finished", "_req", "_seen", "_texted")
 
     def __init__(self, req: ChatRequest, cfg: ProviderConfig | None = None) -> None:
         self._req = req
@@ -511,6 +513,7 @@ class GeminiStreamParser:
         self._seen: set[int] = set()
         self._finished: set[int] = set()
         self._calls: dict[int, int] = {}  # candidate -> function calls so far
+        self._texted: set[int] = set()  # candidates that streamed some text
 
     @property
     def done(self) -> bool:
@@ -551,11 +554,16 @@ class GeminiStreamParser:
                     for k, (name, args) in enumerate(calls)
                 )
                 finish = _finish(c.get("finishReason"), self._calls[index] > 0)
+                text = "".join(texts) or None
+                if text is not None:
+                    self._texted.add(index)
                 if finish is not None:
                     self._finished.add(index)
+                    if not self._calls[index] and index not in self._texted:
+                        text = ""  # as the plain answer's content is "" then
                 delta = Delta(
                     "assistant" if first else None,
-                    "".join(texts) or None,
+                    text,
                     tool_deltas or None,
                     "".join(thoughts) or None,
                 )
