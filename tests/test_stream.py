@@ -7,6 +7,7 @@ import gc
 import json
 import warnings
 import weakref
+from pathlib import Path
 
 import pytest
 import trio
@@ -181,3 +182,16 @@ async def test_event_over_the_size_limit_is_a_stream_error() -> None:
         await stream.__anext__()
     assert (info.value.provider, info.value.model) == ("openai", "m")
     assert stream.closed and response.closed
+
+
+async def test_final_response_keeps_streamed_logprobs_and_a_missing_content() -> None:
+    # Regression: final_response() gave logprobs=None, and content "" for a refusal.
+    fixtures = Path(__file__).parent / "fixtures" / "openai"
+    stream, _ = http_stream((fixtures / "stream_refusal_logprobs.sse").read_bytes())
+    async with stream:
+        final = await stream.final_response()
+    (choice,) = final.choices
+    assert choice.message.content is None
+    assert choice.message.refusal == "I'm very sorry, but I can't assist with that."
+    assert [t["token"] for t in choice.logprobs["refusal"]][:3] == ["I'm", " very", " sorry"]
+    assert choice.logprobs["content"] is None
