@@ -619,3 +619,18 @@ def test_stream_of_an_answer_without_text_gives_the_plain_empty_content() -> Non
     assert done
     assert plain.choices[0].message.content == ""
     assert stream_chunk_builder(chunks) == plain
+
+
+def test_finished_only_at_the_stop_reason() -> None:
+    parser = PROVIDER.stream_parser(request(stream=True), CFG)
+    parser.feed(SSEEvent(json.dumps({"type": "message_start", "message": {
+        "id": "m", "model": MODEL, "usage": {"input_tokens": 1}}}), "message_start"))
+    parser.feed(SSEEvent('{"type": "message_stop"}', "message_stop"))
+    assert parser.done and not parser.finished  # an end marker without a stop reason
+    parser = PROVIDER.stream_parser(request(stream=True), CFG)
+    finished = []
+    for event in decode(fixture_bytes("stream_text.sse")):
+        parser.feed(event)
+        finished.append((event.event, parser.finished))
+    assert next(name for name, f in finished if f) == "message_delta"
+    assert finished[-1] == ("message_stop", True)

@@ -519,3 +519,14 @@ def test_stream_of_a_candidate_without_text_gives_the_plain_empty_content() -> N
     assert done
     assert plain.choices[0].message.content == ""
     assert stream_chunk_builder(chunks).choices == plain.choices
+
+
+def test_finished_once_every_candidate_has_its_finish_reason() -> None:
+    parser = PROVIDER.stream_parser(request(stream=True), CFG)
+    part = {"content": {"role": "model", "parts": [{"text": "a"}]}}
+    parser.feed(SSEEvent(json.dumps({"candidates": [{**part, "index": 0}, {**part, "index": 1}]})))
+    assert not parser.finished
+    parser.feed(SSEEvent(json.dumps({"candidates": [{"index": 0, "finishReason": "STOP"}]})))
+    assert not parser.finished
+    parser.feed(SSEEvent(json.dumps({"candidates": [{"index": 1, "finishReason": "STOP"}]})))
+    assert parser.finished and parser.done

@@ -111,8 +111,11 @@ class HTTPChunkSource:
         try:
             data = await self._response.receive_some()
         except errors.APIConnectionError as exc:
-            if self._parser.done and not self._decoder.in_event:
-                self._ended = True  # the answer was complete: a dropped connection loses nothing
+            # The answer was whole (its finish reason came): a dropped connection loses
+            # nothing.  An end marker alone is not enough: llama.cpp's server, cut off
+            # mid-answer, sends [DONE] without a finish reason and then breaks off.
+            if self._parser.finished and not self._decoder.in_event:
+                self._ended = True
                 return True
             raise errors.StreamError(
                 f"the connection broke in the middle of the stream: {exc.message}",

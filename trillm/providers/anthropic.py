@@ -438,15 +438,17 @@ class AnthropicStreamParser:
     ``done`` turns true at ``message_stop`` or at a ``message_delta`` with a
     ``stop_reason``.  Tool calls are indexed by their position among the
     answer's tool calls (not by content block index), as OpenAI indexes them.
+    ``finished`` turns true at the ``stop_reason`` only.
     """
 
-    __slots__ = ("_args_seen", "_cfg", "_done", "_id", "_model", "_req", "_texted", "_tools",
-                 "_usage")
+    __slots__ = ("_args_seen", "_cfg", "_done", "_finished", "_id", "_model", "_req",
+                 "_texted", "_tools", "_usage")
 
     def __init__(self, req: ChatRequest, cfg: ProviderConfig | None = None) -> None:
         self._req = req
         self._cfg = cfg
         self._done = False
+        self._finished = False  # a stop_reason was seen
         self._id = ""
         self._model = req.model
         self._usage: dict[str, Any] = {}
@@ -458,6 +460,11 @@ class AnthropicStreamParser:
     def done(self) -> bool:
         """True once ``message_stop`` or a stop reason was seen."""
         return self._done
+
+    @property
+    def finished(self) -> bool:
+        """True once the ``message_delta`` carrying the ``stop_reason`` was seen."""
+        return self._finished
 
     def _chunk(self, delta: Delta, finish: str | None = None,
                usage: Usage | None = None, raw: Any = None) -> StreamChunk:
@@ -549,7 +556,7 @@ class AnthropicStreamParser:
             reason = (obj.get("delta") or {}).get("stop_reason")
             delta = Delta()
             if reason is not None:
-                self._done = True
+                self._done = self._finished = True
                 if not self._texted and not self._tools:
                     delta = Delta(content="")  # as the plain answer's content is "" then
             return self._chunk(delta, _finish(reason),

@@ -520,6 +520,11 @@ class GeminiStreamParser:
         """True once every candidate seen has finished (and at least one has)."""
         return bool(self._finished) and self._seen <= self._finished
 
+    @property
+    def finished(self) -> bool:
+        """The same as :attr:`done`: Gemini has no end marker, only finish reasons."""
+        return bool(self._finished) and self._seen <= self._finished
+
     def feed(self, event: SSEEvent) -> StreamChunk | None:
         """Translate one event; a blocked prompt or an error event raises."""
         data = event.data

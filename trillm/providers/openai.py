@@ -192,23 +192,31 @@ class OpenAIStreamParser:
     """Turns one OpenAI-style SSE stream into :class:`StreamChunk` values.
 
     ``done`` turns true at ``data: [DONE]`` or at the first chunk carrying a
-    ``finish_reason`` (for any choice).  Events after it are still parsed (the
+    ``finish_reason`` (for any choice); ``finished`` once every choice seen has
+    had its ``finish_reason``.  Events after it are still parsed (the
     usage chunk follows the finish reason).  A choices-less event without usage
     (Azure's prompt-filter event) gives None.
     """
 
-    __slots__ = ("_cfg", "_done", "_model", "_provider")
+    __slots__ = ("_cfg", "_done", "_finished", "_model", "_provider", "_seen")
 
     def __init__(self, provider: str, model: str, cfg: ProviderConfig | None = None) -> None:
         self._provider = provider
         self._model = model
         self._cfg = cfg  # only for scrubbing its key out of errors
         self._done = False
+        self._seen: set[int] = set()  # choice indexes
+        self._finished: set[int] = set()  # ... that had their finish reason
 
     @property
     def done(self) -> bool:
         """True once ``[DONE]`` or a finish reason was seen."""
         return self._done
+
+    @property
+    def finished(self) -> bool:
+        """True once every choice seen has had its finish reason (and one has)."""
+        return bool(self._finished) and self._seen <= self._finished
 
     def feed(self, event: SSEEvent) -> StreamChunk | None:
         """Translate one event; raises the mapped error for an in-stream error event."""
@@ -252,11 +260,13 @@ class OpenAIStreamParser:
                     else:
                         delta = _EMPTY_DELTA
                     finish = c.get("finish_reason")
-                    if finish is not None:
-                        self._done = True
                     index = c.get("index")
                     if index is None:
                         index = i
+                    self._seen.add(index)
+                    if finish is not None:
+                        self._done = True
+                        self._finished.add(index)
                     choices.append(StreamChoice(index, delta, finish, c.get("logprobs")))
                 chunk_choices = tuple(choices)
             elif usage is None:
