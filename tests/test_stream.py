@@ -195,3 +195,14 @@ async def test_final_response_keeps_streamed_logprobs_and_a_missing_content() ->
     assert choice.message.refusal == "I'm very sorry, but I can't assist with that."
     assert [t["token"] for t in choice.logprobs["refusal"]][:3] == ["I'm", " very", " sorry"]
     assert choice.logprobs["content"] is None
+
+
+async def test_wrong_typed_field_is_a_stream_error_not_a_type_error_later() -> None:
+    # Regression: `"content": true` in a delta made final_response() raise TypeError.
+    stream, response = http_stream(
+        b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'
+        b'data: {"id":"c","choices":[{"index":0,"delta":{"content":true}}]}\n\n'
+    )
+    with pytest.raises(errors.StreamError, match="malformed"):
+        await stream.final_response()
+    assert stream.closed and response.closed

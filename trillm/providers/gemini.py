@@ -463,10 +463,15 @@ def _read_parts(c: Mapping[str, Any]) -> tuple[list[str], list[str], list[tuple[
     for p in content.get("parts") or ():
         fc = p.get("functionCall")
         if fc is not None:
-            calls.append((fc.get("name") or "", json.dumps(fc.get("args") or {})))
+            name = fc.get("name") or ""
+            if type(name) is not str:
+                raise TypeError(f"a function name {name!r} that is not a string")
+            calls.append((name, json.dumps(fc.get("args") or {})))
             continue
         text = p.get("text")
         if text:
+            if type(text) is not str:
+                raise TypeError(f"a text {text!r} that is not a string")
             (thoughts if p.get("thought") else texts).append(text)
     return texts, thoughts, calls
 
@@ -530,7 +535,7 @@ class GeminiStreamParser:
         data = event.data
         try:
             obj = json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise self._malformed(data, str(exc)) from exc
         if isinstance(obj, list) and len(obj) == 1:
             obj = obj[0]
@@ -538,16 +543,29 @@ class GeminiStreamParser:
             raise self._malformed(data, "not a JSON object")
         req = self._req
         if obj.get("error") is not None:
-            raise error_from_body(obj, req=req, cfg=self._cfg)
+            try:
+                mapped = error_from_body(obj, req=req, cfg=self._cfg)
+            except RecursionError as deep:  # nested too deeply to copy or redact
+                raise self._malformed(data, "an error event nested too deeply") from deep
+            raise mapped
         try:
             cands = obj.get("candidates")
             if not cands:
                 _check_blocked(obj, req, self._cfg)
             u = obj.get("usageMetadata")
             usage = _usage(u) if u else None
+            if usage is not None and not (type(usage.prompt_tokens) is int
+                                          and type(usage.completion_tokens) is int
+                                          and type(usage.total_tokens) is int):
+                raise TypeError("token counts that are not integers")
             choices = []
             for i, c in enumerate(cands or ()):
                 index = c.get("index", i)
+                if type(index) is not int:
+                    raise TypeError(f"a candidate index {index!r} that is not an integer")
+                reason = c.get("finishReason")
+                if reason is not None and type(reason) is not str:
+                    raise TypeError(f"a finishReason {reason!r} that is not a string")
                 texts, thoughts, calls = _read_parts(c)
                 first = index not in self._seen
                 self._seen.add(index)
@@ -558,7 +576,7 @@ class GeminiStreamParser:
                                   FunctionDelta(name, args))
                     for k, (name, args) in enumerate(calls)
                 )
-                finish = _finish(c.get("finishReason"), self._calls[index] > 0)
+                finish = _finish(reason, self._calls[index] > 0)
                 text = "".join(texts) or None
                 if text is not None:
                     self._texted.add(index)
@@ -579,11 +597,13 @@ class GeminiStreamParser:
                 return None
             else:
                 chunk_choices = EMPTY_STREAM_CHOICES
+            rid, model = obj.get("responseId") or "", obj.get("modelVersion") or req.model
+            if type(rid) is not str or type(model) is not str:
+                raise TypeError("a responseId or modelVersion that is not a string")
             return StreamChunk(
-                obj.get("responseId") or "", 0, obj.get("modelVersion") or req.model,
-                chunk_choices, usage, "chat.completion.chunk", None, obj,
+                rid, 0, model, chunk_choices, usage, "chat.completion.chunk", None, obj,
             )
-        except (AttributeError, TypeError, ValueError) as exc:
+        except (AttributeError, TypeError, ValueError, RecursionError) as exc:
             raise self._malformed(data, f"unexpected shape: {exc}") from exc
 
     def _malformed(self, data: str, why: str) -> errors.StreamError:
