@@ -456,6 +456,7 @@ def test_default_event_limit_is_16_mib() -> None:
         b"data: " + b"x" * 1500,  # one that never ends
         b"data: xxxxxxxxx\n" * 200 + b"\n",  # many data lines in one event
         b"data: xxxxxxxxx\n" * 200,  # ... that never ends
+        b"data:\n" * 2000,  # empty data lines: each adds a line end to the data
         b": " + b"x" * 1500,  # an endless comment
         b"event: " + b"x" * 1500,  # an endless field
     ],
@@ -634,3 +635,23 @@ def test_arbitrary_bytes_chunking_invariant(wire: bytes, cuts: list[int]) -> Non
     assert parts.in_event == whole.in_event
     assert parts.close() == whole.close()
     assert parts.in_event == whole.in_event
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_wires(), st.data())
+def test_max_event_bytes_does_not_depend_on_chunking(
+    case: tuple[bytes, list[SSEEvent]], data: st.DataObject
+) -> None:
+    # Whatever the reads, events up to the limit pass (with room for a field line's
+    # prefix), and a longer one is refused.
+    wire, expected = case
+    longest = max((len(e.data.encode()) for e in expected), default=0)
+    cuts = data.draw(st.lists(st.integers(0, len(wire)), max_size=12), label="cuts")
+    chunks = split_at(wire, cuts)
+    roomy = SSEDecoder(max_event_bytes=longest + 64)
+    assert [e for c in chunks for e in roomy.feed(c)] == expected
+    if longest:
+        tight = SSEDecoder(max_event_bytes=longest - 1)
+        with pytest.raises(StreamError):
+            for c in chunks:
+                tight.feed(c)

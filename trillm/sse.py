@@ -47,17 +47,15 @@ class SSEDecoder:
     :class:`~trillm.errors.StreamError`.
     """
 
-    __slots__ = ("_bom_checked", "_counted", "_data", "_event", "_last_id", "_max", "_partial",
-                 "_pieces", "_retry", "_size", "_sized", "_skip_lf")
+    __slots__ = ("_bom_checked", "_data", "_event", "_last_id", "_max", "_partial", "_pieces",
+                 "_retry", "_size", "_skip_lf")
 
     def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._pieces: list[bytes] = []  # an unterminated line, as the feeds brought it
         self._partial = 0  # its length
         self._skip_lf = False  # the last byte seen was \r: a following \n is part of it
         self._data: list[bytes] = []
-        self._sized: list[bytes] | None = None  # the _data list that _size counts
-        self._size = 0  # the bytes of its first _counted lines
-        self._counted = 0
+        self._size = 0  # the length of the data buffer _data makes: its bytes and line ends
         self._event: str | None = None
         self._last_id: str | None = None
         self._retry: int | None = None
@@ -88,12 +86,15 @@ class SSEDecoder:
             pieces.append(data)
             if b"\n" not in data and b"\r" not in data:  # it goes on: look at no old byte
                 self._partial += len(data)
-                if self._partial > self._max - self._held():
+                if self._partial > self._max - self._size:
                     raise self._too_big()
                 return []
             data = b"".join(pieces)
             pieces.clear()
             self._partial = 0
+        # What this feed completes or leaves held fits in the bytes held before plus
+        # those of data: only when that passes the limit must the events be measured.
+        careful = len(data) > self._max - self._size
         lines = data.splitlines()  # bytes.splitlines splits on \r\n, \n and \r only
         last = data[-1]
         if last == 13:  # b"\r": the \n may come in the next feed
@@ -102,9 +103,8 @@ class SSEDecoder:
             tail = lines.pop()
             pieces.append(tail)
             self._partial = len(tail)
-        events = self._lines(lines) if lines else []
-        # An event going on into the next feed must stay within the limit.
-        if (self._data or self._partial) and self._partial > self._max - self._held():
+        events = self._lines(lines, careful) if lines else []
+        if careful and self._partial > self._max - self._size:
             raise self._too_big()
         return events
 
@@ -117,32 +117,20 @@ class SSEDecoder:
         """
         return []
 
-    def _held(self) -> int:
-        """The bytes of the current event's data lines, each line counted once."""
-        data = self._data
-        if not data:
-            self._sized = None  # let a dispatched event's lines go
-            return 0
-        if data is not self._sized:  # an event begun since the last count
-            self._sized, self._size, self._counted = data, 0, 0
-        if self._counted < len(data):
-            self._size += sum(map(len, data[self._counted :]))
-            self._counted = len(data)
-        return self._size
-
     def _too_big(self) -> StreamError:
         return StreamError(
             f"a server-sent event grew past max_event_bytes={self._max}: "
             "the stream is malformed or hostile"
         )
 
-    def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
+    def _lines(self, lines: list[bytes], careful: bool) -> list[SSEEvent]:
         events: list[SSEEvent] = []
         if not self._bom_checked:
             self._bom_checked = True
             if lines[0].startswith(b"\xef\xbb\xbf"):
                 lines[0] = lines[0][3:]
-        data = self._data
+        data = held = self._data
+        start = len(held)  # lines of an event begun in an earlier feed
         for line in lines:
             if line[:6] == b"data: ":  # the common case first: one slice, no partition
                 data.append(line[6:])
@@ -150,7 +138,7 @@ class SSEDecoder:
             if not line:
                 if data:
                     raw = data[0] if len(data) == 1 else b"\n".join(data)
-                    if len(raw) > self._max:
+                    if careful and len(raw) > self._max:
                         raise self._too_big()
                     events.append(
                         SSEEvent(
@@ -177,4 +165,10 @@ class SSEDecoder:
                     self._last_id = value.decode("utf-8", "replace")
             elif name == b"retry" and value.isdigit():
                 self._retry = int(value)
+        if not data:
+            self._size = 0
+        elif data is held:  # the event held before goes on: count its new lines
+            self._size += sum(map(len, data[start:])) + len(data) - start
+        else:
+            self._size = sum(map(len, data)) + len(data)
         return events
