@@ -137,6 +137,7 @@ OPENAI_CHUNK = {"id": "c", "created": 1, "model": "m", "choices": [
         (("choices", 0, "logprobs"), {"content": "Hi"}),
         (("choices",), {"0": {}}),
         (("model",), ["m"]),
+        (("created",), float("inf")),  # json.loads reads Infinity
     ],
 )
 def test_openai_wrong_types_named_in_the_issue(where: tuple[Any, ...], value: Any) -> None:

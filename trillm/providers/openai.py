@@ -327,9 +327,16 @@ class OpenAIStreamParser:
                 raise TypeError("an id, created, model, object or system_fingerprint of the "
                                 "wrong type")
             return StreamChunk(
-                rid, created, model, chunk_choices, usage, kind, fingerprint, obj,
+                rid,
+                created,
+                model,
+                chunk_choices,
+                usage,
+                kind,
+                fingerprint,
+                obj,
             )
-        except (AttributeError, TypeError, ValueError, RecursionError) as exc:
+        except (AttributeError, TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise self._malformed(data, f"unexpected shape: {exc}") from exc
 
     def _malformed(self, data: str, why: str) -> errors.StreamError:
