@@ -374,3 +374,39 @@ async def test_connection_dropped_after_done_loses_nothing() -> None:
             assert client.statistics().active_connections == 0
     assert final.choices[0].message.content == "ab"
     assert final.usage is not None
+
+
+def _without_finish_reason(events: list[bytes]) -> list[bytes]:
+    return [e for e in events if b'"finish_reason": "stop"' not in e]
+
+
+async def test_done_without_a_finish_reason_then_a_broken_connection_is_truncation() -> None:
+    # Regression: llama.cpp's server, interrupted mid-answer, sends [DONE] with no finish
+    # reason and then breaks the connection; the partial text passed for a whole answer.
+    def handler(request: Request) -> Reply:
+        events = _without_finish_reason(openai_sse(["Hel", "lo"], usage=False))
+        return Reply.sse(events, drop_mid_body=True)  # every event, then no chunked end
+
+    with trio.fail_after(GUARD):
+        async with open_fake_server(handler) as server, client_at(server) as client:
+            got = []
+            with pytest.raises(errors.StreamError, match="broke") as info:
+                async with client.stream("openai/gpt-4o-mini", MSGS) as s:
+                    async for c in s:
+                        got.append(c.choices[0].delta.content)
+            assert isinstance(info.value.__cause__, errors.APIConnectionError)
+            assert got == ["", "Hel", "lo"]
+            await server.wait_all_closed()
+            assert client.statistics().active_connections == 0
+
+
+async def test_done_without_a_finish_reason_then_a_clean_end_is_an_answer() -> None:
+    def handler(request: Request) -> Reply:
+        return Reply.sse(_without_finish_reason(openai_sse(["Hel", "lo"], usage=False)))
+
+    with trio.fail_after(GUARD):
+        async with open_fake_server(handler) as server, client_at(server) as client:
+            async with client.stream("openai/gpt-4o-mini", MSGS) as s:
+                final = await s.final_response()
+    assert final.choices[0].message.content == "Hello"
+    assert final.choices[0].finish_reason is None

@@ -624,3 +624,39 @@ def test_answer_nested_too_deeply_is_an_unexpected_answer() -> None:
         with pytest.raises(errors.APIError, match="nested too deeply") as info:
             PROVIDER.parse_chat(body, request(), CFG)
         assert type(info.value) is errors.APIError
+
+
+def test_stream_of_an_answer_without_text_gives_the_plain_empty_content() -> None:
+    # The plain answer's content is "" when it holds no text and no tool call; the
+    # stream says so in its finishing chunk (the accumulator leaves content None
+    # unless some delta carried a content string).
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": MODEL,
+               "content": [], "stop_reason": "end_turn", "stop_sequence": None,
+               "usage": {"input_tokens": 5, "output_tokens": 0}}
+    events = [
+        {"type": "message_start", "message": {**message, "stop_reason": None}},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+         "usage": {"output_tokens": 0}},
+        {"type": "message_stop"},
+    ]
+    sse = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events)
+    chunks, done = run_stream(sse.encode())
+    plain = PROVIDER.parse_chat(json.dumps(message).encode(), request())
+    assert done
+    assert plain.choices[0].message.content == ""
+    assert stream_chunk_builder(chunks) == plain
+
+
+def test_finished_only_at_the_stop_reason() -> None:
+    parser = PROVIDER.stream_parser(request(stream=True), CFG)
+    parser.feed(SSEEvent(json.dumps({"type": "message_start", "message": {
+        "id": "m", "model": MODEL, "usage": {"input_tokens": 1}}}), "message_start"))
+    parser.feed(SSEEvent('{"type": "message_stop"}', "message_stop"))
+    assert parser.done and not parser.finished  # an end marker without a stop reason
+    parser = PROVIDER.stream_parser(request(stream=True), CFG)
+    finished = []
+    for event in decode(fixture_bytes("stream_text.sse")):
+        parser.feed(event)
+        finished.append((event.event, parser.finished))
+    assert next(name for name, f in finished if f) == "message_delta"
+    assert finished[-1] == ("message_stop", True)

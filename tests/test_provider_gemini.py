@@ -570,3 +570,28 @@ def test_answer_nested_too_deeply_is_an_unexpected_answer() -> None:
             with pytest.raises(errors.APIError, match="nested too deeply") as info:
                 call(body, request(), CFG)
             assert type(info.value) is errors.APIError
+
+
+def test_stream_of_a_candidate_without_text_gives_the_plain_empty_content() -> None:
+    # The plain answer's content is "" when a candidate holds no text and no call; the
+    # stream says so in that candidate's finishing chunk.
+    answer = {"candidates": [{"content": {"role": "model", "parts": []},
+                              "finishReason": "SAFETY", "index": 0}],
+              "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9},
+              "modelVersion": "gemini-2.0-flash", "responseId": "r1"}
+    chunks, done = run_stream(b"data: " + json.dumps(answer).encode() + b"\r\n\r\n")
+    plain = PROVIDER.parse_chat(json.dumps(answer).encode(), request())
+    assert done
+    assert plain.choices[0].message.content == ""
+    assert stream_chunk_builder(chunks).choices == plain.choices
+
+
+def test_finished_once_every_candidate_has_its_finish_reason() -> None:
+    parser = PROVIDER.stream_parser(request(stream=True), CFG)
+    part = {"content": {"role": "model", "parts": [{"text": "a"}]}}
+    parser.feed(SSEEvent(json.dumps({"candidates": [{**part, "index": 0}, {**part, "index": 1}]})))
+    assert not parser.finished
+    parser.feed(SSEEvent(json.dumps({"candidates": [{"index": 0, "finishReason": "STOP"}]})))
+    assert not parser.finished
+    parser.feed(SSEEvent(json.dumps({"candidates": [{"index": 1, "finishReason": "STOP"}]})))
+    assert parser.finished and parser.done

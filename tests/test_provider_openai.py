@@ -642,3 +642,23 @@ def test_401_from_a_custom_server_says_this_server_wants_a_key(
     assert "(this server wants a key: pass api_key= (or set OPENAI_API_KEY))" in err.message
     default = PROVIDER.parse_error(401, {}, fixture_bytes("error_401.json"), request(), CFG)
     assert "check the API key: set OPENAI_API_KEY or pass api_key=" in default.message
+
+
+def test_finished_needs_a_finish_reason_on_every_choice_seen() -> None:
+    parser = PROVIDER.stream_parser(request(stream=True))
+    assert not parser.finished
+    parser.feed(SSEEvent('{"choices":[{"index":0,"delta":{"content":"a"}},'
+                         '{"index":1,"delta":{"content":"b"}}]}'))
+    parser.feed(SSEEvent('{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}'))
+    assert parser.done and not parser.finished  # choice 1 has not finished
+    parser.feed(SSEEvent('{"choices":[{"index":1,"delta":{},"finish_reason":"length"}]}'))
+    assert parser.finished
+
+
+def test_done_marker_without_a_finish_reason_is_not_finished() -> None:
+    # llama.cpp's server, interrupted mid-answer, sends [DONE] without a finish reason.
+    parser = PROVIDER.stream_parser(request(stream=True))
+    parser.feed(SSEEvent('{"choices":[{"index":0,"delta":{"content":"Hel"}}]}'))
+    parser.feed(SSEEvent("[DONE]"))
+    assert parser.done
+    assert not parser.finished

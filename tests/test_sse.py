@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
+import time
+from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trillm.sse import SSEDecoder, SSEEvent
+from trillm.errors import StreamError
+from trillm.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent
+
+VECTORS = json.loads(
+    (Path(__file__).parent / "fixtures" / "sse" / "whatwg-vectors.json").read_text("utf-8")
+)["cases"]
 
 
 def decode(wire: bytes) -> list[SSEEvent]:
@@ -305,20 +315,53 @@ def test_in_event_false_after_comments() -> None:
     assert not dec.in_event
 
 
-def test_close_dispatches_last_event_when_its_lines_are_terminated() -> None:
+def test_close_does_not_dispatch_an_event_without_its_blank_line() -> None:
+    # Regression: close() dispatched "b\nc", though WHATWG says "If the file ends in
+    # the middle of an event, before the final empty line, the incomplete event is
+    # not dispatched".
     dec = SSEDecoder()
     assert dec.feed(b"data: a\n\ndata: b\ndata: c\n") == [SSEEvent("a")]
     assert dec.in_event
-    assert dec.close() == [SSEEvent("b\nc")]
-    assert not dec.in_event
+    assert dec.close() == []
+    assert dec.in_event  # the caller can tell the stream stopped inside an event
 
 
 @pytest.mark.parametrize("eol", [b"\n", b"\r", b"\r\n"])
-def test_close_after_complete_last_line(eol: bytes) -> None:
+def test_close_after_complete_last_line_dispatches_nothing(eol: bytes) -> None:
     dec = SSEDecoder()
     assert dec.feed(b"event: e" + eol + b"data: x" + eol) == []
-    assert dec.close() == [SSEEvent("x", "e")]
-    assert not dec.in_event
+    assert dec.close() == []
+    assert dec.in_event
+
+
+def _vector_chunks(case: dict[str, Any]) -> list[bytes]:
+    return [base64.b64decode(c["b64"]) if "b64" in c else c["text"].encode()
+            for c in case["chunks"]]
+
+
+def _as_asserted(event: SSEEvent, expected: dict[str, Any]) -> dict[str, Any]:
+    """*event*'s fields that the source test asserts (its unnamed event type is null)."""
+    got = {k: getattr(event, k) for k in expected}
+    if got.get("event") == "message":
+        got["event"] = None
+    return got
+
+
+@pytest.mark.parametrize("case", VECTORS, ids=[c["id"] for c in VECTORS])
+def test_whatwg_vectors(case: dict[str, Any]) -> None:
+    # eventsource-parser and web-platform-tests vectors, fed as their tests fed them
+    # (wpt/format-data-before-final-empty-line is the EOF-inside-an-event case).
+    events = decode_chunks(_vector_chunks(case))
+    expected = case["expected"]
+    assert [_as_asserted(e, x) for e, x in zip(events, expected, strict=True)] == expected
+
+
+@pytest.mark.parametrize("case", VECTORS, ids=[c["id"] for c in VECTORS])
+def test_whatwg_vectors_byte_at_a_time(case: dict[str, Any]) -> None:
+    wire = b"".join(_vector_chunks(case))
+    events = decode_chunks([wire[i : i + 1] for i in range(len(wire))])
+    expected = case["expected"]
+    assert [_as_asserted(e, x) for e, x in zip(events, expected, strict=True)] == expected
 
 
 def test_close_with_unterminated_last_line_drops_it() -> None:
@@ -360,9 +403,91 @@ def test_close_on_fresh_decoder() -> None:
 
 def test_close_twice() -> None:
     dec = SSEDecoder()
-    dec.feed(b"data: x\n")
-    assert dec.close() == [SSEEvent("x")]
+    dec.feed(b"data: x\n\ndata: y\n")
     assert dec.close() == []
+    assert dec.close() == []
+    assert dec.in_event
+
+
+# ------------------------------------------------------------------ long lines, big events
+
+
+def _feed_in_reads(dec: SSEDecoder, wire: bytes, size: int) -> list[SSEEvent]:
+    return [e for i in range(0, len(wire), size) for e in dec.feed(wire[i : i + size])]
+
+
+def test_one_long_line_in_small_reads_takes_linear_time() -> None:
+    # Regression: each feed copied the whole unterminated line (buf + data), so a
+    # 4 MiB data line in 1 KiB reads took seconds.  Compare with the same bytes
+    # as short events: linear work keeps the two within a small factor.
+    size = 4 << 20
+    long_line = b"data: " + b"x" * size + b"\n\n"
+    short_lines = b"data: " + b"x" * 1018 + b"\n\n"
+    short = short_lines * (len(long_line) // len(short_lines))
+
+    def timed(wire: bytes) -> tuple[float, list[SSEEvent]]:
+        start = time.perf_counter()
+        events = _feed_in_reads(SSEDecoder(), wire, 1024)
+        return time.perf_counter() - start, events
+
+    t_short, _ = timed(short)
+    t_long, events = min(timed(long_line) for _ in range(2))
+    assert [len(e.data) for e in events] == [size]
+    assert t_long < 10 * t_short + 0.05, (t_long, t_short)
+
+
+def test_default_event_limit_is_16_mib() -> None:
+    assert DEFAULT_MAX_EVENT_BYTES == 16 * 1024 * 1024
+    dec = SSEDecoder()
+    piece = b"x" * (1 << 20)
+    dec.feed(b"data: ")
+    with pytest.raises(StreamError, match="max_event_bytes"):
+        for _ in range(17):  # an endless line: refused once it passes 16 MiB
+            dec.feed(piece)
+    ok = SSEDecoder()
+    assert [len(e.data) for e in ok.feed(b"data: " + piece * 15 + b"\n\n")] == [15 << 20]
+
+
+@pytest.mark.parametrize("read", [1, 7, 100, 10_000])
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"data: " + b"x" * 1500 + b"\n\n",  # one long data line
+        b"data: " + b"x" * 1500,  # one that never ends
+        b"data: xxxxxxxxx\n" * 200 + b"\n",  # many data lines in one event
+        b"data: xxxxxxxxx\n" * 200,  # ... that never ends
+        b"data:\n" * 2000,  # empty data lines: each adds a line end to the data
+        b": " + b"x" * 1500,  # an endless comment
+        b"event: " + b"x" * 1500,  # an endless field
+    ],
+)
+def test_event_over_max_event_bytes_is_a_stream_error(wire: bytes, read: int) -> None:
+    dec = SSEDecoder(max_event_bytes=1000)
+    assert dec.feed(b"data: ok\n\n") == [SSEEvent("ok")]
+    with pytest.raises(StreamError, match="max_event_bytes=1000"):
+        _feed_in_reads(dec, wire, read)
+
+
+@pytest.mark.parametrize("read", [1, 7, 100, 10_000])
+def test_events_under_max_event_bytes_pass(read: int) -> None:
+    event = b"data: " + b"x" * 400 + b"\ndata: " + b"y" * 400 + b"\n\n"
+    dec = SSEDecoder(max_event_bytes=1000)
+    events = _feed_in_reads(dec, event * 50 + b": " + b"z" * 900, read)
+    assert events == [SSEEvent("x" * 400 + "\n" + "y" * 400)] * 50
+
+
+@settings(deadline=None)
+@given(st.lists(st.integers(1, 3000), min_size=1, max_size=40), st.integers(1, 500))
+def test_an_endless_line_is_refused_within_one_read_of_the_limit(
+    reads: list[int], limit: int
+) -> None:
+    dec = SSEDecoder(max_event_bytes=limit)
+    held = 0
+    with pytest.raises(StreamError):
+        for n in itertools.cycle(reads):
+            dec.feed(b"y" * n)
+            held += n
+            assert held <= limit
 
 
 # ------------------------------------------------------------------ properties
@@ -444,7 +569,9 @@ def _wires(draw: st.DrawFn) -> tuple[bytes, list[SSEEvent]]:
             field(name, value)
             maybe_comment()
         if n < len(specs) - 1 or draw(st.booleans()):
-            lines.append("")  # the blank line; the last one may be left to close()
+            lines.append("")  # the blank line
+        else:
+            specs = specs[:-1]  # without one the last event is incomplete: not dispatched
 
     out: list[str] = []
     prev_eol = ""
@@ -508,3 +635,23 @@ def test_arbitrary_bytes_chunking_invariant(wire: bytes, cuts: list[int]) -> Non
     assert parts.in_event == whole.in_event
     assert parts.close() == whole.close()
     assert parts.in_event == whole.in_event
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_wires(), st.data())
+def test_max_event_bytes_does_not_depend_on_chunking(
+    case: tuple[bytes, list[SSEEvent]], data: st.DataObject
+) -> None:
+    # Whatever the reads, events up to the limit pass (with room for a field line's
+    # prefix), and a longer one is refused.
+    wire, expected = case
+    longest = max((len(e.data.encode()) for e in expected), default=0)
+    cuts = data.draw(st.lists(st.integers(0, len(wire)), max_size=12), label="cuts")
+    chunks = split_at(wire, cuts)
+    roomy = SSEDecoder(max_event_bytes=longest + 64)
+    assert [e for c in chunks for e in roomy.feed(c)] == expected
+    if longest:
+        tight = SSEDecoder(max_event_bytes=longest - 1)
+        with pytest.raises(StreamError):
+            for c in chunks:
+                tight.feed(c)

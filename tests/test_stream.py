@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import collections.abc
 import gc
+import json
 import warnings
 import weakref
+from pathlib import Path
 
 import pytest
 import trio
@@ -155,3 +157,52 @@ async def test_collected_stream_gives_its_slot_back_even_when_warnings_are_error
         with trio.fail_after(1):  # starves forever if the slot was not given back
             await client.acompletion("mock/x", MSGS)
         assert client.statistics().open_streams == 0
+
+
+def _openai_event(delta: str, finish: str | None = None) -> bytes:
+    choice = {"index": 0, "delta": {"content": delta}, "finish_reason": finish}
+    return b"data: " + json.dumps({"id": "c", "choices": [choice]}).encode() + b"\n"
+
+
+async def test_last_event_without_its_blank_line_is_truncation() -> None:
+    # Regression: the SSE decoder's close() dispatched an event whose blank line never
+    # came, so this stream, cut inside its finishing event, passed for a whole answer.
+    stream, response = http_stream(_openai_event("Hi") + b"\n" + _openai_event(" there", "stop"))
+    got = []
+    with pytest.raises(errors.StreamError, match="truncated"):
+        async for chunk in stream:
+            got.append(chunk.choices[0].delta.content)
+    assert got == ["Hi"]
+    assert stream.closed and response.closed
+
+
+async def test_event_over_the_size_limit_is_a_stream_error() -> None:
+    stream, response = http_stream(b"data: " + b"x" * (17 << 20))
+    with pytest.raises(errors.StreamError, match="max_event_bytes") as info:
+        await stream.__anext__()
+    assert (info.value.provider, info.value.model) == ("openai", "m")
+    assert stream.closed and response.closed
+
+
+async def test_final_response_keeps_streamed_logprobs_and_a_missing_content() -> None:
+    # Regression: final_response() gave logprobs=None, and content "" for a refusal.
+    fixtures = Path(__file__).parent / "fixtures" / "openai"
+    stream, _ = http_stream((fixtures / "stream_refusal_logprobs.sse").read_bytes())
+    async with stream:
+        final = await stream.final_response()
+    (choice,) = final.choices
+    assert choice.message.content is None
+    assert choice.message.refusal == "I'm very sorry, but I can't assist with that."
+    assert [t["token"] for t in choice.logprobs["refusal"]][:3] == ["I'm", " very", " sorry"]
+    assert choice.logprobs["content"] is None
+
+
+async def test_wrong_typed_field_is_a_stream_error_not_a_type_error_later() -> None:
+    # Regression: `"content": true` in a delta made final_response() raise TypeError.
+    stream, response = http_stream(
+        b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'
+        b'data: {"id":"c","choices":[{"index":0,"delta":{"content":true}}]}\n\n'
+    )
+    with pytest.raises(errors.StreamError, match="malformed"):
+        await stream.final_response()
+    assert stream.closed and response.closed

@@ -112,17 +112,23 @@ class HTTPChunkSource:
         try:
             data = await self._response.receive_some()
         except errors.APIConnectionError as exc:
-            if self._parser.done and not self._decoder.in_event:
-                self._ended = True  # the answer was complete: a dropped connection loses nothing
+            # The answer was whole (its finish reason came): a dropped connection loses
+            # nothing.  An end marker alone is not enough: llama.cpp's server, cut off
+            # mid-answer, sends [DONE] without a finish reason and then breaks off.
+            if self._parser.finished and not self._decoder.in_event:
+                self._ended = True
                 return True
             raise errors.StreamError(
                 f"the connection broke in the middle of the stream: {exc.message}",
                 provider=self._provider, model=self._model,
             ) from exc
         if data:
-            self._events.extend(self._decoder.feed(data))
-        else:  # the end of the body: a complete trailing event still counts
-            self._events.extend(self._decoder.close())
+            try:
+                self._events.extend(self._decoder.feed(data))
+            except errors.StreamError as exc:  # an event past the decoder's size limit
+                exc.provider, exc.model = self._provider, self._model
+                raise
+        else:  # the end of the body: an event still without its blank line is incomplete
             self._ended = True
         return True
 

@@ -93,3 +93,13 @@ class StreamParser(Protocol):
     def done(self) -> bool:
         """True once the provider's end marker (or a finish reason) was seen."""
         ...
+
+    @property
+    def finished(self) -> bool:
+        """True once the answer's finish reason was seen (every choice seen has one).
+
+        An end marker without it (llama.cpp's server interrupted mid-answer sends
+        ``[DONE]``) leaves the answer cut short, so a broken connection after it
+        is truncation.
+        """
+        ...

@@ -24,14 +24,15 @@ __all__ = ["ChunkAccumulator", "chunks_from_response", "stream_chunk_builder"]
 
 
 class _ChoiceParts:
-    __slots__ = ("content", "finish_reason", "reasoning", "refusal", "role", "tools")
+    __slots__ = ("content", "finish_reason", "logprobs", "reasoning", "refusal", "role", "tools")
 
     def __init__(self) -> None:
         self.role = "assistant"
-        self.content: list[str] = []
+        self.content: list[str] = []  # empty until a delta carries a content string
         self.reasoning: list[str] = []
         self.refusal: list[str] = []
         self.finish_reason: str | None = None
+        self.logprobs: Any = None  # the chunks' logprobs so far (lists concatenated)
         # tool index -> [id, type, name, argument fragments]
         self.tools: dict[int, list[Any]] = {}
 
@@ -43,7 +44,7 @@ class _ChoiceParts:
         )
         return Message(
             role=self.role,
-            content="".join(self.content) if self.content or not calls else None,
+            content="".join(self.content) if self.content else None,
             tool_calls=calls or None,
             reasoning_content="".join(self.reasoning) if self.reasoning else None,
             refusal="".join(self.refusal) if self.refusal else None,
@@ -76,18 +77,20 @@ class ChunkAccumulator:
             if p is None:
                 p = parts[sc.index] = _ChoiceParts()
             d = sc.delta
-            if d.content:
+            if d.content is not None:  # "" too: content stays None only if none came
                 p.content.append(d.content)
             if d.role:
                 p.role = d.role
             if d.reasoning_content:
                 p.reasoning.append(d.reasoning_content)
-            if d.refusal:
+            if d.refusal is not None:  # likewise
                 p.refusal.append(d.refusal)
             if d.tool_calls:
                 _add_tool_calls(p, d.tool_calls)
             if sc.finish_reason is not None:
                 p.finish_reason = sc.finish_reason
+            if sc.logprobs is not None:
+                _add_logprobs(p, sc.logprobs)
 
     def build(self) -> ModelResponse:
         """The whole answer so far; ``ValueError`` when no chunk was added."""
@@ -96,7 +99,8 @@ class ChunkAccumulator:
             raise ValueError("cannot build a response from an empty stream")
         # A usage-only chunk adds an empty delta to choice 0, which changes nothing.
         choices = tuple(
-            Choice(index=i, message=p.message(), finish_reason=p.finish_reason)
+            Choice(index=i, message=p.message(), finish_reason=p.finish_reason,
+                   logprobs=_copy_logprobs(p.logprobs))
             for i, p in sorted(self._parts.items())
         )
         rid, created, model, fingerprint = first
@@ -122,12 +126,42 @@ def _add_tool_calls(p: _ChoiceParts, deltas: Iterable[Any]) -> None:
                 t[3].append(tc.function.arguments)
 
 
+def _add_logprobs(p: _ChoiceParts, logprobs: Any) -> None:
+    """Fold one chunk's ``logprobs`` into the choice's: lists (``content``, ``refusal``)
+    are concatenated, other values kept from the first chunk that had them."""
+    have = p.logprobs
+    if type(logprobs) is not dict or (have is not None and type(have) is not dict):
+        p.logprobs = logprobs  # not OpenAI's shape: the last one wins
+        return
+    if have is None:
+        have = p.logprobs = {}
+    for key, value in logprobs.items():
+        if type(value) is list:
+            tokens = have.get(key)
+            if type(tokens) is list:
+                tokens.extend(value)
+            else:
+                have[key] = list(value)  # a copy: it is extended in place later
+        elif have.get(key) is None:
+            have[key] = value
+
+
+def _copy_logprobs(logprobs: Any) -> Any:
+    """A copy that later chunks do not change (the lists are extended in place)."""
+    if type(logprobs) is not dict:
+        return logprobs
+    return {k: list(v) if type(v) is list else v for k, v in logprobs.items()}
+
+
 def stream_chunk_builder(chunks: Iterable[StreamChunk]) -> ModelResponse:
     """Build the :class:`ModelResponse` that a stream of *chunks* amounts to.
 
     Content, reasoning and tool-call argument fragments are concatenated per
-    choice (tool calls by their ``index``); the last finish reason and the last
-    usage seen win.  Raises ``ValueError`` for an empty stream.
+    choice (tool calls by their ``index``), and so are the ``logprobs`` token
+    lists (``content``, ``refusal``); the last finish reason and the last usage
+    seen win.  ``content`` (and ``refusal``) stay None unless some delta carried
+    a string for them (an empty one included), as in the official OpenAI SDK.  Raises
+    ``ValueError`` for an empty stream.
     """
     acc = ChunkAccumulator()
     for chunk in chunks:

@@ -6,14 +6,28 @@ complete; ``close()`` is called at end of stream.  It follows the WHATWG
 "event stream" rules: ``\\r\\n``, ``\\n`` and ``\\r`` all end a line, lines
 starting with ``:`` are comments (keep-alives), several ``data:`` lines join with
 ``\\n``, and a blank line dispatches the event.  Events without data are not
-dispatched.
+dispatched, nor is an event that the end of the stream cut off before its
+blank line ("the incomplete event is not dispatched"); :attr:`SSEDecoder.in_event`
+then tells the caller that the stream stopped inside an event.
+
+An unterminated line is kept as the pieces that brought it, and only new bytes
+are searched for line ends, so a long line arriving in small reads costs time
+linear in its length.  One event (its data so far plus an unterminated line)
+may hold at most ``max_event_bytes`` (16 MiB by default): past that ``feed``
+raises :class:`~trillm.errors.StreamError`, so a server cannot make the decoder
+hold memory without bound.
 """
 
 from __future__ import annotations
 
 import attrs
 
-__all__ = ["SSEDecoder", "SSEEvent"]
+from .errors import StreamError
+
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEEvent"]
+
+#: The most bytes one event may hold: its data lines plus an unterminated line.
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 
 @attrs.frozen
@@ -27,74 +41,108 @@ class SSEEvent:
 
 
 class SSEDecoder:
-    """Feed it bytes, get complete :class:`SSEEvent` values back."""
+    """Feed it bytes, get complete :class:`SSEEvent` values back.
 
-    __slots__ = ("_bom_checked", "_buf", "_data", "_event", "_last_id", "_retry", "_skip_lf")
+    *max_event_bytes* bounds one event; past it :meth:`feed` raises
+    :class:`~trillm.errors.StreamError`.
+    """
 
-    def __init__(self) -> None:
-        self._buf = b""  # an unterminated line
+    __slots__ = ("_bom_checked", "_data", "_event", "_last_id", "_max", "_partial", "_pieces",
+                 "_retry", "_size", "_skip_lf")
+
+    def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._pieces: list[bytes] = []  # an unterminated line, as the feeds brought it
+        self._partial = 0  # its length
         self._skip_lf = False  # the last byte seen was \r: a following \n is part of it
         self._data: list[bytes] = []
+        self._size = 0  # the length of the data buffer _data makes: its bytes and line ends
         self._event: str | None = None
         self._last_id: str | None = None
         self._retry: int | None = None
         self._bom_checked = False  # one leading U+FEFF is dropped (WHATWG UTF-8 decode)
+        self._max = max_event_bytes
 
     @property
     def in_event(self) -> bool:
         """True while part of an event (a line or data lines) waits for its end."""
-        return bool(self._buf or self._data or self._event is not None)
+        return bool(self._pieces or self._data or self._event is not None)
 
     def feed(self, data: bytes) -> list[SSEEvent]:
-        """Take the next bytes of the stream; return the events they complete."""
+        """Take the next bytes of the stream; return the events they complete.
+
+        Raises :class:`~trillm.errors.StreamError` when one event grows past
+        ``max_event_bytes``.
+        """
         if not data:  # keep _skip_lf: the "\n" of a "\r\n" may still come
             return []
         if self._skip_lf:
             self._skip_lf = False
-            if data[:1] == b"\n":
+            if data[0] == 10:
                 data = data[1:]
-        if self._buf:
-            data = self._buf + data
-        if not data:
-            return []
+                if not data:
+                    return []
+        pieces = self._pieces
+        if pieces:  # a line is unterminated
+            pieces.append(data)
+            if b"\n" not in data and b"\r" not in data:  # it goes on: look at no old byte
+                self._partial += len(data)
+                if self._partial > self._max - self._size:
+                    raise self._too_big()
+                return []
+            data = b"".join(pieces)
+            pieces.clear()
+            self._partial = 0
+        # What this feed completes or leaves held fits in the bytes held before plus
+        # those of data: only when that passes the limit must the events be measured.
+        careful = len(data) > self._max - self._size
         lines = data.splitlines()  # bytes.splitlines splits on \r\n, \n and \r only
         last = data[-1]
         if last == 13:  # b"\r": the \n may come in the next feed
             self._skip_lf = True
-            self._buf = b""
-        elif last == 10:
-            self._buf = b""
-        else:
-            self._buf = lines.pop()
-        return self._lines(lines) if lines else []
-
-    def close(self) -> list[SSEEvent]:
-        """End of stream: dispatch a last event whose lines were all terminated.
-
-        If the stream stopped inside a line, that event is truncated and is not
-        dispatched; :attr:`in_event` tells the caller that it stopped inside one.
-        """
-        events = self._lines([b""]) if self._data and not self._buf else []
+        elif last != 10:
+            tail = lines.pop()
+            pieces.append(tail)
+            self._partial = len(tail)
+        events = self._lines(lines, careful) if lines else []
+        if careful and self._partial > self._max - self._size:
+            raise self._too_big()
         return events
 
-    def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
+    def close(self) -> list[SSEEvent]:
+        """End of stream: nothing more is dispatched (always ``[]``).
+
+        An event not yet ended by its blank line is incomplete and, as WHATWG
+        says, is not dispatched; :attr:`in_event` stays true so that the
+        caller can tell the stream stopped inside an event.
+        """
+        return []
+
+    def _too_big(self) -> StreamError:
+        return StreamError(
+            f"a server-sent event grew past max_event_bytes={self._max}: "
+            "the stream is malformed or hostile"
+        )
+
+    def _lines(self, lines: list[bytes], careful: bool) -> list[SSEEvent]:
         events: list[SSEEvent] = []
         if not self._bom_checked:
             self._bom_checked = True
             if lines[0].startswith(b"\xef\xbb\xbf"):
                 lines[0] = lines[0][3:]
-        data = self._data
+        data = held = self._data
+        start = len(held)  # lines of an event begun in an earlier feed
         for line in lines:
             if line[:6] == b"data: ":  # the common case first: one slice, no partition
                 data.append(line[6:])
                 continue
             if not line:
                 if data:
+                    raw = data[0] if len(data) == 1 else b"\n".join(data)
+                    if careful and len(raw) > self._max:
+                        raise self._too_big()
                     events.append(
                         SSEEvent(
-                            (data[0] if len(data) == 1 else b"\n".join(data)).decode(
-                                "utf-8", "replace"
-                            ),
+                            raw.decode("utf-8", "replace"),
                             self._event or "message",
                             self._last_id,
                             self._retry,
@@ -117,4 +165,10 @@ class SSEDecoder:
                     self._last_id = value.decode("utf-8", "replace")
             elif name == b"retry" and value.isdigit():
                 self._retry = int(value)
+        if not data:
+            self._size = 0
+        elif data is held:  # the event held before goes on: count its new lines
+            self._size += sum(map(len, data[start:])) + len(data) - start
+        else:
+            self._size = sum(map(len, data)) + len(data)
         return events

@@ -28,7 +28,9 @@ Streams: every event maps to at most one chunk with one choice; the final
 chunk (``message_delta``) carries the finish reason and the whole usage, so
 accumulated chunks equal the non-streamed answer.  A ``tool_use`` block that
 streamed no argument text gets ``"{}"`` at its ``content_block_stop``, as the
-plain answer's empty ``input`` is ``"{}"``.  In-stream ``error`` events raise
+plain answer's empty ``input`` is ``"{}"``; an answer with neither text nor tool
+calls gets ``content: ""`` in its final chunk, as the plain answer's content is
+``""``.  In-stream ``error`` events raise
 the class their type maps to; ``ping``, unknown events and delta types give None.
 """
 
@@ -431,30 +433,58 @@ def _error_from_body(
 # ---------------------------------------------------------------- streams
 
 
+def _check_text(value: Any) -> None:
+    """A text may be missing or empty, but a value that is not a string is a ``TypeError``."""
+    if value is not None and type(value) is not str:
+        raise TypeError(f"{value!r} where a string belongs")
+
+
+def _block_index(obj: Mapping[str, Any]) -> int:
+    index = obj.get("index", -1)
+    if type(index) is not int:
+        raise TypeError(f"a content block index {index!r} that is not an integer")
+    return index
+
+
+def _strings(*values: Any) -> None:
+    for value in values:
+        if type(value) is not str:
+            raise TypeError(f"{value!r} where a string belongs")
+
+
 class AnthropicStreamParser:
     """Turns one Anthropic event stream into OpenAI-style :class:`StreamChunk` values.
 
     ``done`` turns true at ``message_stop`` or at a ``message_delta`` with a
     ``stop_reason``.  Tool calls are indexed by their position among the
     answer's tool calls (not by content block index), as OpenAI indexes them.
+    ``finished`` turns true at the ``stop_reason`` only.
     """
 
-    __slots__ = ("_args_seen", "_cfg", "_done", "_id", "_model", "_req", "_tools", "_usage")
+    __slots__ = ("_args_seen", "_cfg", "_done", "_finished", "_id", "_model", "_req",
+                 "_texted", "_tools", "_usage")
 
     def __init__(self, req: ChatRequest, cfg: ProviderConfig | None = None) -> None:
         self._req = req
         self._cfg = cfg
         self._done = False
+        self._finished = False  # a stop_reason was seen
         self._id = ""
         self._model = req.model
         self._usage: dict[str, Any] = {}
         self._tools: dict[int, int] = {}  # content block index -> tool call index
         self._args_seen: set[int] = set()  # tool call indexes that got argument text
+        self._texted = False  # some text was streamed
 
     @property
     def done(self) -> bool:
         """True once ``message_stop`` or a stop reason was seen."""
         return self._done
+
+    @property
+    def finished(self) -> bool:
+        """True once the ``message_delta`` carrying the ``stop_reason`` was seen."""
+        return self._finished
 
     def _chunk(self, delta: Delta, finish: str | None = None,
                usage: Usage | None = None, raw: Any = None) -> StreamChunk:
@@ -463,8 +493,9 @@ class AnthropicStreamParser:
 
     def _tool_delta(self, index: int, args: str, raw: Any, *, start: Any = None) -> StreamChunk:
         if start is not None:
-            tcd = ToolCallDelta(index, start.get("id") or "", "function",
-                                FunctionDelta(start.get("name") or "", args))
+            tid, name = start.get("id") or "", start.get("name") or ""
+            _strings(tid, name)
+            tcd = ToolCallDelta(index, tid, "function", FunctionDelta(name, args))
         else:
             tcd = ToolCallDelta(index, function=FunctionDelta(arguments=args))
         return self._chunk(Delta(tool_calls=(tcd,)), raw=raw)
@@ -474,16 +505,20 @@ class AnthropicStreamParser:
         data = event.data
         try:
             obj = json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise self._malformed(data, str(exc)) from exc
         if type(obj) is not dict:
             raise self._malformed(data, "not a JSON object")
         kind = obj.get("type") or event.event
         if kind == "error" or event.event == "error":
-            raise _error_from_body(obj, self._req, self._cfg)
+            try:
+                mapped = _error_from_body(obj, self._req, self._cfg)
+            except RecursionError as deep:  # nested too deeply to copy or redact
+                raise self._malformed(data, "an error event nested too deeply") from deep
+            raise mapped
         try:
             return self._translate(kind, obj)
-        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        except (AttributeError, TypeError, ValueError, KeyError, RecursionError) as exc:
             raise self._malformed(data, f"unexpected shape: {exc!r}") from exc
 
     def _translate(self, kind: Any, obj: dict[str, Any]) -> StreamChunk | None:
@@ -492,29 +527,44 @@ class AnthropicStreamParser:
             dkind = d.get("type")
             if dkind == "text_delta":
                 text = d.get("text")
-                return self._chunk(Delta(content=text), raw=obj) if text else None
+                if type(text) is not str or not text:
+                    _check_text(text)
+                    return None
+                self._texted = True
+                return self._chunk(Delta(content=text), raw=obj)
             if dkind == "input_json_delta":
-                index = self._tools.get(obj.get("index", -1))
+                index = self._tools.get(_block_index(obj))
                 part = d.get("partial_json")
-                if index is None or not part:
+                if index is None or type(part) is not str or not part:
+                    _check_text(part)
                     return None
                 self._args_seen.add(index)
                 return self._tool_delta(index, part, obj)
             if dkind == "thinking_delta":
                 text = d.get("thinking")
-                return self._chunk(Delta(reasoning_content=text), raw=obj) if text else None
+                if type(text) is not str or not text:
+                    _check_text(text)
+                    return None
+                return self._chunk(Delta(reasoning_content=text), raw=obj)
             return None  # signature_delta, citations_delta, future types
         if kind == "content_block_start":
             block = obj["content_block"]
             bkind = block.get("type")
             if bkind == "text":
                 text = block.get("text")
-                return self._chunk(Delta(content=text), raw=obj) if text else None
+                if type(text) is not str or not text:
+                    _check_text(text)
+                    return None
+                self._texted = True
+                return self._chunk(Delta(content=text), raw=obj)
             if bkind == "thinking":
                 text = block.get("thinking")
-                return self._chunk(Delta(reasoning_content=text), raw=obj) if text else None
+                if type(text) is not str or not text:
+                    _check_text(text)
+                    return None
+                return self._chunk(Delta(reasoning_content=text), raw=obj)
             if bkind == "tool_use":
-                index = self._tools[obj.get("index", -1)] = len(self._tools)
+                index = self._tools[_block_index(obj)] = len(self._tools)
                 args = ""
                 if block.get("input"):  # not sent today, but an input given at once counts
                     args = json.dumps(block["input"])
@@ -522,7 +572,7 @@ class AnthropicStreamParser:
                 return self._tool_delta(index, args, obj, start=block)
             return None
         if kind == "content_block_stop":
-            index = self._tools.get(obj.get("index", -1))
+            index = self._tools.get(_block_index(obj))
             if index is not None and index not in self._args_seen:
                 self._args_seen.add(index)  # the plain answer's empty input is "{}"
                 return self._tool_delta(index, "{}", obj)
@@ -531,6 +581,7 @@ class AnthropicStreamParser:
             m = obj["message"]
             self._id = m.get("id") or ""
             self._model = m.get("model") or self._req.model
+            _strings(self._id, self._model)
             self._usage = dict(m.get("usage") or {})
             return self._chunk(Delta(role="assistant"), raw=obj)
         if kind == "message_delta":
@@ -538,10 +589,17 @@ class AnthropicStreamParser:
             if u:
                 self._usage.update({k: v for k, v in u.items() if v is not None})
             reason = (obj.get("delta") or {}).get("stop_reason")
+            delta = Delta()
             if reason is not None:
-                self._done = True
-            return self._chunk(Delta(), _finish(reason),
-                               parse_usage(self._usage) if self._usage else None, obj)
+                _strings(reason)
+                self._done = self._finished = True
+                if not self._texted and not self._tools:
+                    delta = Delta(content="")  # as the plain answer's content is "" then
+            usage = parse_usage(self._usage) if self._usage else None
+            if usage is not None and not (type(usage.prompt_tokens) is int
+                                          and type(usage.completion_tokens) is int):
+                raise TypeError("token counts that are not integers")
+            return self._chunk(delta, _finish(reason), usage, obj)
         if kind == "message_stop":
             self._done = True
         return None  # ping and unknown events

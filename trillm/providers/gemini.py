@@ -32,7 +32,9 @@ Streams: each SSE event is a partial ``GenerateContentResponse`` and becomes one
 chunk.  Gemini has no end marker: the stream ends at EOF after the last
 candidate's ``finishReason``.  So ``done`` turns true once every candidate seen
 has had its finish reason; an EOF before that is truncation (the Client's usual
-``StreamError``), an EOF after it is the clean end.
+``StreamError``), an EOF after it is the clean end.  A candidate with neither
+text nor function calls gets ``content: ""`` in its finishing chunk, as the
+plain answer's content is ``""``.
 
 Errors: Google's ``{"error": {"code", "message", "status", "details"}}``; a
 ``google.rpc.RetryInfo`` ``retryDelay`` (``"37s"``) becomes ``retry_after``.
@@ -470,10 +472,15 @@ def _read_parts(c: Mapping[str, Any]) -> tuple[list[str], list[str], list[tuple[
     for p in content.get("parts") or ():
         fc = p.get("functionCall")
         if fc is not None:
-            calls.append((fc.get("name") or "", json.dumps(fc.get("args") or {})))
+            name = fc.get("name") or ""
+            if type(name) is not str:
+                raise TypeError(f"a function name {name!r} that is not a string")
+            calls.append((name, json.dumps(fc.get("args") or {})))
             continue
         text = p.get("text")
         if text:
+            if type(text) is not str:
+                raise TypeError(f"a text {text!r} that is not a string")
             (thoughts if p.get("thought") else texts).append(text)
     return texts, thoughts, calls
 
@@ -517,7 +524,7 @@ class GeminiStreamParser:
     ``finishReason`` (Gemini sends no end marker; EOF then is the clean end).
     """
 
-    __slots__ = ("_calls", "_cfg", "_finished", "_req", "_seen")
+    __slots__ = ("_calls", "_cfg", "_finished", "_req", "_seen", "_texted")
 
     def __init__(self, req: ChatRequest, cfg: ProviderConfig | None = None) -> None:
         self._req = req
@@ -525,10 +532,16 @@ class GeminiStreamParser:
         self._seen: set[int] = set()
         self._finished: set[int] = set()
         self._calls: dict[int, int] = {}  # candidate -> function calls so far
+        self._texted: set[int] = set()  # candidates that streamed some text
 
     @property
     def done(self) -> bool:
         """True once every candidate seen has finished (and at least one has)."""
+        return bool(self._finished) and self._seen <= self._finished
+
+    @property
+    def finished(self) -> bool:
+        """The same as :attr:`done`: Gemini has no end marker, only finish reasons."""
         return bool(self._finished) and self._seen <= self._finished
 
     def feed(self, event: SSEEvent) -> StreamChunk | None:
@@ -536,7 +549,7 @@ class GeminiStreamParser:
         data = event.data
         try:
             obj = json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise self._malformed(data, str(exc)) from exc
         if isinstance(obj, list) and len(obj) == 1:
             obj = obj[0]
@@ -544,16 +557,29 @@ class GeminiStreamParser:
             raise self._malformed(data, "not a JSON object")
         req = self._req
         if obj.get("error") is not None:
-            raise error_from_body(obj, req=req, cfg=self._cfg)
+            try:
+                mapped = error_from_body(obj, req=req, cfg=self._cfg)
+            except RecursionError as deep:  # nested too deeply to copy or redact
+                raise self._malformed(data, "an error event nested too deeply") from deep
+            raise mapped
         try:
             cands = obj.get("candidates")
             if not cands:
                 _check_blocked(obj, req, self._cfg)
             u = obj.get("usageMetadata")
             usage = _usage(u) if u else None
+            if usage is not None and not (type(usage.prompt_tokens) is int
+                                          and type(usage.completion_tokens) is int
+                                          and type(usage.total_tokens) is int):
+                raise TypeError("token counts that are not integers")
             choices = []
             for i, c in enumerate(cands or ()):
                 index = c.get("index", i)
+                if type(index) is not int:
+                    raise TypeError(f"a candidate index {index!r} that is not an integer")
+                reason = c.get("finishReason")
+                if reason is not None and type(reason) is not str:
+                    raise TypeError(f"a finishReason {reason!r} that is not a string")
                 texts, thoughts, calls = _read_parts(c)
                 first = index not in self._seen
                 self._seen.add(index)
@@ -564,12 +590,17 @@ class GeminiStreamParser:
                                   FunctionDelta(name, args))
                     for k, (name, args) in enumerate(calls)
                 )
-                finish = _finish(c.get("finishReason"), self._calls[index] > 0)
+                finish = _finish(reason, self._calls[index] > 0)
+                text = "".join(texts) or None
+                if text is not None:
+                    self._texted.add(index)
                 if finish is not None:
                     self._finished.add(index)
+                    if not self._calls[index] and index not in self._texted:
+                        text = ""  # as the plain answer's content is "" then
                 delta = Delta(
                     "assistant" if first else None,
-                    "".join(texts) or None,
+                    text,
                     tool_deltas or None,
                     "".join(thoughts) or None,
                 )
@@ -580,11 +611,13 @@ class GeminiStreamParser:
                 return None
             else:
                 chunk_choices = EMPTY_STREAM_CHOICES
+            rid, model = obj.get("responseId") or "", obj.get("modelVersion") or req.model
+            if type(rid) is not str or type(model) is not str:
+                raise TypeError("a responseId or modelVersion that is not a string")
             return StreamChunk(
-                obj.get("responseId") or "", 0, obj.get("modelVersion") or req.model,
-                chunk_choices, usage, "chat.completion.chunk", None, obj,
+                rid, 0, model, chunk_choices, usage, "chat.completion.chunk", None, obj,
             )
-        except (AttributeError, TypeError, ValueError) as exc:
+        except (AttributeError, TypeError, ValueError, RecursionError) as exc:
             raise self._malformed(data, f"unexpected shape: {exc}") from exc
 
     def _malformed(self, data: str, why: str) -> errors.StreamError:

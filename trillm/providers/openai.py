@@ -191,35 +191,60 @@ def _choice(c: Mapping[str, Any], i: int) -> Choice:
 def _tool_delta(t: Mapping[str, Any], i: int) -> ToolCallDelta:
     f = t.get("function")
     index = t.get("index")
-    return ToolCallDelta(
-        i if index is None else index,
-        t.get("id"),
-        t.get("type"),
-        FunctionDelta(f.get("name"), f.get("arguments")) if f else None,
-    )
+    if index is None:
+        index = i
+    elif type(index) is not int:
+        raise TypeError(f"a tool call index {index!r} that is not an integer")
+    name = args = None
+    if f:
+        name, args = f.get("name"), f.get("arguments")
+        if type(args) is dict:  # a few servers send an object, as in plain answers
+            args = json.dumps(args)
+    tid, kind = t.get("id"), t.get("type")
+    for value in (tid, kind, name, args):
+        if value is not None and type(value) is not str:
+            raise TypeError(f"a tool call field {value!r} that is not a string")
+    return ToolCallDelta(index, tid, kind, FunctionDelta(name, args) if f else None)
+
+
+def _check_logprobs(logprobs: Any) -> None:
+    if type(logprobs) is not dict:
+        raise TypeError("logprobs that are not an object")
+    for key in ("content", "refusal"):
+        tokens = logprobs.get(key)
+        if tokens is not None and type(tokens) is not list:
+            raise TypeError(f"logprobs.{key} that is not a list")
 
 
 class OpenAIStreamParser:
     """Turns one OpenAI-style SSE stream into :class:`StreamChunk` values.
 
     ``done`` turns true at ``data: [DONE]`` or at the first chunk carrying a
-    ``finish_reason`` (for any choice).  Events after it are still parsed (the
+    ``finish_reason`` (for any choice); ``finished`` once every choice seen has
+    had its ``finish_reason``.  Events after it are still parsed (the
     usage chunk follows the finish reason).  A choices-less event without usage
     (Azure's prompt-filter event) gives None.
     """
 
-    __slots__ = ("_cfg", "_done", "_model", "_provider")
+    __slots__ = ("_cfg", "_done", "_finished", "_model", "_provider", "_seen")
 
     def __init__(self, provider: str, model: str, cfg: ProviderConfig | None = None) -> None:
         self._provider = provider
         self._model = model
         self._cfg = cfg  # only for scrubbing its key out of errors
         self._done = False
+        self._seen: set[int] = set()  # choice indexes
+        self._finished: set[int] = set()  # ... that had their finish reason
 
     @property
     def done(self) -> bool:
         """True once ``[DONE]`` or a finish reason was seen."""
         return self._done
+
+    @property
+    def finished(self) -> bool:
+        """True once every choice seen has had its finish reason (and one has)."""
+        return bool(self._finished) and self._seen <= self._finished
 
     def feed(self, event: SSEEvent) -> StreamChunk | None:
         """Translate one event; raises the mapped error for an in-stream error event."""
@@ -229,13 +254,18 @@ class OpenAIStreamParser:
             return None
         try:
             obj = json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise self._malformed(data, str(exc)) from exc
         if type(obj) is not dict:
             raise self._malformed(data, "not a JSON object")
         err = obj.get("error")
         if err is not None or event.event == "error":
-            raise error_from_body(obj, provider=self._provider, model=self._model, cfg=self._cfg)
+            try:
+                mapped = error_from_body(obj, provider=self._provider, model=self._model,
+                                         cfg=self._cfg)
+            except RecursionError as deep:  # nested too deeply to copy or redact
+                raise self._malformed(data, "an error event nested too deeply") from deep
+            raise mapped
         try:  # a wrong shape (a string where an object belongs) is a malformed event
             u = obj.get("usage")
             if u is None:
@@ -243,8 +273,14 @@ class OpenAIStreamParser:
                 if x is not None:
                     u = x.get("usage")
             usage = parse_usage(u) if u else None
+            if usage is not None and not (type(usage.prompt_tokens) is int
+                                          and type(usage.completion_tokens) is int
+                                          and type(usage.total_tokens) is int):
+                raise TypeError("token counts that are not integers")
             raw_choices = obj.get("choices")
             if raw_choices:
+                if type(raw_choices) is not list:
+                    raise TypeError("choices that are not a list")
                 choices = []
                 for i, c in enumerate(raw_choices):
                     d = c.get("delta")
@@ -253,38 +289,65 @@ class OpenAIStreamParser:
                         reasoning = d.get("reasoning_content")
                         if reasoning is None and "reasoning" in d:
                             reasoning = _reasoning(d)
+                        role, content, refusal = d.get("role"), d.get("content"), d.get("refusal")
+                        if ((content is not None and type(content) is not str)
+                                or (role is not None and type(role) is not str)
+                                or (refusal is not None and type(refusal) is not str)
+                                or (reasoning is not None and type(reasoning) is not str)):
+                            raise TypeError("a role, content, refusal or reasoning not a string")
+                        if tcs and type(tcs) is not list:
+                            raise TypeError("tool_calls that are not a list")
                         delta = Delta(
-                            d.get("role"),
-                            d.get("content"),
+                            role,
+                            content,
                             tuple([_tool_delta(t, j) for j, t in enumerate(tcs)]) if tcs else None,
                             reasoning,
-                            d.get("refusal"),
+                            refusal,
                         )
                     else:
                         delta = _EMPTY_DELTA
                     finish = c.get("finish_reason")
-                    if finish is not None:
-                        self._done = True
                     index = c.get("index")
                     if index is None:
                         index = i
-                    choices.append(StreamChoice(index, delta, finish, c.get("logprobs")))
+                    elif type(index) is not int:
+                        raise TypeError(f"a choice index {index!r} that is not an integer")
+                    self._seen.add(index)
+                    if finish is not None:
+                        if type(finish) is not str:
+                            raise TypeError(f"a finish_reason {finish!r} that is not a string")
+                        self._done = True
+                        self._finished.add(index)
+                    logprobs = c.get("logprobs")
+                    if logprobs is not None:
+                        _check_logprobs(logprobs)
+                    choices.append(StreamChoice(index, delta, finish, logprobs))
                 chunk_choices = tuple(choices)
             elif usage is None:
                 return None
             else:
                 chunk_choices = EMPTY_STREAM_CHOICES
+            rid, created = obj.get("id") or "", obj.get("created") or 0
+            model, fingerprint = obj.get("model") or self._model, obj.get("system_fingerprint")
+            kind = obj.get("object") or "chat.completion.chunk"
+            if type(created) is float:  # a few servers send time.time()
+                created = int(created)
+            if (type(rid) is not str or type(created) is not int or type(model) is not str
+                    or type(kind) is not str
+                    or (fingerprint is not None and type(fingerprint) is not str)):
+                raise TypeError("an id, created, model, object or system_fingerprint of the "
+                                "wrong type")
             return StreamChunk(
-                obj.get("id") or "",
-                obj.get("created") or 0,
-                obj.get("model") or self._model,
+                rid,
+                created,
+                model,
                 chunk_choices,
                 usage,
-                obj.get("object") or "chat.completion.chunk",
-                obj.get("system_fingerprint"),
+                kind,
+                fingerprint,
                 obj,
             )
-        except (AttributeError, TypeError, ValueError) as exc:
+        except (AttributeError, TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise self._malformed(data, f"unexpected shape: {exc}") from exc
 
     def _malformed(self, data: str, why: str) -> errors.StreamError:
