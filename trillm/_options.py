@@ -24,7 +24,10 @@ __all__ = ["CallOptions", "ClientDefaults", "call_options", "check_messages", "r
 
 @attrs.frozen
 class ClientDefaults:
-    """What a Client was built with: every call starts from these."""
+    """What a Client was built with: every call starts from these.
+
+    :meth:`plain_options` are the options of a call that overrides nothing.
+    """
 
     timeout: float = 600.0
     deadline: float = math.inf
@@ -34,6 +37,18 @@ class ClientDefaults:
     api_key: str | None = attrs.field(default=None, repr=False)
     api_base: str | None = None
     headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
+    _plain: list[CallOptions] = attrs.field(factory=list, init=False, repr=False, eq=False)
+
+    def plain_options(self) -> CallOptions:
+        """The options of a call that overrides nothing (settled on first use, then kept)."""
+        if not self._plain:
+            self._plain.append(CallOptions(
+                timeout=self.timeout, deadline=self.deadline,
+                idle_timeout=self.timeout if self.idle_timeout is None else self.idle_timeout,
+                max_retries=self.max_retries, retry=self.retry, api_key=self.api_key,
+                api_base=self.api_base, headers=self.headers,
+            ))
+        return self._plain[0]
 
 
 @attrs.frozen
@@ -100,7 +115,17 @@ def call_options(
     mock_chunk_delay: Any = None,
 ) -> CallOptions:
     """The options of one call.  *params* (the provider parameters) loses the LiteLLM
-    aliases and every None value."""
+    aliases and every None value.  A call that overrides nothing gets the Client's
+    own options, settled once."""
+    if (timeout is None and deadline is None and idle_timeout is None and max_retries is None
+            and retry is None and api_key is None and api_base is None and api_version is None
+            and headers is None and extra_headers is None and extra_body is None
+            and mock_response is None and mock_latency is None and mock_chunk_delay is None
+            and "num_retries" not in params and "request_timeout" not in params):
+        if None in params.values():
+            for k in [k for k, v in params.items() if v is None]:
+                del params[k]
+        return client.plain_options()
     if "num_retries" in params:
         alias = params.pop("num_retries")
         max_retries = alias if max_retries is None else max_retries
