@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +17,9 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 
+from trillm._transport import Transport, TransportStatistics  # noqa: E402 - after the path set-up
+from trillm._wire import HTTPRequestSpec  # noqa: E402
+
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 
@@ -23,3 +29,26 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in PROXY_VARS:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
+
+
+@pytest.fixture
+async def transport() -> AsyncIterator[Transport]:
+    t = Transport()
+    try:
+        yield t
+    finally:
+        await t.aclose()
+    # An async generator of httpx/httpcore left suspended would make trio warn
+    # (ResourceWarning, an error here) when collected: collect now, inside the test.
+    gc.collect()
+
+
+def make_spec(url: str, body: Any = None, **kw: Any) -> HTTPRequestSpec:
+    kw.setdefault("provider", "openai")
+    kw.setdefault("model", "gpt-4o-mini")
+    body = {"model": "gpt-4o-mini"} if body is None else body
+    return HTTPRequestSpec("POST", url, json=body, **kw)
+
+
+def stats(idle: int, active: int) -> TransportStatistics:
+    return TransportStatistics(idle_connections=idle, active_connections=active)
