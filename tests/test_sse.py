@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -642,13 +643,15 @@ def test_arbitrary_bytes_chunking_invariant(wire: bytes, cuts: list[int]) -> Non
 def test_max_event_bytes_does_not_depend_on_chunking(
     case: tuple[bytes, list[SSEEvent]], data: st.DataObject
 ) -> None:
-    # Whatever the reads, events up to the limit pass (with room for a field line's
-    # prefix), and a longer one is refused.
+    # Whatever the reads, events up to the limit pass (with room for the longest line
+    # still unterminated, a comment or field line as well as a data line, and for a
+    # field line's prefix), and a longer one is refused.
     wire, expected = case
     longest = max((len(e.data.encode()) for e in expected), default=0)
+    longest_line = max(len(line) for line in re.split(rb"\r\n|\r|\n", wire))
     cuts = data.draw(st.lists(st.integers(0, len(wire)), max_size=12), label="cuts")
     chunks = split_at(wire, cuts)
-    roomy = SSEDecoder(max_event_bytes=longest + 64)
+    roomy = SSEDecoder(max_event_bytes=longest + longest_line + 64)
     assert [e for c in chunks for e in roomy.feed(c)] == expected
     if longest:
         tight = SSEDecoder(max_event_bytes=longest - 1)
