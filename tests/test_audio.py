@@ -115,3 +115,20 @@ async def test_mock_speech_is_a_valid_wav() -> None:
     assert r.response_format == "wav"
     with pytest.raises(errors.BadRequestError, match="voice"):
         await trillm.aspeech("mock/tts-1", "hi")
+
+
+@pytest.mark.parametrize("fmt", ["text", "srt", "vtt"])
+async def test_mock_transcription_in_a_text_format_is_the_text_itself(fmt: str) -> None:
+    r = await trillm.atranscription("mock/whisper-1", b"RIFF....", response_format=fmt,
+                                    mock_response="hello there")
+    assert r.text == "hello there"
+
+
+@pytest.mark.parametrize("name", ['a "q".wav', "back\\slash.wav", "new\nline.wav"])
+async def test_mock_transcription_echoes_the_file_name_as_given(
+    name: str, tmp_path: Path
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"RIFF....")
+    r = await trillm.atranscription("mock/whisper-1", path)
+    assert r.text == f"Mock transcription of {name}"

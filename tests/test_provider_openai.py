@@ -662,3 +662,11 @@ def test_done_marker_without_a_finish_reason_is_not_finished() -> None:
     parser.feed(SSEEvent("[DONE]"))
     assert parser.done
     assert not parser.finished
+
+
+def test_embeddings_data_that_is_not_a_list_says_so() -> None:
+    from trillm.types import EmbeddingRequest
+
+    req = EmbeddingRequest("openai", "text-embedding-3-small", ("a", "b"))
+    with pytest.raises(errors.APIError, match="data is not a list"):
+        PROVIDER.parse_embedding(b'{"data": "nope"}', req, count=2)

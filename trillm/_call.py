@@ -222,12 +222,11 @@ class Pipeline:
                 provider=route.provider, model=route.model,
             )
         deadline_at = trio.current_time() + options.deadline
-        local = functools.partial(mock.answer, options.mock) if mocked else None
         calls = []
         for req in requests(route, provider):
             spec = op.build(provider, req, cfg)
-            if local is not None:
-                spec = attrs.evolve(spec, local=local)
+            if mocked:  # answered in-process: the one place the mock is named
+                spec = attrs.evolve(spec, local=functools.partial(mock.answer, options.mock, req))
             call = Call(op, req, provider, cfg, spec, options, deadline_at, stream)
             calls.append(self._note_rate_keys(call))
         return calls

@@ -1,9 +1,10 @@
 """The offline ``mock/`` provider: deterministic answers rendered in OpenAI's wire format.
 
 A mocked call takes the same path as a real one: the openai provider builds the
-request, the transport hands it to :func:`answer` instead of a server (the
-``HTTPRequestSpec.local`` seam), and the openai provider parses the bytes that
-come back.  This module only plans and renders; the transport does the waiting.
+request; the transport calls :func:`answer` (bound to the call's request record,
+through the ``HTTPRequestSpec.local`` seam) instead of a server; the openai
+provider parses the bytes that come back.  This module only plans and renders:
+the transport does the waiting.
 
 * ``mock/<anything>`` echoes the last user message; ``mock_response="text"``
   (with any model) answers that text; ``mock_response=SomeError("...")``
@@ -34,19 +35,24 @@ import attrs
 from .. import errors
 from .._wire import HTTPRequestSpec, LocalAnswer
 from ..types import (
+    ChatRequest,
     Choice,
     Delta,
     Embedding,
+    EmbeddingRequest,
     EmbeddingResponse,
     ImageObject,
+    ImageRequest,
     ImageResponse,
     Message,
     ModelResponse,
     StreamChoice,
     StreamChunk,
+    TranscriptionRequest,
     TranscriptionResponse,
     Usage,
 )
+from .base import AnyRequest
 
 __all__ = ["PROVIDER_NAME", "MockOptions", "answer", "echo_text", "png_1x1", "wav_silence"]
 
@@ -89,36 +95,32 @@ def mock_options(response: Any, latency: Any, chunk_delay: Any) -> MockOptions:
                        _seconds("mock_chunk_delay", chunk_delay))
 
 
-def answer(options: MockOptions, spec: HTTPRequestSpec) -> LocalAnswer:
-    """The mock's answer to *spec* (an OpenAI-format request), as the transport serves it."""
+def answer(options: MockOptions, req: AnyRequest, spec: HTTPRequestSpec) -> LocalAnswer:
+    """The mock's answer to *req* (sent as *spec*, in OpenAI's format), as the transport
+    serves it: the bytes an OpenAI server would send back."""
     if isinstance(options.response, BaseException):
         return LocalAnswer(latency=options.latency, error=options.response)
-    body: Any = spec.json if isinstance(spec.json, Mapping) else {}
-    path = spec.url.split("://", 1)[-1].lstrip("/")
-    model = spec.model
-    if path == "chat/completions":
-        text = options.response if options.response is not None else echo_text(
-            body.get("messages") or ())
-        if body.get("stream"):
-            chunks = tuple(_sse(c) for c in _chat_chunks(model, body, text))
+    said = options.response
+    if isinstance(req, ChatRequest):
+        text = said if said is not None else echo_text(req.messages)
+        if req.stream:
+            chunks = tuple(_sse(c) for c in _chat_chunks(req.model, req.messages, text))
             chunks = (*chunks[:-1], chunks[-1] + b"data: [DONE]\n\n")
             return LocalAnswer(200, _SSE, chunks, options.chunk_delay, options.latency)
-        return _json(options, _chat(model, body, text))
-    if path == "embeddings":
-        return _json(options, _embeddings(model, body.get("input") or (), body.get("dimensions")))
-    if path == "images/generations":
-        return _json(options, _images(body))
-    if path == "audio/transcriptions":
-        name = _upload_name(spec.content or b"")
-        text = options.response if options.response is not None else (
-            f"Mock transcription of {name}")
+        return _json(options, _chat(req.model, req.messages, text))
+    if isinstance(req, EmbeddingRequest):
+        return _json(options, _embeddings(req.model, req.inputs, req.params.get("dimensions")))
+    if isinstance(req, ImageRequest):
+        return _json(options, _images(req.prompt, req.params))
+    if isinstance(req, TranscriptionRequest):
+        text = said if said is not None else f"Mock transcription of {req.file[0]}"
+        if req.params.get("response_format") in ("text", "srt", "vtt"):
+            return LocalAnswer(200, (("content-type", "text/plain"),), (text.encode(),),
+                               latency=options.latency)
         return _json(options, TranscriptionResponse(text, "english", 0.25))
-    if path == "audio/speech":
-        audio = wav_silence()
-        chunks = tuple(audio[i:i + 1024] for i in range(0, len(audio), 1024))
-        return LocalAnswer(200, (("content-type", "audio/wav"),), chunks, 0.0, options.latency)
-    return LocalAnswer(404, _JSON, (b'{"error": {"message": "the mock has no such endpoint"}}',),
-                       latency=options.latency)
+    audio = wav_silence()  # a SpeechRequest
+    chunks = tuple(audio[i:i + 1024] for i in range(0, len(audio), 1024))
+    return LocalAnswer(200, (("content-type", "audio/wav"),), chunks, 0.0, options.latency)
 
 
 def _json(options: MockOptions, record: Any) -> LocalAnswer:
@@ -154,16 +156,16 @@ def _usage(messages: Any, words: int) -> Usage:
     return Usage(prompt_tokens=prompt, completion_tokens=words, total_tokens=prompt + words)
 
 
-def _chat(model: str, body: Mapping[str, Any], text: str) -> ModelResponse:
+def _chat(model: str, messages: Any, text: str) -> ModelResponse:
     words = _WORDS.findall(text) or [text]
     return ModelResponse(
         id=_id(model, text), created=CREATED, model=model,
         choices=(Choice(index=0, message=Message(content=text), finish_reason="stop"),),
-        usage=_usage(body.get("messages") or (), len(words)),
+        usage=_usage(messages, len(words)),
     )
 
 
-def _chat_chunks(model: str, body: Mapping[str, Any], text: str) -> list[StreamChunk]:
+def _chat_chunks(model: str, messages: Any, text: str) -> list[StreamChunk]:
     words = _WORDS.findall(text) or [text]
     rid = _id(model, text)
     chunks = [
@@ -175,7 +177,7 @@ def _chat_chunks(model: str, body: Mapping[str, Any], text: str) -> list[StreamC
     ]
     chunks.append(StreamChunk(
         id=rid, created=CREATED, model=model, choices=(StreamChoice(finish_reason="stop"),),
-        usage=_usage(body.get("messages") or (), len(words)),
+        usage=_usage(messages, len(words)),
     ))
     return chunks
 
@@ -213,24 +215,15 @@ def png_1x1() -> bytes:
             + chunk(b"IEND", b""))
 
 
-def _images(body: Mapping[str, Any]) -> ImageResponse:
+def _images(prompt: str, params: Mapping[str, Any]) -> ImageResponse:
     """``n`` tiny valid PNGs: as base64 (``b64_json``), or as ``data:`` URLs."""
-    n = body.get("n", 1)
-    prompt = str(body.get("prompt", ""))
+    n = params.get("n", 1)
     b64 = base64.b64encode(png_1x1()).decode()
-    if body.get("response_format") == "b64_json":
+    if params.get("response_format") == "b64_json":
         image = ImageObject(b64_json=b64, revised_prompt=prompt)
     else:
         image = ImageObject(url=f"data:image/png;base64,{b64}", revised_prompt=prompt)
     return ImageResponse(CREATED, (image,) * n)
-
-
-_FILENAME = re.compile(rb'filename="([^"]*)"')
-
-
-def _upload_name(body: bytes) -> str:
-    found = _FILENAME.search(body)
-    return found.group(1).decode("utf-8", "replace") if found else "audio"
 
 
 def wav_silence(seconds: float = 0.25, rate: int = 8000) -> bytes:

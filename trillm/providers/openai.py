@@ -467,8 +467,11 @@ class OpenAIProvider:
         secrets = cfg.secrets if cfg is not None else ()
         data = loads_json(body, provider=req.provider, model=req.model, secrets=secrets)
         try:
-            items = list(data["data"])
+            items = data["data"]
+            if type(items) is not list:
+                raise unexpected_answer(req, body, secrets, "embeddings: data is not a list")
             check_embedding_count(len(items), count, req, body, secrets)
+            items = list(items)
             indices = [item.get("index") for item in items]
             if any(i is not None for i in indices):
                 why = _index_problem(indices)
