@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from . import _bridge as _bridge  # registers the asyncio bridge with the Client
 from . import errors as errors
 from ._default import default_client
 from ._files import SpeechResponse as SpeechResponse

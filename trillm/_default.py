@@ -23,7 +23,12 @@ _DEFAULT: trio.lowlevel.RunVar[Client | None] = trio.lowlevel.RunVar(
 
 
 def default_client() -> Client:
-    """This run's default Client, opened on first use (must be called inside trio)."""
+    """This run's default Client, opened on first use; outside a trio run (under asyncio),
+    the background run's, whose calls the asyncio bridge runs there."""
+    if not trio.lowlevel.in_trio_run():
+        from ._sync import background_run
+
+        return background_run().client
     client = _DEFAULT.get()
     if client is None:
         client = Client()

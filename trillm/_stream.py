@@ -281,6 +281,19 @@ class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
             on_chunk(chunk)
         return chunk
 
+    def take_ready(self) -> T | None:
+        """The next chunk if it was received already (no I/O, no checkpoint), else None.
+
+        For handing chunks over in batches (the asyncio bridge); a malformed event
+        raises here as it would from ``__anext__``, and the caller then closes the stream.
+        """
+        if self._closed:
+            return None
+        chunk = self._take()
+        if chunk is not None and self._on_chunk is not None:
+            self._on_chunk(chunk)
+        return chunk
+
     async def _fill(self) -> T:
         """Receive until a chunk can be taken, under the idle timeout and the deadline."""
         if self._closed:

@@ -33,10 +33,11 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar, cast, overload
 
+import outcome
 import trio
 
 from ._files import SpeechResponse
-from ._stream import Stream
+from ._stream import AudioStream, Stream
 from .client import Client
 from .types import (
     EmbeddingResponse,
@@ -47,10 +48,12 @@ from .types import (
 )
 
 __all__ = [
+    "BackgroundRun", "background_run",
     "SyncStream", "completion", "embedding", "image_generation", "speech", "transcription",
 ]
 
 T = TypeVar("T")
+_S = TypeVar("_S", bound="Stream | AudioStream")
 
 _START_TIMEOUT = 30.0  # seconds the background run may take to start
 _STOP_TIMEOUT = 5.0  # seconds closing the client (and joining the thread) may take at exit
@@ -66,7 +69,7 @@ def _refuse_inside_trio(name: str, hint: str | None = None) -> None:
         )
 
 
-class _Run:
+class BackgroundRun:
     """One background trio run: its daemon thread, its token (captured inside it), its Client."""
 
     def __init__(self) -> None:
@@ -78,7 +81,7 @@ class _Run:
         self._scopes: set[trio.CancelScope] = set()
         # Open streams, held here so that one is never collected while open (its own
         # __del__ would warn), even when its SyncStream is dropped in a reference cycle.
-        self._streams: set[Stream] = set()
+        self._streams: set[Stream | AudioStream] = set()
         self._thread = threading.Thread(target=self._thread_main, name="trillm-sync", daemon=True)
 
     # -------------------------------------------------------------- lifetime
@@ -157,27 +160,72 @@ class _Run:
                 self._soon(scope.cancel)
             raise
 
-    def track(self, stream: Stream) -> Stream:
+    def submit(self, afn: Callable[[], Awaitable[T]],
+               done: Callable[[outcome.Outcome[T]], object]) -> trio.CancelScope:
+        """Start ``await afn()`` in the background run without waiting for it; *done* gets
+        its outcome (in the run's thread) when it ends.  Cancel the returned scope (through
+        :meth:`cancel_soon`) to cancel it; *done* then gets a ``RuntimeError``."""
+        token = self.token
+        if token is None:
+            raise RuntimeError("trillm's background trio run has stopped")
+        scope = trio.CancelScope()
+        scopes = self._scopes
+
+        async def job() -> None:
+            result: outcome.Outcome[T] | None = None
+            scopes.add(scope)
+            try:
+                with scope:
+                    try:
+                        result = outcome.Value(await afn())
+                    except Exception as exc:  # noqa: BLE001 - handed over, not swallowed
+                        result = outcome.Error(exc)
+            finally:
+                scopes.discard(scope)
+                if result is None:  # cancelled: by the caller, or the run is stopping
+                    result = outcome.Error(RuntimeError("the call was cancelled"))
+                try:
+                    done(result)
+                except Exception:  # a system task that raises would crash the run
+                    logging.getLogger("trillm").exception("handing back a bridged result failed")
+
+        def start() -> None:
+            try:
+                trio.lowlevel.spawn_system_task(job, name="trillm-bridged-call")
+            except RuntimeError as exc:  # the run is shutting down
+                done(outcome.Error(RuntimeError(f"trillm's background trio run stopped: {exc}")))
+
+        try:
+            token.run_sync_soon(start)
+        except trio.RunFinishedError:
+            raise RuntimeError("trillm's background trio run has stopped") from None
+        return scope
+
+    def cancel_soon(self, scope: trio.CancelScope) -> None:
+        """Cancel *scope* (from :meth:`submit`) from any thread, without waiting."""
+        self._soon(scope.cancel)
+
+    def track(self, stream: _S) -> _S:
         """Hold an open stream until it is released, and close it if the run stops first."""
         self._streams.add(stream)
         return stream
 
-    def forget(self, stream: Stream) -> None:
+    def forget(self, stream: Stream | AudioStream) -> None:
         self._streams.discard(stream)
 
-    def close_soon(self, stream: Stream) -> None:
+    def close_soon(self, stream: Stream | AudioStream) -> None:
         """Close *stream* from a system task of the run, without waiting (``__del__`` safe)."""
         self._soon(_spawn_close, self, stream)
 
 
-def _spawn_close(run: _Run, stream: Stream) -> None:
+def _spawn_close(run: BackgroundRun, stream: Stream | AudioStream) -> None:
     # Late in the run's shutdown no system task can start: its _main closes what is left.
     with contextlib.suppress(RuntimeError):
         trio.lowlevel.spawn_system_task(_close_quietly, run, stream,
                                         name="trillm-sync-stream-close")
 
 
-async def _close_quietly(run: _Run, stream: Stream) -> None:
+async def _close_quietly(run: BackgroundRun, stream: Stream | AudioStream) -> None:
     # A system task that raises crashes the run (TrioInternalError): log instead.
     try:
         await stream.aclose()
@@ -187,17 +235,17 @@ async def _close_quietly(run: _Run, stream: Stream) -> None:
 
 
 class _Runner:
-    """Holds the current :class:`_Run`, starting one on first use (and again after a fork)."""
+    """Holds the current :class:`BackgroundRun`, started on first use (again after a fork)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._run: _Run | None = None
+        self._run: BackgroundRun | None = None
 
-    def get(self) -> _Run:
+    def get(self) -> BackgroundRun:
         with self._lock:
             run = self._run
             if run is None or not run.alive():
-                run = _Run()
+                run = BackgroundRun()
                 run.start()
                 self._run = run
             return run
@@ -212,6 +260,11 @@ class _Runner:
 
 _RUNNER = _Runner()
 atexit.register(_RUNNER.stop)
+
+
+def background_run() -> BackgroundRun:
+    """The background trio run, started on first use (and again after a fork)."""
+    return _RUNNER.get()
 
 
 def _wait_for(name: str, fn: Callable[[Client], Awaitable[T]]) -> T:
@@ -243,7 +296,7 @@ class SyncStream(Iterator[StreamChunk]):
 
     __slots__ = ("__weakref__", "_run", "_stream")
 
-    def __init__(self, run: _Run, stream: Stream) -> None:
+    def __init__(self, run: BackgroundRun, stream: Stream) -> None:
         self._run = run
         self._stream: Stream | None = stream
 

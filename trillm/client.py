@@ -10,10 +10,11 @@ slot, time limits, retries and fallbacks (see ``docs/architecture.md``).
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 import attrs
 import trio
@@ -48,6 +49,33 @@ __all__ = ["Client", "ClientStatistics", "StreamOpener"]
 _CLOSE_TIMEOUT = 10.0  # seconds closing the pool may take, even while being cancelled
 #: The most one response may hold, unless ``max_response_bytes=`` says otherwise.
 MAX_RESPONSE_BYTES = 256 * 2**20
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_Outside = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
+_outside_trio: list[_Outside] = []
+
+
+def run_outside_trio_with(runner: _Outside) -> None:
+    """How a Client call awaited outside a trio run reaches one: the asyncio bridge
+    (``trillm._bridge``, an entry point this module never imports) registers itself."""
+    _outside_trio[:] = [runner]
+
+
+def _trio_or_bridge(method: _F) -> _F:
+    """Run *method* as it is inside trio; elsewhere (asyncio) through the bridge.
+
+    Inside trio the method's own coroutine is returned (no extra frame): the trio
+    path pays one ``in_trio_run()`` check for the bridge, nothing more.
+    """
+
+    @functools.wraps(method)
+    def call(self: Client, /, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        if trio.lowlevel.in_trio_run() or not _outside_trio:
+            return method(self, *args, **kwargs)  # type: ignore[no-any-return]
+        return _outside_trio[0](functools.partial(method, self, *args, **kwargs))
+
+    return cast("_F", call)
 
 
 @attrs.frozen
@@ -160,11 +188,13 @@ class Client:
             rate = RateLimiter(self._rate_limits)
         self._pipeline.open(transport, limiter, rate)
 
+    @_trio_or_bridge
     async def __aenter__(self) -> Client:
         self.open()
         await trio.lowlevel.checkpoint()
         return self
 
+    @_trio_or_bridge
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -174,6 +204,7 @@ class Client:
         # no checkpoint: it must not replace an exception on its way out
         await self._close()  # noqa: ASYNC102 - shielded inside, with a time limit
 
+    @_trio_or_bridge
     async def aclose(self) -> None:
         """Close every pooled connection; the Client may be opened again later."""
         await self._close()
@@ -208,6 +239,7 @@ class Client:
         stream: Literal[True], **kwargs: Any,
     ) -> Stream: ...
 
+    @_trio_or_bridge
     async def acompletion(
         self,
         model: str,
@@ -276,6 +308,7 @@ class Client:
 
     # -------------------------------------------------------------- many at once
 
+    @_trio_or_bridge
     async def abatch_completion(
         self,
         requests: Sequence[Mapping[str, Any]],
@@ -297,6 +330,7 @@ class Client:
             progress=progress,
         )
 
+    @_trio_or_bridge
     async def abatch_completion_models(
         self, *, models: Sequence[str], messages: Sequence[Mapping[str, Any]], **kwargs: Any
     ) -> ModelResponse:
@@ -305,6 +339,7 @@ class Client:
             self.acompletion, models=models, messages=messages, **kwargs
         )
 
+    @_trio_or_bridge
     async def abatch_completion_models_all_responses(
         self, *, models: Sequence[str], messages: Sequence[Mapping[str, Any]],
         return_exceptions: bool = False, **kwargs: Any,
@@ -317,6 +352,7 @@ class Client:
 
     # -------------------------------------------------------------- beyond chat
 
+    @_trio_or_bridge
     async def aembedding(
         self,
         model: str,
@@ -367,6 +403,7 @@ class Client:
 
         return await self._pipeline.run(prepare)  # type: ignore[no-any-return]
 
+    @_trio_or_bridge
     async def aimage_generation(
         self,
         model: str,
@@ -414,6 +451,7 @@ class Client:
 
         return await self._pipeline.run(prepare)  # type: ignore[no-any-return]
 
+    @_trio_or_bridge
     async def atranscription(
         self,
         model: str,
@@ -459,6 +497,7 @@ class Client:
 
         return await self._pipeline.run(prepare)  # type: ignore[no-any-return]
 
+    @_trio_or_bridge
     async def aspeech(
         self,
         model: str,

@@ -106,6 +106,8 @@ def answer(options: MockOptions, req: AnyRequest, spec: HTTPRequestSpec) -> Loca
         if req.stream:
             chunks = tuple(_sse(c) for c in _chat_chunks(req.model, req.messages, text))
             chunks = (*chunks[:-1], chunks[-1] + b"data: [DONE]\n\n")
+            if not options.chunk_delay:  # all at once, as one read from a server would bring
+                chunks = (b"".join(chunks),)
             return LocalAnswer(200, _SSE, chunks, options.chunk_delay, options.latency)
         return _json(options, _chat(req.model, req.messages, text))
     if isinstance(req, EmbeddingRequest):
