@@ -262,3 +262,28 @@ def test_no_trio_or_asyncio_loop_says_what_works() -> None:
     with pytest.raises(RuntimeError, match=r"trillm\.completion"):
         call.send(None)  # type: ignore[attr-defined]
     call.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("name", "instead"), [
+    ("gather", "asyncio.TaskGroup"), ("gather_settled", "return_exceptions=True"),
+    ("as_completed", "asyncio.as_completed"), ("amap", "asyncio.Semaphore"),
+    ("race", "FIRST_COMPLETED"), ("hedge", "asyncio.wait"),
+])
+def test_trios_fan_out_helpers_name_the_asyncio_tool_instead(name: str, instead: str) -> None:
+    async def job() -> int:
+        return 1
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match=instead):
+            if name in ("gather", "gather_settled", "race"):
+                await getattr(trillm, name)(job(), job)  # a coroutine object is closed too
+            elif name == "hedge":
+                await trillm.hedge(job, delay=1)
+            elif name == "as_completed":
+                async with trillm.as_completed([job(), job]):
+                    pass
+            else:
+                async with trillm.amap(lambda x: job(), [1, 2], limit=2):
+                    pass
+
+    asyncio.run(main())
