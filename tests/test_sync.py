@@ -333,3 +333,24 @@ def test_sync_embedding() -> None:
 
     r = trillm.embedding("mock/e", ["a", "b"], dimensions=3)
     assert [len(e.embedding) for e in r.data] == [3, 3]
+
+
+def test_sync_calls_from_many_threads_share_the_one_background_run() -> None:
+    """A FastAPI ``def`` endpoint runs in a thread pool: 16 threads x 20 calls at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def worker(t: int) -> list[str]:
+        return [
+            completion("mock/x", [{"role": "user", "content": f"{t}-{i}"}],
+                              mock_latency=0.01).choices[0].message.content or ""
+            for i in range(20)
+        ]
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(worker, range(16)))
+    elapsed = time.monotonic() - start
+    assert results == [[f"{t}-{i}" for i in range(20)] for t in range(16)]
+    assert elapsed < 20 * 0.01 * 16 / 2  # concurrent on the one run, not one after another
+    client = _RUNNER.get().client
+    assert client.statistics().requests_in_flight == 0
