@@ -10,6 +10,8 @@ import asyncio
 import gc
 import queue
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -354,3 +356,54 @@ def test_sync_calls_from_many_threads_share_the_one_background_run() -> None:
     assert elapsed < 20 * 0.01 * 16 / 2  # concurrent on the one run, not one after another
     client = _RUNNER.get().client
     assert client.statistics().requests_in_flight == 0
+
+
+def _python(code: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def test_ctrl_c_during_a_sync_call_is_prompt_and_quiet() -> None:
+    """A real process and a real SIGINT: KeyboardInterrupt in the calling thread within a
+    second, the request cancelled, nothing printed by the interpreter on the way out."""
+    proc = _python(
+        "import sys, trillm\n"
+        "trillm.completion('mock/x', [{'role': 'user', 'content': 'warm'}])\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    trillm.completion('mock/x', [{'role': 'user', 'content': 'hi'}], mock_latency=60)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=GUARD)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+        proc.wait()
+    assert out == b"interrupted\n" and proc.returncode == 0
+    assert took < 1.5  # the interpreter's own exit included
+    assert err == b"", err.decode()
+
+
+def test_a_process_exits_promptly_with_a_sync_stream_still_open() -> None:
+    proc = _python(
+        "import trillm\n"
+        "s = trillm.completion('mock/x', [{'role': 'user', 'content': 'one two three'}],\n"
+        "                      stream=True, mock_chunk_delay=60)\n"
+        "print('open', flush=True)\n"
+    )
+    start = time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=GUARD)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert out == b"open\n" and proc.returncode == 0
+    assert time.monotonic() - start < 8
+    assert b"Traceback" not in err and b"Fatal" not in err, err.decode()
