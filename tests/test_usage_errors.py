@@ -33,3 +33,45 @@ async def test_a_message_that_is_no_dict_says_so(message: Any) -> None:
         with pytest.raises(errors.BadRequestError,
                            match=rf"messages\[0\] must be a dict .* not {type(message).__name__}"):
             await client.acompletion("mock/x", [message])
+
+
+# ------------------------------------------------------------------ streams
+
+
+async def test_async_for_over_stream_without_async_with_shows_the_right_form() -> None:
+    with pytest.raises(TypeError, match=r"`async with trillm\.stream\(\.\.\.\) as s: "
+                                        r"async for chunk in s: \.\.\.`"):
+        async for _ in trillm.stream("mock/x", MSGS):  # type: ignore[attr-defined]
+            pass
+    async with trillm.Client() as client:
+        with pytest.raises(TypeError, match=r"`async with client\.stream\(\.\.\.\) as s:"):
+            async for _ in client.stream("mock/x", MSGS):  # type: ignore[attr-defined]
+                pass
+
+
+async def test_plain_for_over_stream_opener_says_async_with_and_async_for() -> None:
+    with pytest.raises(TypeError, match=r"async with trillm\.stream.*async for chunk in s"):
+        for _ in trillm.stream("mock/x", MSGS):  # type: ignore[attr-defined]
+            pass
+
+
+async def test_awaiting_stream_names_both_right_forms() -> None:
+    with pytest.raises(TypeError) as info:
+        await trillm.stream("mock/x", MSGS)  # type: ignore[misc]
+    assert "`async with trillm.stream(...) as s:`" in str(info.value)
+    assert "`s = await trillm.acompletion(..., stream=True)`" in str(info.value)
+    async with trillm.Client() as client:
+        with pytest.raises(TypeError, match=r"await client\.acompletion\(\.\.\., stream=True\)"):
+            await client.stream("mock/x", MSGS)  # type: ignore[misc]
+        assert client.statistics().requests_in_flight == 0  # nothing was sent
+
+
+async def test_plain_for_over_an_open_stream_says_use_async_for() -> None:
+    """As RiteLLM's guide writes it, inside an async function."""
+    response = await trillm.acompletion("mock/x", MSGS, stream=True)
+    async with response:
+        with pytest.raises(TypeError, match=r"use `async for`, not `for`"):
+            for _ in response:
+                pass
+        text = [c.choices[0].delta.content async for c in response]
+    assert "".join(t for t in text if t) == "one two"  # the stream still works

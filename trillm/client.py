@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, overload
 
 import attrs
 import trio
@@ -553,3 +553,24 @@ class StreamOpener:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._stream is not None:
             await self._stream.__aexit__(*exc_info)  # noqa: ASYNC102 - shielded, time-limited
+
+    # Wrong ways to use it, each a TypeError that shows the right one.  At run time only:
+    # to a type checker these stay what they are, errors.
+    if not TYPE_CHECKING:
+
+        def _misuse(self, what: str, *, awaited: bool = False) -> TypeError:
+            name = "client" if isinstance(self._client, Client) else "trillm"
+            right = f"`async with {name}.stream(...) as s: async for chunk in s: ...`"
+            if awaited:
+                right = (f"`async with {name}.stream(...) as s:` or "
+                         f"`s = await {name}.acompletion(..., stream=True)`")
+            return TypeError(f"{name}.stream(...) {what}: write {right}")
+
+        def __aiter__(self) -> NoReturn:
+            raise self._misuse("opens the stream only in `async with`")
+
+        def __iter__(self) -> NoReturn:
+            raise self._misuse("is asynchronous, and opens the stream only in `async with`")
+
+        def __await__(self) -> NoReturn:
+            raise self._misuse("cannot be awaited", awaited=True)
