@@ -4,18 +4,101 @@ names the right form (rate-limit keys, messages, streams used without ``async wi
 from __future__ import annotations
 
 import importlib.metadata
+from functools import partial
 from typing import Any
 
+import httpx
 import pytest
+import trio
+import trio.testing
 
 import trillm
 from trillm import errors
+from trillm.routing import rate_limit_keys
 
 MSGS = [{"role": "user", "content": "one two"}]
 
 
 def test_version_is_the_package_metadata_version() -> None:
     assert trillm.__version__ == importlib.metadata.version("trillm")
+
+
+# ------------------------------------------------------------------ rate_limits keys
+
+
+@pytest.mark.parametrize(("key", "name"), [
+    ("openai", "openai"),
+    ("OpenAI", "openai"),
+    ("mock", "mock"),
+    ("groq", "groq"),
+    ("together", "together_ai"),  # an alias: calls are booked under the canonical name
+    ("openai_compatible", "openai_compatible"),
+    ("openai/gpt-4o-mini", "openai/gpt-4o-mini"),
+    ("together/llama-3", "together_ai/llama-3"),
+    ("openrouter/meta-llama/llama-3-70b", "openrouter/meta-llama/llama-3-70b"),
+    ("gpt-4o-mini", "openai/gpt-4o-mini"),  # a bare name the router places
+    ("claude-3-5-haiku-latest", "anthropic/claude-3-5-haiku-latest"),
+    ("mock/echo", "mock/echo"),
+])
+def test_rate_limit_keys_are_named_as_calls_are_routed(key: str, name: str) -> None:
+    assert rate_limit_keys({key: 1}) == {name: 1}
+
+
+def test_rate_limit_keys_with_an_api_base_follow_the_router() -> None:
+    limits = {"llama3": 1, "meta-llama/Llama-3.1-8B": 2, "openai/gpt-4o": 3}
+    assert rate_limit_keys(limits, api_base="http://localhost:8000/v1") == {
+        "openai_compatible/llama3": 1,
+        "openai_compatible/meta-llama/Llama-3.1-8B": 2,
+        "openai/gpt-4o": 3,
+    }
+
+
+@pytest.mark.parametrize(("key", "near"), [
+    ("opnai", "openai"),
+    ("opnai/gpt-4o", "openai"),
+    ("anthropc/claude-3-5-haiku-latest", "anthropic"),
+    ("grok", "groq"),
+])
+def test_an_unknown_provider_is_a_value_error_naming_the_near_one(key: str, near: str) -> None:
+    with pytest.raises(ValueError, match=f"did you mean '{near}'") as info:
+        trillm.Client(rate_limits={key: trillm.RateLimit(rpm=60)})
+    assert repr(key) in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["zzz", "nowhere/model", "openai/"])
+def test_a_key_that_routes_nowhere_is_a_value_error(key: str) -> None:
+    with pytest.raises(ValueError, match="rate_limits key") as info:
+        rate_limit_keys({key: 1})
+    assert "did you mean" not in str(info.value)
+
+
+def test_two_keys_for_one_model_are_a_value_error() -> None:
+    with pytest.raises(ValueError, match="'gpt-4o' and 'openai/gpt-4o' both name"):
+        rate_limit_keys({"gpt-4o": 1, "openai/gpt-4o": 2})
+
+
+@pytest.mark.parametrize("key", ["", "  ", 3])
+def test_a_key_that_is_no_string_is_a_type_error(key: Any) -> None:
+    with pytest.raises(TypeError, match="non-empty strings"):
+        rate_limit_keys({key: 1})
+
+
+async def test_a_bare_model_key_paces_that_model(autojump_clock: trio.testing.MockClock) -> None:
+    """Before, ``"gpt-4o-mini"`` was accepted and never matched a call: no pacing at all."""
+    sent: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(trio.current_time())
+        return httpx.Response(200, json={
+            "id": "1", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "ok"}}]})
+
+    limits = {"gpt-4o-mini": trillm.RateLimit(rpm=60)}  # one a second
+    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test",
+                             rate_limits=limits) as client:
+        await trillm.gather(*[partial(client.acompletion, "gpt-4o-mini", MSGS)] * 3)
+    assert sent == [0.0, 1.0, 2.0]
 
 
 # ------------------------------------------------------------------ messages

@@ -25,6 +25,7 @@ from ._options import ClientDefaults, call_options, check_messages, retries, sec
 from ._stream import AudioStream, Stream
 from ._transport import Transport
 from .retry import RetryPolicy
+from .routing import rate_limit_keys
 from .types import (
     ChatRequest,
     EmbeddingRequest,
@@ -129,7 +130,7 @@ class Client:
         for key, limit in (rate_limits or {}).items():
             if not isinstance(limit, RateLimit):
                 raise TypeError(f"rate_limits[{key!r}] must be a trillm.RateLimit, not {limit!r}")
-        self._rate_limits = dict(rate_limits) if rate_limits else None
+        self._rate_limits = rate_limit_keys(rate_limits, api_base=api_base) if rate_limits else None
         self._user_transport = transport
         self._proxy = proxy
         self._trust_env = trust_env
