@@ -161,8 +161,13 @@ def check_messages(messages: Any) -> tuple[Mapping[str, Any], ...]:
             "messages must be a non-empty list of {'role': ..., 'content': ...} dicts"
         )
     for i, m in enumerate(messages):
-        if not isinstance(m, Mapping) or "role" not in m:
+        if not isinstance(m, Mapping):
             raise errors.BadRequestError(
-                f"messages[{i}] must be a dict with a 'role' key, not {type(m).__name__}"
+                f"messages[{i}] must be a dict like {{'role': 'user', 'content': ...}}, "
+                f"not {type(m).__name__}"
+            )
+        if "role" not in m:
+            raise errors.BadRequestError(
+                f"messages[{i}] has no 'role' (e.g. {{'role': 'user', 'content': ...}})"
             )
     return tuple(messages)

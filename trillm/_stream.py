@@ -378,8 +378,9 @@ class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
 
     def __iter__(self) -> NoReturn:
         raise TypeError(
-            "a trillm Stream is asynchronous: iterate it with `async for chunk in stream` "
-            "(or use trillm.completion(..., stream=True) outside async code)"
+            f"a trillm {type(self).__name__} is asynchronous: use `async for`, not `for` "
+            "(`async for chunk in stream: ...`; outside async code, "
+            "trillm.completion(..., stream=True) gives a plain iterator)"
         )
 
     def __repr__(self) -> str:

@@ -14,7 +14,7 @@ import functools
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, cast, overload
 
 import attrs
 import trio
@@ -26,6 +26,7 @@ from ._options import ClientDefaults, call_options, check_messages, retries, sec
 from ._stream import AudioStream, Stream
 from ._transport import Transport
 from .retry import RetryPolicy
+from .routing import rate_limit_keys
 from .types import (
     ChatRequest,
     EmbeddingRequest,
@@ -157,7 +158,7 @@ class Client:
         for key, limit in (rate_limits or {}).items():
             if not isinstance(limit, RateLimit):
                 raise TypeError(f"rate_limits[{key!r}] must be a trillm.RateLimit, not {limit!r}")
-        self._rate_limits = dict(rate_limits) if rate_limits else None
+        self._rate_limits = rate_limit_keys(rate_limits, api_base=api_base) if rate_limits else None
         self._user_transport = transport
         self._proxy = proxy
         self._trust_env = trust_env
@@ -592,3 +593,24 @@ class StreamOpener:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._stream is not None:
             await self._stream.__aexit__(*exc_info)  # noqa: ASYNC102 - shielded, time-limited
+
+    # Wrong ways to use it, each a TypeError that shows the right one.  At run time only:
+    # to a type checker these stay what they are, errors.
+    if not TYPE_CHECKING:
+
+        def _misuse(self, what: str, *, awaited: bool = False) -> TypeError:
+            name = "client" if isinstance(self._client, Client) else "trillm"
+            right = f"`async with {name}.stream(...) as s: async for chunk in s: ...`"
+            if awaited:
+                right = (f"`async with {name}.stream(...) as s:` or "
+                         f"`s = await {name}.acompletion(..., stream=True)`")
+            return TypeError(f"{name}.stream(...) {what}: write {right}")
+
+        def __aiter__(self) -> NoReturn:
+            raise self._misuse("opens the stream only in `async with`")
+
+        def __iter__(self) -> NoReturn:
+            raise self._misuse("is asynchronous, and opens the stream only in `async with`")
+
+        def __await__(self) -> NoReturn:
+            raise self._misuse("cannot be awaited", awaited=True)

@@ -22,10 +22,12 @@ traffic.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import types
 import urllib.parse
 from collections.abc import Mapping
+from typing import TypeVar
 
 import attrs
 
@@ -41,6 +43,7 @@ __all__ = [
     "is_local_url",
     "mock_route",
     "parse_model",
+    "rate_limit_keys",
     "resolve_config",
 ]
 
@@ -208,6 +211,61 @@ def parse_model(model: str, *, api_base: str | None = None) -> Route:
         f"cannot tell which provider serves {model!r}: write 'provider/model' "
         f"(for example 'groq/{model}' or 'ollama/{model}'), or pass api_base=",
         model,
+    )
+
+
+_V = TypeVar("_V")
+
+
+def rate_limit_keys(limits: Mapping[str, _V], *, api_base: str | None = None) -> dict[str, _V]:
+    """*limits* with every key checked and written as the calls it paces are routed.
+
+    A key names a provider (``"openai"``; an alias such as ``"together"`` becomes
+    ``"together_ai"``) or a model, read as :func:`parse_model` reads a model argument
+    with *api_base* (the Client's): ``"openai/gpt-4o-mini"``, or a bare name it
+    infers (``"gpt-4o-mini"`` becomes ``"openai/gpt-4o-mini"``).  A key that routes
+    nowhere (``"opnai"``, ``"opnai/gpt-4o"``) is a ``ValueError`` suggesting the
+    nearest provider name; two keys for one model or provider are a ``ValueError``.
+    """
+    out: dict[str, _V] = {}
+    given: dict[str, str] = {}
+    for key, limit in limits.items():
+        if not isinstance(key, str) or not key.strip():
+            raise TypeError(f"rate_limits keys must be non-empty strings, not {key!r}")
+        name = _rate_limit_key(key, api_base)
+        if name in out:
+            raise ValueError(
+                f"rate_limits keys {given[name]!r} and {key!r} both name {name!r}: keep one")
+        out[name] = limit
+        given[name] = key
+    return out
+
+
+def _rate_limit_key(key: str, api_base: str | None) -> str:
+    prefix, slash, _ = key.partition("/")
+    lowered = prefix.lower()
+    known = PRESETS.keys() | ALIASES.keys()
+    if lowered == OPENAI_COMPATIBLE.name:
+        return key if slash else lowered
+    if not slash and lowered in known:
+        return ALIASES.get(lowered, lowered)
+    try:
+        route = parse_model(key, api_base=api_base)
+    except errors.BadRequestError as exc:
+        if slash and lowered in known:  # 'openai/': the provider is fine, the model is not
+            raise ValueError(f"rate_limits key {key!r}: {exc.message}") from None
+    else:
+        return f"{route.provider}/{route.model}"
+    near = difflib.get_close_matches(lowered, sorted(known), n=1)
+    did_you_mean = f" (did you mean {near[0]!r}?)" if near else ""
+    if slash:
+        what = f"unknown provider {prefix!r}{did_you_mean}"
+    else:
+        what = (f"unknown provider{did_you_mean}, and no model trillm can place "
+                f"(for a model, write 'provider/{key}')")
+    raise ValueError(
+        f"rate_limits key {key!r}: {what}; a key is a provider "
+        f"({', '.join(sorted(PRESETS))}) or a model ('openai/gpt-4o-mini', 'gpt-4o-mini')"
     )
 
 
