@@ -287,3 +287,110 @@ def test_trios_fan_out_helpers_name_the_asyncio_tool_instead(name: str, instead:
                     pass
 
     asyncio.run(main())
+
+
+class SlowServer:
+    """Answers every request slowly with ``Connection: close``: a JSON answer after 0.3 s, or
+    30 SSE events 20 ms apart; counts connections still open and events sent per stream."""
+
+    def __init__(self) -> None:
+        import socketserver
+
+        server = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                with server.lock:
+                    server.open += 1
+                try:
+                    server.serve_one(self.request)
+                finally:
+                    with server.lock:
+                        server.open -= 1
+
+        self.lock = threading.Lock()
+        self.open = 0
+        self.events_sent: list[int] = []
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def serve_one(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
+        while len(body) < length:
+            body += conn.recv(65536)
+        sent = 0
+        with contextlib.suppress(OSError):
+            if b'"stream":true' in body:
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                             b"connection: close\r\n\r\n")
+                for _ in range(30):
+                    conn.sendall(EVENT)
+                    sent += 1
+                    time.sleep(0.02)
+                conn.sendall(b"data: [DONE]\n\n")
+            else:
+                time.sleep(0.3)
+                answer = (b'{"id": "1", "object": "chat.completion", "created": 0, "model": "m",'
+                          b' "choices": [{"index": 0, "finish_reason": "stop", "message": '
+                          b'{"role": "assistant", "content": "ok"}}]}')
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                             b"connection: close\r\ncontent-length: "
+                             + str(len(answer)).encode() + b"\r\n\r\n" + answer)
+        self.events_sent.append(sent)
+
+    def wait_all_closed(self, timeout: float = 5) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self.lock:
+                if self.open == 0:
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_cancellation_at_random_points_of_calls_and_streams_closes_upstream() -> None:
+    import random
+
+    rng = random.Random(20261202)
+    server = SlowServer()
+    try:
+        async def main() -> None:
+            async with trillm.Client() as client:
+                for i in range(16):
+                    streaming = i % 2 == 1
+                    delay = rng.uniform(0.0, 0.25)
+
+                    async def call(streaming: bool = streaming) -> None:
+                        if streaming:
+                            async with client.stream("openai/gpt-4o-mini", MSGS,
+                                                     api_base=server.base_url) as s:
+                                async for _ in s:
+                                    pass
+                        else:
+                            await client.acompletion("openai/gpt-4o-mini", MSGS,
+                                                     api_base=server.base_url)
+
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(call(), delay)
+                    assert client.statistics().requests_in_flight == 0
+                    assert client.statistics().open_streams == 0
+                    assert await asyncio.to_thread(server.wait_all_closed), (i, delay)
+
+        asyncio.run(main())
+    finally:
+        server.close()
+    assert server.events_sent  # calls reached the server ...
+    assert all(n < 30 for n in server.events_sent)  # ... and every stream was cut short
