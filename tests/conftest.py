@@ -52,3 +52,11 @@ def make_spec(url: str, body: Any = None, **kw: Any) -> HTTPRequestSpec:
 
 def stats(idle: int, active: int) -> TransportStatistics:
     return TransportStatistics(idle_connections=idle, active_connections=active)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``anyio`` run under anyio's plugin on its backends, not trio mode's."""
+    for item in items:
+        if item.get_closest_marker("anyio") is not None:
+            item.own_markers = [m for m in item.own_markers if m.name != "trio"]

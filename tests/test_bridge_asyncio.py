@@ -321,12 +321,18 @@ class SlowServer:
         conn.settimeout(5)
         data = b""
         while b"\r\n\r\n" not in data:
-            data += conn.recv(65536)
+            got = conn.recv(65536)
+            if not got:  # the client closed before its request was whole
+                return
+            data += got
         head, _, body = data.partition(b"\r\n\r\n")
         length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
                           if line.lower().startswith(b"content-length")))
         while len(body) < length:
-            body += conn.recv(65536)
+            got = conn.recv(65536)
+            if not got:
+                return
+            body += got
         sent = 0
         with contextlib.suppress(OSError):
             if b'"stream":true' in body:

@@ -24,7 +24,6 @@ Under trio none of this is touched; ``asyncio`` is imported only when used.
 from __future__ import annotations
 
 import collections
-import contextlib
 import functools
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -79,14 +78,29 @@ async def call_in_trio(job: Callable[[], Awaitable[T]]) -> T:
         result = await asyncio.shield(done)
     except asyncio.CancelledError:
         run.cancel_soon(scope)
-        # the trio side closes its response: wait for it (bounded) before going on
-        with contextlib.suppress(BaseException):  # our own cancellation goes on below
-            await asyncio.wait_for(asyncio.shield(done), CLOSE_GRACE)  # noqa: ASYNC102 - shielded, bounded
+        await _until_settled(done, loop)  # noqa: ASYNC102 - bounded; re-raised next line
         raise
     value = result.unwrap()
     if isinstance(value, Stream | AudioStream):
         return AsyncioStream(run, value)  # type: ignore[return-value]
     return value  # type: ignore[no-any-return]
+
+
+async def _until_settled(done: Any, loop: Any) -> None:
+    """Wait, at most CLOSE_GRACE seconds, until the cancelled trio side has finished closing.
+
+    Cancellation may be delivered again meanwhile (anyio's cancel scopes on asyncio
+    repeat it until the scope exits): it is held back here, and the caller re-raises
+    the first one once nothing of the call is left running.
+    """
+    import asyncio
+
+    end = loop.time() + CLOSE_GRACE
+    while not done.done() and loop.time() < end:
+        try:  # asyncio.wait never cancels `done`
+            await asyncio.wait({done}, timeout=end - loop.time())
+        except asyncio.CancelledError:  # noqa: ASYNC103 - the caller re-raises the first one
+            continue  # noqa: ASYNC104
 
 
 def _set(future: Any, result: outcome.Outcome[Any]) -> None:
