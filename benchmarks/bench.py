@@ -36,7 +36,7 @@ import report
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULT_PREFIX = "BENCH-RESULT "
-ALL_VARIANTS = ("raw-httpx", "raw-httpx-stream", "trillm")
+ALL_VARIANTS = ("raw-httpx", "raw-httpx-stream", "trillm", "trillm-asyncio", "asyncopenai")
 BASELINE_IMPORT = "import trio, httpx, attrs, outcome"
 
 
@@ -66,7 +66,7 @@ def _child_env() -> dict[str, str]:
 
 def _versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
-    for name in ("trio", "httpx", "httpcore", "h11", "attrs", "outcome", "trillm"):
+    for name in ("trio", "httpx", "httpcore", "h11", "attrs", "outcome", "trillm", "openai"):
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
