@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""trillm vs raw httpx under trio, against a local nginx serving canned OpenAI answers.
+"""trillm vs raw httpx under trio and vs AsyncOpenAI under asyncio, against a local nginx.
 
     python benchmarks/bench.py [--rounds 7] [--phases c1,c32,c256,s64] [--min-time 1.5]
 
@@ -7,8 +7,9 @@ Starts nginx from a generated config in a temporary directory, checks that it
 answers POST correctly, times ``import trillm`` against ``import trio, httpx,
 attrs, outcome``, then runs every (variant, phase) in a fresh process (driver
 mode of this script), variants interleaved within a round and their order rotated
-between rounds. Prints medians of same-round ratios trillm / raw httpx and writes
-everything to ``benchmarks/results/``. See ``benchmarks/README.md``.
+between rounds. Prints medians of same-round ratios (trillm / raw httpx under trio,
+trillm-asyncio / AsyncOpenAI under asyncio) and writes everything to
+``benchmarks/results/``. See ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
