@@ -26,8 +26,9 @@ def _have_nginx() -> bool:
 
 @nox.session(reuse_venv=True)
 def bench(session: nox.Session) -> None:
-    """trillm vs raw httpx against a local nginx (see benchmarks/README.md).
+    """trillm vs raw httpx (trio) and vs AsyncOpenAI (asyncio), against a local nginx.
 
+    See benchmarks/README.md.
     Arguments after ``--`` go to benchmarks/bench.py, e.g.
     ``nox -s bench -- --rounds 3 --phases c1,c256``. When nginx is missing and
     this runs as root on a system with apt-get (a CI container), it installs
@@ -40,6 +41,7 @@ def bench(session: nox.Session) -> None:
         session.run("apt-get", "update", "-qq", external=True, env=env)
         session.run("apt-get", "install", "-y", "-qq", "nginx", external=True, env=env)
     session.install("-e", ".")
+    session.install("openai")  # the asyncio peer: the asyncopenai variant (AsyncOpenAI)
     session.run("python", "benchmarks/bench.py", *session.posargs)
 
 

@@ -1,13 +1,15 @@
 """Driver mode: one (variant, phase) in this fresh process, result as one JSON line.
 
 Run by ``bench.py`` as ``python benchmarks/bench.py --driver VARIANT PHASE ...``.
-c workers (or 64 streams) loop in one nursery under ``trio.run``; an untimed
+c workers (or 64 streams) loop in one nursery under ``trio.run`` (or, for the
+asyncio variants, in one ``asyncio.TaskGroup`` under ``asyncio.run``); an untimed
 warm-up comes first, then the timed part, then the in-flight requests drain
 (untimed). Every answer is checked against the canned text.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
@@ -99,6 +101,24 @@ async def run_workers(n: int, one: Callable[[], Awaitable[None]], meter: Meter) 
     async with trio.open_nursery() as nursery:
         for _ in range(n):
             nursery.start_soon(worker)
+
+
+async def run_workers_asyncio(n: int, one: Callable[[], Awaitable[None]], meter: Meter) -> None:
+    """:func:`run_workers` under asyncio: the same loop, the workers in one TaskGroup."""
+    import asyncio
+
+    async def worker() -> None:
+        while not meter.stopping:
+            meter.started += 1
+            await one()
+            meter.finished_one()
+
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(n):
+            tg.create_task(worker())
+
+
+Spawn = Callable[[int, Callable[[], Awaitable[None]], Meter], Awaitable[None]]
 
 
 def _check(got: object, expected: str) -> None:
@@ -199,7 +219,10 @@ def _import_trillm() -> Any:
     return trillm
 
 
-async def trillm_completion(base: str, workers: int, meter: Meter) -> None:
+async def trillm_completion(
+    base: str, workers: int, meter: Meter, spawn: Spawn = run_workers
+) -> None:
+    """Under trio, or under asyncio (``spawn=run_workers_asyncio``) through trillm's bridge."""
     trillm = _import_trillm()
     expected = canned.EXPECTED_CONTENT
     model, messages = canned.MODEL, canned.MESSAGES
@@ -211,10 +234,12 @@ async def trillm_completion(base: str, workers: int, meter: Meter) -> None:
             r = await client.acompletion(model=model, messages=messages)
             _check(r.choices[0].message.content, expected)
 
-        await run_workers(workers, one, meter)
+        await spawn(workers, one, meter)
 
 
-async def trillm_stream(base: str, workers: int, meter: Meter) -> None:
+async def trillm_stream(
+    base: str, workers: int, meter: Meter, spawn: Spawn = run_workers
+) -> None:
     trillm = _import_trillm()
     expected = canned.EXPECTED_STREAM_CONTENT
     model, messages = canned.MODEL, canned.MESSAGES
@@ -229,7 +254,56 @@ async def trillm_stream(base: str, workers: int, meter: Meter) -> None:
                     pieces.append(chunk.choices[0].delta.content or "")
             _check("".join(pieces), expected)
 
-        await run_workers(workers, one, meter)
+        await spawn(workers, one, meter)
+
+
+# --- the official OpenAI SDK under asyncio -------------------------------------------------
+
+
+def _asyncopenai_client(base: str) -> Any:
+    try:
+        import openai
+    except Exception as exc:
+        raise Unavailable(f"import openai failed: {exc!r}") from exc
+    return openai.AsyncOpenAI(base_url=base, api_key=canned.API_KEY, max_retries=0)
+
+
+async def asyncopenai_completion(base: str, workers: int, meter: Meter) -> None:
+    expected = canned.EXPECTED_CONTENT
+    model, messages = canned.WIRE_MODEL, canned.MESSAGES
+    async with _asyncopenai_client(base) as client:
+        create = client.chat.completions.create
+
+        async def one() -> None:
+            r = await create(model=model, messages=messages)
+            _check(r.choices[0].message.content, expected)
+
+        await run_workers_asyncio(workers, one, meter)
+
+
+async def asyncopenai_stream(base: str, workers: int, meter: Meter) -> None:
+    expected = canned.EXPECTED_STREAM_CONTENT
+    model, messages = canned.WIRE_MODEL, canned.MESSAGES
+    async with _asyncopenai_client(base) as client:
+        create = client.chat.completions.create
+
+        async def one() -> None:
+            pieces: list[str] = []
+            s = await create(
+                model=model,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            async with s:
+                async for chunk in s:
+                    if chunk.choices:
+                        content = chunk.choices[0].delta.content
+                        if content:
+                            pieces.append(content)
+            _check("".join(pieces), expected)
+
+        await run_workers_asyncio(workers, one, meter)
 
 
 # --- entry --------------------------------------------------------------------------------
@@ -241,7 +315,14 @@ VARIANTS: dict[str, tuple[Runner | None, Runner | None]] = {
     "raw-httpx": (raw_httpx, None),
     "raw-httpx-stream": (None, raw_httpx_stream),
     "trillm": (trillm_completion, trillm_stream),
+    "trillm-asyncio": (
+        functools.partial(trillm_completion, spawn=run_workers_asyncio),
+        functools.partial(trillm_stream, spawn=run_workers_asyncio),
+    ),
+    "asyncopenai": (asyncopenai_completion, asyncopenai_stream),
 }
+#: Variants whose driver runs ``asyncio.run`` instead of ``trio.run``.
+ASYNCIO_VARIANTS = frozenset({"trillm-asyncio", "asyncopenai"})
 
 
 @dataclass(frozen=True)
@@ -280,9 +361,14 @@ def drive(
     meter = Meter(warmup_items=max(phase.workers, 20), warmup_time=warmup_time, min_time=min_time)
     base = origin_sse if phase.streaming else origin_json
     try:
-        import trio
+        if variant in ASYNCIO_VARIANTS:
+            import asyncio
 
-        trio.run(runner, base, phase.workers, meter)
+            asyncio.run(runner(base, phase.workers, meter))
+        else:
+            import trio
+
+            trio.run(runner, base, phase.workers, meter)
     except BaseException as exc:  # reported; the orchestrator decides
         leaf = exc
         while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) >= 1:

@@ -8,10 +8,19 @@ from dataclasses import dataclass
 from typing import Any
 
 CANDIDATE = "trillm"
+#: Under asyncio: trillm through its bridge, against the official SDK's AsyncOpenAI.
+ASYNCIO_CANDIDATE = "trillm-asyncio"
+ASYNCIO_PEER = "asyncopenai"
+CANDIDATES = (CANDIDATE, ASYNCIO_CANDIDATE)
 
 
 def reference_for(phase: str) -> str:
     return "raw-httpx-stream" if phase.startswith("s") else "raw-httpx"
+
+
+def comparisons(phase: str) -> list[tuple[str, str]]:
+    """(candidate, reference) pairs of a phase: trio vs raw httpx, asyncio vs AsyncOpenAI."""
+    return [(CANDIDATE, reference_for(phase)), (ASYNCIO_CANDIDATE, ASYNCIO_PEER)]
 
 
 @dataclass(frozen=True)
@@ -39,52 +48,85 @@ def _ok_runs(runs: list[dict[str, Any]], variant: str, phase: str) -> dict[int, 
     }
 
 
+def _variant_stats(
+    runs: list[dict[str, Any]], name: str, phase: str, by_round: dict[int, dict[str, Any]]
+) -> dict[str, Any]:
+    cpu = Stat.of([r["cpu_per_unit_us"] for r in by_round.values()])
+    rate = Stat.of([r["units_per_s"] for r in by_round.values()])
+    return {
+        "cpu_per_unit_us": cpu.as_dict() if cpu else None,
+        "cpu_per_unit_us_range": (
+            [
+                min(r["cpu_per_unit_us"] for r in by_round.values()),
+                max(r["cpu_per_unit_us"] for r in by_round.values()),
+            ]
+            if by_round
+            else None
+        ),
+        "units_per_s": rate.as_dict() if rate else None,
+        "max_rss_kib": max((r["max_rss_kib"] for r in by_round.values()), default=None),
+        "nginx_new_connections": [r["nginx_new_connections"] for r in by_round.values()],
+        "statuses": sorted(
+            {r["status"] for r in runs if r["variant"] == name and r["phase"] == phase}
+        ),
+    }
+
+
+def _ratios(
+    cand: dict[int, dict[str, Any]], ref: dict[int, dict[str, Any]], key: str
+) -> dict[str, float | int] | None:
+    """Median over rounds of cand / ref, each ratio taken within one round."""
+    st = Stat.of([cand[i][key] / ref[i][key] for i in sorted(cand.keys() & ref.keys())])
+    return st.as_dict() if st else None
+
+
 def summarize(runs: list[dict[str, Any]], phases: list[str]) -> dict[str, Any]:
-    """Per phase: absolute medians per variant and medians of same-round ratios."""
-    out: dict[str, Any] = {"phases": {}, "scaling": {}}
+    """Per phase: absolute medians per variant and medians of same-round ratios.
+
+    ``comparisons`` holds one entry per (candidate, reference) pair that ran in the
+    phase; ``reference``, ``cpu_ratio`` and ``rate_ratio`` repeat the trio pair's.
+    """
+    out: dict[str, Any] = {"phases": {}, "scaling": {}, "bridge": {}}
+    present = {(r["variant"], r["phase"]) for r in runs}
     for phase in phases:
         ref_name = reference_for(phase)
-        ref = _ok_runs(runs, ref_name, phase)
-        cand = _ok_runs(runs, CANDIDATE, phase)
-        rounds = sorted(ref.keys() & cand.keys())
-        entry: dict[str, Any] = {"reference": ref_name, "variants": {}}
-        for name, by_round in ((ref_name, ref), (CANDIDATE, cand)):
-            cpu = Stat.of([r["cpu_per_unit_us"] for r in by_round.values()])
-            rate = Stat.of([r["units_per_s"] for r in by_round.values()])
-            conns = [r["nginx_new_connections"] for r in by_round.values()]
-            entry["variants"][name] = {
-                "cpu_per_unit_us": cpu.as_dict() if cpu else None,
-                "cpu_per_unit_us_range": (
-                    [
-                        min(r["cpu_per_unit_us"] for r in by_round.values()),
-                        max(r["cpu_per_unit_us"] for r in by_round.values()),
-                    ]
-                    if by_round
-                    else None
-                ),
-                "units_per_s": rate.as_dict() if rate else None,
-                "max_rss_kib": max((r["max_rss_kib"] for r in by_round.values()), default=None),
-                "nginx_new_connections": conns,
-                "statuses": sorted(
-                    {r["status"] for r in runs if r["variant"] == name and r["phase"] == phase}
-                ),
+        entry: dict[str, Any] = {
+            "reference": ref_name,
+            "unit": "chunk" if phase.startswith("s") else "request",
+            "variants": {},
+            "comparisons": {},
+        }
+        for cand_name, peer_name in comparisons(phase):
+            ran = (cand_name, phase) in present or (peer_name, phase) in present
+            if not ran and cand_name != CANDIDATE:
+                continue  # the asyncio pair was not run: no row
+            ref = _ok_runs(runs, peer_name, phase)
+            cand = _ok_runs(runs, cand_name, phase)
+            for name, by_round in ((peer_name, ref), (cand_name, cand)):
+                entry["variants"][name] = _variant_stats(runs, name, phase, by_round)
+            entry["comparisons"][f"{cand_name}/{peer_name}"] = {
+                "candidate": cand_name,
+                "reference": peer_name,
+                "cpu_ratio": _ratios(cand, ref, "cpu_per_unit_us"),
+                "rate_ratio": _ratios(cand, ref, "units_per_s"),
             }
-        cpu_ratio = Stat.of(
-            [cand[i]["cpu_per_unit_us"] / ref[i]["cpu_per_unit_us"] for i in rounds]
-        )
-        rate_ratio = Stat.of([cand[i]["units_per_s"] / ref[i]["units_per_s"] for i in rounds])
-        entry["cpu_ratio"] = cpu_ratio.as_dict() if cpu_ratio else None
-        entry["rate_ratio"] = rate_ratio.as_dict() if rate_ratio else None
-        entry["unit"] = "chunk" if phase.startswith("s") else "request"
+        trio_pair = entry["comparisons"][f"{CANDIDATE}/{ref_name}"]
+        entry["cpu_ratio"], entry["rate_ratio"] = trio_pair["cpu_ratio"], trio_pair["rate_ratio"]
         out["phases"][phase] = entry
+        # what the bridge costs: trillm under asyncio over trillm under trio, same round
+        if (ASYNCIO_CANDIDATE, phase) in present:
+            out["bridge"][phase] = _ratios(
+                _ok_runs(runs, ASYNCIO_CANDIDATE, phase),
+                _ok_runs(runs, CANDIDATE, phase),
+                "cpu_per_unit_us",
+            )
     # CPU per request at c=256 over the same variant's c=1, same round.
     if "c1" in phases and "c256" in phases:
-        for name in ("raw-httpx", CANDIDATE):
+        for name in ("raw-httpx", CANDIDATE, ASYNCIO_PEER, ASYNCIO_CANDIDATE):
+            if name != CANDIDATE and (name, "c1") not in present:
+                continue
             lo, hi = _ok_runs(runs, name, "c1"), _ok_runs(runs, name, "c256")
-            st = Stat.of(
-                [hi[i]["cpu_per_unit_us"] / lo[i]["cpu_per_unit_us"] for i in lo.keys() & hi]
-            )
-            out["scaling"][name] = st.as_dict() if st else None
+            out["scaling"][name] = _ratios(hi, lo, "cpu_per_unit_us")
     return out
 
 
@@ -106,27 +148,32 @@ def render_table(summary: dict[str, Any]) -> str:
     head = (
         "phase",
         "unit",
-        "raw httpx: CPU/unit, rate",
-        "trillm: CPU/unit, rate",
-        "CPU trillm/raw",
-        "rate trillm/raw",
+        "reference",
+        "CPU/unit, rate",
+        "candidate",
+        "CPU/unit, rate",
+        "CPU cand/ref",
+        "rate cand/ref",
         "rounds",
     )
     rows: list[tuple[str, ...]] = [head]
     for phase, e in summary["phases"].items():
-        ref, cand = e["variants"][e["reference"]], e["variants"][CANDIDATE]
-        n = e["cpu_ratio"]["n"] if e["cpu_ratio"] else 0
-        rows.append(
-            (
-                phase,
-                e["unit"],
-                _fmt_abs(ref),
-                _fmt_abs(cand),
-                _fmt_stat(e["cpu_ratio"]),
-                _fmt_stat(e["rate_ratio"]),
-                str(n),
+        for i, c in enumerate(e["comparisons"].values()):
+            ref, cand = e["variants"][c["reference"]], e["variants"][c["candidate"]]
+            n = c["cpu_ratio"]["n"] if c["cpu_ratio"] else 0
+            rows.append(
+                (
+                    phase if i == 0 else "",
+                    e["unit"],
+                    c["reference"],
+                    _fmt_abs(ref),
+                    c["candidate"],
+                    _fmt_abs(cand),
+                    _fmt_stat(c["cpu_ratio"]),
+                    _fmt_stat(c["rate_ratio"]),
+                    str(n),
+                )
             )
-        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -147,6 +194,9 @@ def render_table(summary: dict[str, Any]) -> str:
     if summary["scaling"]:
         parts = [f"{k} {_fmt_stat(v)}" for k, v in summary["scaling"].items()]
         out += "\nCPU per request c256 ÷ c1 (same variant, same round): " + ";  ".join(parts)
+    if summary.get("bridge"):
+        parts = [f"{k} {_fmt_stat(v)}" for k, v in summary["bridge"].items()]
+        out += "\nCPU per unit trillm-asyncio ÷ trillm (same round): " + ";  ".join(parts)
     return out
 
 
@@ -156,9 +206,14 @@ def evaluate_targets(
     """The issue's acceptance targets, with the measured medians."""
     ph = summary["phases"]
 
-    def ratio(phase: str) -> float | None:
+    def ratio(phase: str, pair: str | None = None) -> float | None:
         e = ph.get(phase)
-        return e["cpu_ratio"]["median"] if e and e["cpu_ratio"] else None
+        if not e:
+            return None
+        c = e["comparisons"].get(pair or f"{CANDIDATE}/{reference_for(phase)}")
+        return c["cpu_ratio"]["median"] if c and c["cpu_ratio"] else None
+
+    aio = f"{ASYNCIO_CANDIDATE}/{ASYNCIO_PEER}"
 
     scaling = summary["scaling"].get(CANDIDATE)
     extra = imports.get("extra_s") if imports else None
@@ -167,6 +222,9 @@ def evaluate_targets(
         ("CPU/request trillm ÷ raw httpx at c=256", ratio("c256"), 0.5, ""),
         ("CPU/request trillm c=256 ÷ trillm c=1", scaling["median"] if scaling else None, 2.0, ""),
         ("CPU/chunk trillm ÷ raw httpx stream loop, 64 streams", ratio("s64"), 1.5, ""),
+        ("CPU/request trillm-asyncio ÷ AsyncOpenAI at c=1", ratio("c1", aio), 1.0, ""),
+        ("CPU/request trillm-asyncio ÷ AsyncOpenAI at c=32", ratio("c32", aio), 1.0, ""),
+        ("CPU/chunk trillm-asyncio ÷ AsyncOpenAI, 64 streams", ratio("s64", aio), 0.5, ""),
         ("import trillm minus import trio, httpx, attrs, outcome (s)", extra, 0.05, ""),
     ]
     out = []
