@@ -203,8 +203,9 @@ def test_sync_openai(tmp_path: Path) -> None:
 
 async def test_sync_openai_refuses_inside_trio() -> None:
     client = trillm.OpenAI()
-    with pytest.raises(RuntimeError, match="would block the running trio loop"):
-        client.chat.completions.create(model="mock/m", messages=MSGS)
+    for stream in (False, True):
+        with pytest.raises(RuntimeError, match="would block the running trio loop"):
+            client.chat.completions.create(model="mock/m", messages=MSGS, stream=stream)
 
 
 # ------------------------------------------------------------------ routing and models.list

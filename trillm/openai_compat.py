@@ -374,13 +374,17 @@ class OpenAI:
     def __repr__(self) -> str:
         return repr(self._async).replace("AsyncOpenAI", "OpenAI")
 
-    def _wait(self, what: str, afn: Callable[[], Awaitable[T]]) -> T:
+    def _run(self, what: str) -> _sync.BackgroundRun:
+        """The background run the calls go to (refused inside a trio run: it would block)."""
         if trio.lowlevel.in_trio_run():
             raise RuntimeError(
                 f"trillm.OpenAI().{what}() is synchronous and would block the running trio "
                 "loop: inside async code use trillm.AsyncOpenAI and await it"
             )
-        return _sync.background_run().call(afn)
+        return _sync.background_run()
+
+    def _wait(self, what: str, afn: Callable[[], Awaitable[T]]) -> T:
+        return self._run(what).call(afn)
 
     def close(self) -> None:
         """Close the connection pool (a later call opens it again)."""
@@ -420,13 +424,13 @@ class _SyncCompletions(_SyncResource):
             return cast("ModelResponse", self._owner._wait(
                 "chat.completions.create",
                 lambda: facade.create(model=model, messages=messages, **params)))
-        run = _sync.background_run()
+        run = self._owner._run("chat.completions.create")
 
         async def open_() -> Stream:
             return run.track(await facade.create(model=model, messages=messages, stream=True,
                                                  **params))
 
-        return _sync.SyncStream(run, self._owner._wait("chat.completions.create", open_))
+        return _sync.SyncStream(run, run.call(open_))
 
 
 class _SyncChat(_SyncResource):
