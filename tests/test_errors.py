@@ -21,6 +21,7 @@ PLAIN_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
 DEFAULT_STATUS: dict[type[errors.APIError], int | None] = {
     errors.APIError: None,
+    errors.APIStatusError: None,
     errors.BadRequestError: 400,
     errors.ContextWindowExceededError: 400,
     errors.ContentPolicyViolationError: 400,
@@ -644,3 +645,40 @@ def test_a_key_echoed_json_escaped_is_scrubbed_from_the_message(key: str, echoed
     for text in (str(exc), repr(exc), exc.message):
         assert echoed not in text
         assert key not in text
+
+
+# ------------------------------------------------------------------ the OpenAI SDK's names
+
+
+STATUS_CLASSES = [c for c, status in DEFAULT_STATUS.items() if status is not None]
+
+
+@pytest.mark.parametrize("cls", STATUS_CLASSES)
+def test_api_status_error_catches_every_status_class(cls: type[errors.APIError]) -> None:
+    with pytest.raises(errors.APIStatusError):
+        raise cls("refused")
+    assert issubclass(cls, errors.APIError)
+
+
+@pytest.mark.parametrize("cls", [errors.APIConnectionError, errors.Timeout, errors.StreamError,
+                                 errors.APIError])
+def test_api_status_error_leaves_the_others(cls: type[errors.APIError]) -> None:
+    assert not issubclass(cls, errors.APIStatusError)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 408, 409, 418, 422, 429, 500, 503, 529])
+def test_every_status_is_an_api_status_error(status: int) -> None:
+    assert issubclass(errors.class_for_status(status), errors.APIStatusError)
+    exc = from_response(status, b'{"error": {"message": "no"}}')
+    assert isinstance(exc, errors.APIStatusError)
+    assert exc.status_code == status
+
+
+def test_api_timeout_error_is_timeout() -> None:
+    assert errors.APITimeoutError is errors.Timeout
+    exc = errors.APITimeoutError("slow")
+    assert isinstance(exc, errors.APIConnectionError)
+    assert isinstance(exc, TimeoutError)
+    assert is_retryable(exc)
+    assert pickle.loads(pickle.dumps(errors.APIStatusError("x", status_code=418))).status_code \
+        == 418

@@ -27,6 +27,18 @@ from .concurrency import gather as gather
 from .concurrency import gather_settled as gather_settled
 from .concurrency import hedge as hedge
 from .concurrency import race as race
+from .errors import APIConnectionError as APIConnectionError
+from .errors import APIError as APIError
+from .errors import APIStatusError as APIStatusError
+from .errors import APITimeoutError as APITimeoutError
+from .errors import AuthenticationError as AuthenticationError
+from .errors import BadRequestError as BadRequestError
+from .errors import ConflictError as ConflictError
+from .errors import InternalServerError as InternalServerError
+from .errors import NotFoundError as NotFoundError
+from .errors import PermissionDeniedError as PermissionDeniedError
+from .errors import RateLimitError as RateLimitError
+from .errors import UnprocessableEntityError as UnprocessableEntityError
 from .retry import RetryPolicy as RetryPolicy
 from .types import ChatRequest as ChatRequest
 from .types import Choice as Choice
@@ -55,17 +67,21 @@ if TYPE_CHECKING:
     from ._sync import transcription as transcription
     from .limits import RateLimit as RateLimit
     from .limits import RateLimiter as RateLimiter
+    from .openai_compat import AsyncOpenAI as AsyncOpenAI
+    from .openai_compat import OpenAI as OpenAI
 
 __version__ = "0.1.0"
 
 # Imported on first use, to keep `import trillm` cheap: the sync API starts a thread
-# machinery, and rate limits are only needed by those who configure them.
+# machinery, rate limits are only needed by those who configure them, and the OpenAI
+# SDK's call shape (AsyncOpenAI, OpenAI) by those who migrate from it.
 _LAZY = {
     "RateLimit": "limits", "RateLimiter": "limits",
     "SyncStream": "_sync", "completion": "_sync", "embedding": "_sync",
     "image_generation": "_sync",
     "speech": "_sync",
     "transcription": "_sync",
+    "AsyncOpenAI": "openai_compat", "OpenAI": "openai_compat",
 }
 
 
@@ -80,11 +96,19 @@ def __getattr__(name: str) -> Any:
     return value
 
 __all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncOpenAI",
     "AudioStream",
+    "AuthenticationError",
+    "BadRequestError",
     "ChatRequest",
     "Choice",
     "Client",
     "ClientStatistics",
+    "ConflictError",
     "Delta",
     "Embedding",
     "EmbeddingResponse",
@@ -92,9 +116,14 @@ __all__ = [
     "FunctionDelta",
     "ImageObject",
     "ImageResponse",
+    "InternalServerError",
     "Message",
     "ModelResponse",
+    "NotFoundError",
+    "OpenAI",
+    "PermissionDeniedError",
     "RateLimit",
+    "RateLimitError",
     "RateLimiter",
     "RetryPolicy",
     "SpeechResponse",
@@ -106,6 +135,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "TranscriptionResponse",
+    "UnprocessableEntityError",
     "Usage",
     "abatch_completion",
     "abatch_completion_models",

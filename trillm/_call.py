@@ -50,8 +50,8 @@ if TYPE_CHECKING:
     from .limits import RateLimiter, Reservation
     from .providers.base import Provider
 
-__all__ = ["CHAT", "EMBEDDINGS", "IMAGES", "SPEECH", "TRANSCRIPTION", "Call", "Operation",
-           "Pipeline", "provider_for"]
+__all__ = ["CHAT", "EMBEDDINGS", "IMAGES", "MODELS", "SPEECH", "TRANSCRIPTION", "Call",
+           "Operation", "Pipeline", "provider_for"]
 
 _log = logging.getLogger("trillm")
 
@@ -140,6 +140,11 @@ TRANSCRIPTION = Operation(
     lambda p, body, req, cfg, headers: p.parse_transcription(body, req, cfg),
 )
 SPEECH = Operation("speech", "speech", lambda p, req, cfg: p.build_speech(req, cfg), _speech)
+MODELS = Operation(
+    "models", "model lists",
+    lambda p, req, cfg: p.build_models(req, cfg),
+    lambda p, body, req, cfg, headers: p.parse_models(body, req, cfg),
+)
 
 
 @attrs.define(eq=False)

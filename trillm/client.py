@@ -20,7 +20,7 @@ import attrs
 import trio
 
 from . import _fanout, errors
-from ._call import CHAT, EMBEDDINGS, IMAGES, SPEECH, TRANSCRIPTION, Call, Pipeline
+from ._call import CHAT, EMBEDDINGS, IMAGES, MODELS, SPEECH, TRANSCRIPTION, Call, Pipeline
 from ._files import SpeechResponse, load_file
 from ._options import ClientDefaults, call_options, check_messages, retries, seconds
 from ._stream import AudioStream, Stream
@@ -33,7 +33,9 @@ from .types import (
     EmbeddingResponse,
     ImageRequest,
     ImageResponse,
+    ModelList,
     ModelResponse,
+    ModelsRequest,
     SpeechRequest,
     TranscriptionRequest,
     TranscriptionResponse,
@@ -549,6 +551,34 @@ class Client:
 
             kind = "bytes" if stream else None
             return self._pipeline.prepare(SPEECH, model, options, request, stream=kind)
+
+        return await self._pipeline.run(prepare)  # type: ignore[no-any-return]
+
+    @_trio_or_bridge
+    async def alist_models(
+        self, provider: str = "openai", *,
+        timeout: float | None = None,  # noqa: ASYNC109 - LiteLLM's spelling; a cancel scope
+        deadline: float | None = None, max_retries: int | None = None,
+        retry: RetryPolicy | None = None, api_key: str | None = None,
+        api_base: str | None = None, headers: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        mock_response: BaseException | None = None, mock_latency: float | None = None,
+    ) -> ModelList:
+        """The models *provider* offers (``GET {base}/models``): ``data[i].id``.  With
+        ``api_base=``, those of that OpenAI-compatible server; ``"mock"`` lists the mock's."""
+
+        def prepare() -> list[Call]:
+            options = call_options(
+                self._defaults, {}, timeout=timeout, deadline=deadline, max_retries=max_retries,
+                retry=retry, api_key=api_key, api_base=api_base, headers=headers,
+                extra_headers=extra_headers, mock_response=mock_response,
+                mock_latency=mock_latency,
+            )
+
+            def request(route: Route, _: Any) -> list[ModelsRequest]:
+                return [ModelsRequest(route.provider, route.model, {}, None, options.headers)]
+
+            return self._pipeline.prepare(MODELS, f"{provider}/*", options, request)
 
         return await self._pipeline.run(prepare)  # type: ignore[no-any-return]
 

@@ -4,21 +4,25 @@ The hierarchy::
 
     TrillmError
     └── APIError(message, *, status_code, provider, model, request_id, body, headers, retry_after)
-        ├── BadRequestError              400, any other 4xx, bad arguments, unknown provider
-        │   ├── ContextWindowExceededError
-        │   └── ContentPolicyViolationError
-        ├── AuthenticationError          401
-        ├── PermissionDeniedError        403
-        ├── NotFoundError                404
-        ├── RequestTimeoutError          408
-        ├── ConflictError                409
-        ├── UnprocessableEntityError     422
-        ├── RateLimitError               429
-        ├── InternalServerError          >= 500
-        │   └── ServiceUnavailableError  503, 529 (overloaded)
+        ├── APIStatusError               an HTTP status (4xx, 5xx), or refused before sending
+        │   ├── BadRequestError          400, any other 4xx, bad arguments, unknown provider
+        │   │   ├── ContextWindowExceededError
+        │   │   └── ContentPolicyViolationError
+        │   ├── AuthenticationError      401
+        │   ├── PermissionDeniedError    403
+        │   ├── NotFoundError            404
+        │   ├── RequestTimeoutError      408
+        │   ├── ConflictError            409
+        │   ├── UnprocessableEntityError 422
+        │   ├── RateLimitError           429
+        │   └── InternalServerError      >= 500
+        │       └── ServiceUnavailableError  503, 529 (overloaded)
         ├── APIConnectionError           no HTTP answer (connect, read, protocol)
         │   └── Timeout                  trillm's own timeouts; also a builtin TimeoutError
         └── StreamError                  malformed or truncated stream
+
+``APIStatusError`` and ``APITimeoutError`` (another name of ``Timeout``) are the
+OpenAI SDK's names, so code written against it catches the same errors here.
 
 Every class can be built from a message alone (``RateLimitError("slow down")``);
 the keywords default to the class's own status and ``None``.  ``headers`` and
@@ -37,6 +41,8 @@ from typing import Any, ClassVar
 __all__ = [
     "APIConnectionError",
     "APIError",
+    "APIStatusError",
+    "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
@@ -240,7 +246,14 @@ def _rebuild(cls: type[APIError], message: str, kwargs: dict[str, Any]) -> APIEr
     return cls(message, **kwargs)
 
 
-class BadRequestError(APIError):
+class APIStatusError(APIError):
+    """The parent of the errors that carry an HTTP status (4xx and 5xx), as in the OpenAI SDK.
+
+    Arguments trillm refuses before sending are a :class:`BadRequestError` too.
+    """
+
+
+class BadRequestError(APIStatusError):
     """The request was refused as invalid (400, any other 4xx, or bad arguments)."""
 
     default_status = 400
@@ -254,49 +267,49 @@ class ContentPolicyViolationError(BadRequestError):
     """The provider's safety system blocked the prompt or the answer."""
 
 
-class AuthenticationError(APIError):
+class AuthenticationError(APIStatusError):
     """401: the API key is missing, wrong or revoked."""
 
     default_status = 401
 
 
-class PermissionDeniedError(APIError):
+class PermissionDeniedError(APIStatusError):
     """403: the key is valid but may not use this model or endpoint."""
 
     default_status = 403
 
 
-class NotFoundError(APIError):
+class NotFoundError(APIStatusError):
     """404: unknown model, deployment or endpoint."""
 
     default_status = 404
 
 
-class RequestTimeoutError(APIError):
+class RequestTimeoutError(APIStatusError):
     """408: the server timed the request out (retried)."""
 
     default_status = 408
 
 
-class ConflictError(APIError):
+class ConflictError(APIStatusError):
     """409: a conflicting request (retried)."""
 
     default_status = 409
 
 
-class UnprocessableEntityError(APIError):
+class UnprocessableEntityError(APIStatusError):
     """422: the body was well-formed but not acceptable."""
 
     default_status = 422
 
 
-class RateLimitError(APIError):
+class RateLimitError(APIStatusError):
     """429: too many requests or tokens; ``retry_after`` says how long to wait."""
 
     default_status = 429
 
 
-class InternalServerError(APIError):
+class InternalServerError(APIStatusError):
     """5xx: the provider failed (retried)."""
 
     default_status = 500
@@ -318,6 +331,10 @@ class Timeout(APIConnectionError, TimeoutError):
 
 class StreamError(APIError):
     """A stream was malformed or ended before the provider's end marker."""
+
+
+#: The OpenAI SDK's name for :class:`Timeout` (the same class).
+APITimeoutError = Timeout
 
 
 _BY_STATUS: dict[int, type[APIError]] = {

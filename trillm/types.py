@@ -24,6 +24,7 @@ __all__ = [
     "ChatRequest",
     "EmbeddingRequest",
     "ImageRequest",
+    "ModelsRequest",
     "SpeechRequest",
     "TranscriptionRequest",
     "Choice",
@@ -42,6 +43,8 @@ __all__ = [
     "ImageObject",
     "ImageResponse",
     "TranscriptionResponse",
+    "ModelInfo",
+    "ModelList",
 ]
 
 _R = TypeVar("_R", bound="_Record")
@@ -317,6 +320,30 @@ class TranscriptionResponse(_Record):
     raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
 
 
+# ---------------------------------------------------------------- models
+
+
+@_record
+@attrs.frozen
+class ModelInfo(_Record):
+    """One model a server offers (``id``; ``created`` and ``owned_by`` when it says)."""
+
+    id: str
+    created: int = 0
+    owned_by: str = ""
+    object: str = "model"
+
+
+@_record
+@attrs.frozen
+class ModelList(_Record):
+    """The models a server offers, as ``GET /models`` lists them (``data[i].id``)."""
+
+    data: tuple[ModelInfo, ...]
+    object: str = "list"
+    raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
+
+
 # ---------------------------------------------------------------- requests
 
 
@@ -384,6 +411,17 @@ class SpeechRequest:
     provider: str
     model: str
     input: str
+    params: Mapping[str, Any] = attrs.field(factory=dict)
+    extra_body: Mapping[str, Any] | None = None
+    extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
+class ModelsRequest:
+    """A request for the list of models a server offers; *model* is only what routed it."""
+
+    provider: str
+    model: str
     params: Mapping[str, Any] = attrs.field(factory=dict)
     extra_body: Mapping[str, Any] | None = None
     extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)

@@ -21,6 +21,7 @@ from ..types import (
     ChatRequest,
     EmbeddingRequest,
     ImageRequest,
+    ModelsRequest,
     SpeechRequest,
     TranscriptionRequest,
 )
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
     from ..types import ModelResponse
 
 #: The request record of any operation (each has provider, model, params, extra_*).
-AnyRequest = ChatRequest | EmbeddingRequest | ImageRequest | TranscriptionRequest | SpeechRequest
+AnyRequest = (ChatRequest | EmbeddingRequest | ImageRequest | TranscriptionRequest
+              | SpeechRequest | ModelsRequest)
 
 __all__ = [
     "AnyRequest",
@@ -55,8 +57,9 @@ class Provider(Protocol):
     ``parse_chat``, ``stream_parser``) always, and any of ``"embeddings"``
     (``build_embedding``, ``parse_embedding``, ``embedding_batch_size``),
     ``"images"`` (``build_image``, ``parse_image``), ``"transcription"``
-    (``build_transcription``, ``parse_transcription``) and ``"speech"``
-    (``build_speech``; the answer is the audio itself).  The Client asks for
+    (``build_transcription``, ``parse_transcription``), ``"speech"``
+    (``build_speech``; the answer is the audio itself) and ``"models"``
+    (``build_models``, ``parse_models``: ``GET /models``).  The Client asks for
     nothing a provider does not list, and refuses the call before any traffic.
     """
 

@@ -15,7 +15,8 @@ the transport does the waiting.
 * Streams go word by word: the first chunk carries the role, the last one the
   finish reason and the usage, then ``[DONE]``.
 * Embeddings are unit vectors derived from each text; images are 1x1 PNGs;
-  transcriptions echo the file's name; speech is a quarter second of silent WAV.
+  transcriptions echo the file's name; speech is a quarter second of silent WAV;
+  the model list is :data:`MODELS` (``mock-chat`` and ``mock-embedding``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ from ..types import (
     ImageRequest,
     ImageResponse,
     Message,
+    ModelInfo,
+    ModelList,
     ModelResponse,
+    ModelsRequest,
     StreamChoice,
     StreamChunk,
     TranscriptionRequest,
@@ -54,7 +58,8 @@ from ..types import (
 )
 from .base import AnyRequest
 
-__all__ = ["PROVIDER_NAME", "MockOptions", "answer", "echo_text", "png_1x1", "wav_silence"]
+__all__ = ["MODELS", "PROVIDER_NAME", "MockOptions", "answer", "echo_text", "png_1x1",
+           "wav_silence"]
 
 PROVIDER_NAME = "mock"
 #: ``created`` of every mock answer, so answers are the same from run to run.
@@ -120,9 +125,17 @@ def answer(options: MockOptions, req: AnyRequest, spec: HTTPRequestSpec) -> Loca
             return LocalAnswer(200, (("content-type", "text/plain"),), (text.encode(),),
                                latency=options.latency)
         return _json(options, TranscriptionResponse(text, "english", 0.25))
+    if isinstance(req, ModelsRequest):
+        return _json(options, MODELS)
     audio = wav_silence()  # a SpeechRequest
     chunks = tuple(audio[i:i + 1024] for i in range(0, len(audio), 1024))
     return LocalAnswer(200, (("content-type", "audio/wav"),), chunks, 0.0, options.latency)
+
+
+#: What the mock lists for ``models.list()`` / ``Client.alist_models("mock")``.
+MODELS = ModelList(tuple(
+    ModelInfo(name, CREATED, "trillm-mock") for name in ("mock-chat", "mock-embedding")
+))
 
 
 def _json(options: MockOptions, record: Any) -> LocalAnswer:

@@ -47,7 +47,10 @@ from ..types import (
     ImageRequest,
     ImageResponse,
     Message,
+    ModelInfo,
+    ModelList,
     ModelResponse,
+    ModelsRequest,
     SpeechRequest,
     StreamChoice,
     StreamChunk,
@@ -365,7 +368,7 @@ class OpenAIProvider:
     """
 
     name = "openai"
-    operations = frozenset({"chat", "embeddings", "images", "transcription", "speech"})
+    operations = frozenset({"chat", "embeddings", "images", "transcription", "speech", "models"})
 
     def chat_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
         """The chat-completions endpoint for *cfg*'s base URL."""
@@ -557,6 +560,33 @@ class OpenAIProvider:
             provider=req.provider, model=req.model,
         )
 
+    # ---------------------------------------------------------- models
+
+    def build_models(self, req: ModelsRequest, cfg: ProviderConfig) -> HTTPRequestSpec:
+        """``GET .../models``: no body (``req.params`` and ``extra_body`` are not sent)."""
+        return HTTPRequestSpec("GET", f"{cfg.api_base}/models", self._headers(req, cfg),
+                               provider=req.provider, model=req.model)
+
+    def parse_models(
+        self, body: bytes, req: ModelsRequest, cfg: ProviderConfig | None = None
+    ) -> ModelList:
+        """A 2xx ``/models`` body: ``{"data": [{"id": ...}, ...]}`` as a :class:`ModelList`
+        (an item without an ``id`` is an unexpected answer; other fields are optional)."""
+        secrets = cfg.secrets if cfg is not None else ()
+        data = loads_json(body, provider=req.provider, model=req.model, secrets=secrets)
+        items = data.get("data") if type(data) is dict else None
+        if type(items) is not list:
+            raise unexpected_answer(req, body, secrets, "models: data is not a list")
+        try:
+            models = tuple(
+                ModelInfo(_model_id(item), item.get("created") or 0,
+                          item.get("owned_by") or "", item.get("object") or "model")
+                for item in items
+            )
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise unexpected_answer(req, body, secrets, f"models: {exc!r}") from exc
+        return ModelList(models, data.get("object") or "list", raw=data)
+
     def _headers(self, req: AnyRequest, cfg: ProviderConfig) -> tuple[tuple[str, str], ...]:
         return with_extra_headers(self.auth_headers(cfg), req)
 
@@ -574,6 +604,13 @@ class OpenAIProvider:
             status, headers, body, provider=req.provider, model=req.model, cfg=cfg,
             message=message, code=code, err_type=kind,
         )
+
+
+def _model_id(item: Mapping[str, Any]) -> str:
+    mid = item["id"]
+    if not isinstance(mid, str):
+        raise TypeError(f"a model id {str(mid)[:40]!r} that is not a string")
+    return mid
 
 
 def _index_problem(indices: list[Any]) -> str | None:
