@@ -101,6 +101,8 @@ def test_every_entry_point_works_under_asyncio(tmp_path: Path) -> None:
             assert t.text == "Mock transcription of talk.wav"
             speech = await client.aspeech("mock/tts", "hi", "alloy")
             assert speech.content.startswith(b"RIFF")
+            await speech.write_to_file(tmp_path / "speech.wav")
+            assert (tmp_path / "speech.wav").read_bytes() == speech.content
             async with await client.aspeech("mock/tts", "hi", "alloy", stream=True) as a:
                 data = b"".join([d async for d in a])
             assert data == speech.content

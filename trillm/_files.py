@@ -26,8 +26,14 @@ class SpeechResponse:
     response_format: str = "mp3"
 
     async def write_to_file(self, path: str | os.PathLike[str]) -> None:
-        """Write the audio to *path* (in a worker thread, as trio's file I/O does)."""
-        await trio.Path(path).write_bytes(self.content)
+        """Write the audio to *path* in a worker thread (trio's, or asyncio's under asyncio)."""
+        if trio.lowlevel.in_trio_run():
+            await trio.Path(path).write_bytes(self.content)
+        else:  # the bridge handed this answer to asyncio
+            import asyncio
+            from pathlib import Path
+
+            await asyncio.to_thread(Path(path).write_bytes, self.content)
 
 
 async def load_file(file: Any) -> tuple[str, bytes, str]:
