@@ -66,7 +66,30 @@ def _openai(body: dict[str, object]) -> tuple[bytes, str]:
     chunks.append((None, {"id": "c1", "object": "chat.completion.chunk", "created": 0,
                           "model": model,
                           "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+    options = body.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage"):  # as OpenAI: no choices
+        chunks.append((None, {"id": "c1", "object": "chat.completion.chunk", "created": 0,
+                              "model": model, "choices": [],
+                              "usage": {"prompt_tokens": 3, "completion_tokens": 5,
+                                        "total_tokens": 8}}))
     return _sse(chunks) + b"data: [DONE]\n\n", "text/event-stream"
+
+
+def _openai_embeddings(body: dict[str, object]) -> tuple[bytes, str]:
+    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    data = [{"object": "embedding", "index": i, "embedding": [0.6, 0.8, 0.0, 0.0]}
+            for i in range(len(texts))]
+    return json.dumps({"object": "list", "model": body["model"], "data": data,
+                       "usage": {"prompt_tokens": 3, "total_tokens": 3}}).encode(), \
+        "application/json"
+
+
+def _openai_images(body: dict[str, object]) -> tuple[bytes, str]:
+    n = body.get("n") or 1
+    assert isinstance(n, int)
+    data = [{"url": f"https://images.example/{i}.png", "revised_prompt": body["prompt"]}
+            for i in range(n)]
+    return json.dumps({"created": 0, "data": data}).encode(), "application/json"
 
 
 def _anthropic(body: dict[str, object]) -> tuple[bytes, str]:
@@ -122,8 +145,8 @@ def _gemini(path: str) -> tuple[bytes, str]:
         "text/event-stream"
 
 
-class _FakeProviders(http.server.BaseHTTPRequestHandler):
-    """OpenAI, Anthropic and Gemini answers, each in its own shape, chosen by the path."""
+class FakeProviders(http.server.BaseHTTPRequestHandler):
+    """OpenAI (chat, embeddings, images), Anthropic and Gemini answers, chosen by the path."""
 
     protocol_version = "HTTP/1.1"
 
@@ -136,6 +159,10 @@ class _FakeProviders(http.server.BaseHTTPRequestHandler):
             payload, ctype = _anthropic(body)
         elif self.path.startswith("/v1beta/models/"):
             payload, ctype = _gemini(self.path)
+        elif self.path.endswith("/embeddings"):
+            payload, ctype = _openai_embeddings(body)
+        elif self.path.endswith("/images/generations"):
+            payload, ctype = _openai_images(body)
         else:
             payload, ctype = _openai(body)
         self.send_response(200)
@@ -145,9 +172,12 @@ class _FakeProviders(http.server.BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeProviders)
+@contextlib.contextmanager
+def serve_fake_providers(
+    handler: type[http.server.BaseHTTPRequestHandler] | None = None,
+) -> Iterator[str]:
+    """A threaded fake provider server on 127.0.0.1; yields its base URL (no path)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler or FakeProviders)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -157,6 +187,12 @@ def fake_server() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def fake_server() -> Iterator[str]:
+    with serve_fake_providers() as base:
+        yield base
 
 
 @pytest.fixture
@@ -212,6 +248,17 @@ def test_notebook_cells_run_in_ipython(page: str, cells: list[str], docs_env: No
                 assert result.success, f"{page}: {cell!r} failed: {result.error_in_exec!r}"
     finally:
         interactive.InteractiveShell.clear_instance()
+        close_ipython_asyncio_loop()
+
+
+def close_ipython_asyncio_loop() -> None:
+    """IPython keeps one asyncio loop for ``%autoawait asyncio`` cells and never closes it."""
+    from IPython.core import async_helpers
+
+    loop = async_helpers._asyncio_event_loop
+    if loop is not None and not loop.is_closed():
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def _cli_lines() -> list[str]:
