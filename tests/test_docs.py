@@ -1,11 +1,13 @@
 """Every code block of README.md and docs/*.md runs, so the docs never rot.
 
-Python blocks run as scripts (each calls ``trio.run`` itself) with
+Python blocks run as scripts (each calls ``trio.run`` or ``asyncio.run`` itself) with
 ``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL`` and ``GEMINI_API_BASE`` pointing at a
 small fake server on 127.0.0.1 that answers in each provider's shape (a thread,
 real sockets, real clock), and ``trillm ...`` lines of
 ``sh`` blocks run through the CLI's ``main``.  ``pip`` and ``python3 -m venv``
-lines are what the README's set-up commands do, which CI runs itself.
+lines are what the README's set-up commands do, which CI runs itself.  Each Python block
+also runs with no key and no base URL set (offline, as a reader pastes it), unless a line next to
+it says what it needs and how to run it offline.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import os
 import re
 import shlex
 import signal
@@ -207,6 +210,34 @@ def docs_env(fake_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(("where", "code"), blocks("python"), ids=[w for w, _ in blocks("python")])
 def test_python_block_runs(where: str, code: str, docs_env: None) -> None:
+    with hang_guard(30):
+        exec(compile(code, where, "exec"), {"__name__": "__main__"})
+
+
+def _says_what_it_needs(where: str) -> bool:
+    """Whether the paragraph just before or just after the block says how to run it offline."""
+    name, _, index = where.partition("#")
+    path = next(p for p in DOCS if p.name == name)
+    text = path.read_text()
+    found = list(BLOCK.finditer(text))
+    m = found[int(index)]
+    before = text[found[int(index) - 1].end() if int(index) else 0:m.start()]
+    after = text[m.end():found[int(index) + 1].start() if int(index) + 1 < len(found) else None]
+    near = before.strip().split("\n\n")[-1] + "\n" + after.strip().split("\n\n")[0]
+    return "offline" in near and ("Needs" in near or "needs" in near)
+
+
+@pytest.mark.parametrize(("where", "code"), blocks("python"), ids=[w for w, _ in blocks("python")])
+def test_python_block_runs_offline_or_says_what_it_needs(
+    where: str, code: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pasted with no key and no base URL set, an example runs (on the mock), or a line next to it
+    says what it needs and how to run it offline."""
+    if _says_what_it_needs(where):
+        return
+    for name in list(os.environ):
+        if name.endswith(("_API_KEY", "_BASE_URL", "_API_BASE")):
+            monkeypatch.delenv(name)
     with hang_guard(30):
         exec(compile(code, where, "exec"), {"__name__": "__main__"})
 
