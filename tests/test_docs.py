@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import logging
 import os
 import re
 import shlex
@@ -196,6 +197,18 @@ def serve_fake_providers(
 def fake_server() -> Iterator[str]:
     with serve_fake_providers() as base:
         yield base
+
+
+@pytest.fixture(autouse=True)
+def _restore_trillm_logger() -> Iterator[None]:
+    """docs/logging.md turns the `trillm` logger up to DEBUG; the rest of the suite runs without."""
+    log = logging.getLogger("trillm")
+    level, handlers = log.level, list(log.handlers)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+        log.handlers[:] = handlers
 
 
 @pytest.fixture
