@@ -176,13 +176,17 @@ class FakeProviders(http.server.BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 drops connections when many calls start at once
+
+
 @contextlib.contextmanager
 def serve_fake_providers(
     handler: type[http.server.BaseHTTPRequestHandler] | None = None,
 ) -> Iterator[str]:
     """A threaded fake provider server on 127.0.0.1; yields its base URL (no path)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler or FakeProviders)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), handler or FakeProviders)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
