@@ -1,11 +1,13 @@
 """Every code block of README.md and docs/*.md runs, so the docs never rot.
 
-Python blocks run as scripts (each calls ``trio.run`` itself) with
+Python blocks run as scripts (each calls ``trio.run`` or ``asyncio.run`` itself) with
 ``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL`` and ``GEMINI_API_BASE`` pointing at a
 small fake server on 127.0.0.1 that answers in each provider's shape (a thread,
 real sockets, real clock), and ``trillm ...`` lines of
 ``sh`` blocks run through the CLI's ``main``.  ``pip`` and ``python3 -m venv``
-lines are what the README's set-up commands do, which CI runs itself.
+lines are what the README's set-up commands do, which CI runs itself.  Each Python block
+also runs with no key and no base URL set (offline, as a reader pastes it), unless a line next to
+it says what it needs and how to run it offline.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import logging
+import os
 import re
 import shlex
 import signal
@@ -66,7 +70,30 @@ def _openai(body: dict[str, object]) -> tuple[bytes, str]:
     chunks.append((None, {"id": "c1", "object": "chat.completion.chunk", "created": 0,
                           "model": model,
                           "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+    options = body.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage"):  # as OpenAI: no choices
+        chunks.append((None, {"id": "c1", "object": "chat.completion.chunk", "created": 0,
+                              "model": model, "choices": [],
+                              "usage": {"prompt_tokens": 3, "completion_tokens": 5,
+                                        "total_tokens": 8}}))
     return _sse(chunks) + b"data: [DONE]\n\n", "text/event-stream"
+
+
+def _openai_embeddings(body: dict[str, object]) -> tuple[bytes, str]:
+    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    data = [{"object": "embedding", "index": i, "embedding": [0.6, 0.8, 0.0, 0.0]}
+            for i in range(len(texts))]
+    return json.dumps({"object": "list", "model": body["model"], "data": data,
+                       "usage": {"prompt_tokens": 3, "total_tokens": 3}}).encode(), \
+        "application/json"
+
+
+def _openai_images(body: dict[str, object]) -> tuple[bytes, str]:
+    n = body.get("n") or 1
+    assert isinstance(n, int)
+    data = [{"url": f"https://images.example/{i}.png", "revised_prompt": body["prompt"]}
+            for i in range(n)]
+    return json.dumps({"created": 0, "data": data}).encode(), "application/json"
 
 
 def _anthropic(body: dict[str, object]) -> tuple[bytes, str]:
@@ -122,8 +149,8 @@ def _gemini(path: str) -> tuple[bytes, str]:
         "text/event-stream"
 
 
-class _FakeProviders(http.server.BaseHTTPRequestHandler):
-    """OpenAI, Anthropic and Gemini answers, each in its own shape, chosen by the path."""
+class FakeProviders(http.server.BaseHTTPRequestHandler):
+    """OpenAI (chat, embeddings, images), Anthropic and Gemini answers, chosen by the path."""
 
     protocol_version = "HTTP/1.1"
 
@@ -136,6 +163,10 @@ class _FakeProviders(http.server.BaseHTTPRequestHandler):
             payload, ctype = _anthropic(body)
         elif self.path.startswith("/v1beta/models/"):
             payload, ctype = _gemini(self.path)
+        elif self.path.endswith("/embeddings"):
+            payload, ctype = _openai_embeddings(body)
+        elif self.path.endswith("/images/generations"):
+            payload, ctype = _openai_images(body)
         else:
             payload, ctype = _openai(body)
         self.send_response(200)
@@ -145,10 +176,17 @@ class _FakeProviders(http.server.BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeProviders)
-    server.daemon_threads = True
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 drops connections when many calls start at once
+
+
+@contextlib.contextmanager
+def serve_fake_providers(
+    handler: type[http.server.BaseHTTPRequestHandler] | None = None,
+) -> Iterator[str]:
+    """A threaded fake provider server on 127.0.0.1; yields its base URL (no path)."""
+    server = _Server(("127.0.0.1", 0), handler or FakeProviders)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -157,6 +195,24 @@ def fake_server() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def fake_server() -> Iterator[str]:
+    with serve_fake_providers() as base:
+        yield base
+
+
+@pytest.fixture(autouse=True)
+def _restore_trillm_logger() -> Iterator[None]:
+    """docs/logging.md turns the `trillm` logger up to DEBUG; the rest of the suite runs without."""
+    log = logging.getLogger("trillm")
+    level, handlers = log.level, list(log.handlers)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+        log.handlers[:] = handlers
 
 
 @pytest.fixture
@@ -171,6 +227,34 @@ def docs_env(fake_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(("where", "code"), blocks("python"), ids=[w for w, _ in blocks("python")])
 def test_python_block_runs(where: str, code: str, docs_env: None) -> None:
+    with hang_guard(30):
+        exec(compile(code, where, "exec"), {"__name__": "__main__"})
+
+
+def _says_what_it_needs(where: str) -> bool:
+    """Whether the paragraph just before or just after the block says how to run it offline."""
+    name, _, index = where.partition("#")
+    path = next(p for p in DOCS if p.name == name)
+    text = path.read_text()
+    found = list(BLOCK.finditer(text))
+    m = found[int(index)]
+    before = text[found[int(index) - 1].end() if int(index) else 0:m.start()]
+    after = text[m.end():found[int(index) + 1].start() if int(index) + 1 < len(found) else None]
+    near = before.strip().split("\n\n")[-1] + "\n" + after.strip().split("\n\n")[0]
+    return "offline" in near and ("Needs" in near or "needs" in near)
+
+
+@pytest.mark.parametrize(("where", "code"), blocks("python"), ids=[w for w, _ in blocks("python")])
+def test_python_block_runs_offline_or_says_what_it_needs(
+    where: str, code: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pasted with no key and no base URL set, an example runs (on the mock), or a line next to it
+    says what it needs and how to run it offline."""
+    if _says_what_it_needs(where):
+        return
+    for name in list(os.environ):
+        if name.endswith(("_API_KEY", "_BASE_URL", "_API_BASE")):
+            monkeypatch.delenv(name)
     with hang_guard(30):
         exec(compile(code, where, "exec"), {"__name__": "__main__"})
 
@@ -212,6 +296,17 @@ def test_notebook_cells_run_in_ipython(page: str, cells: list[str], docs_env: No
                 assert result.success, f"{page}: {cell!r} failed: {result.error_in_exec!r}"
     finally:
         interactive.InteractiveShell.clear_instance()
+        close_ipython_asyncio_loop()
+
+
+def close_ipython_asyncio_loop() -> None:
+    """IPython keeps one asyncio loop for ``%autoawait asyncio`` cells and never closes it."""
+    from IPython.core import async_helpers
+
+    loop = async_helpers._asyncio_event_loop
+    if loop is not None and not loop.is_closed():
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def _cli_lines() -> list[str]:
