@@ -7,7 +7,9 @@ its headers hung by default, and a cancelled ``aembedding`` raised a group.
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Any
 
 import httpx
 import pytest
@@ -206,3 +208,29 @@ async def test_max_response_bytes_bounds_what_one_answer_may_hold(
                 await client.acompletion("openai/gpt-4o-mini", MSGS)
     with pytest.raises(ValueError, match="max_response_bytes"):
         trillm.Client(max_response_bytes=0)
+
+
+async def test_an_answers_message_record_can_be_sent_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """As LiteLLM users write a tool loop: ``messages.append(response.choices[0].message)``."""
+    bodies: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content)
+        return httpx.Response(200, json={
+            "id": "1", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": None, "tool_calls": [{
+                    "id": "call_1", "type": "function",
+                    "function": {"name": "now", "arguments": "{}"}}]}}]})
+
+    async with trillm.Client(transport=httpx.MockTransport(answer), api_key="sk-t") as client:
+        messages: list[Any] = [{"role": "user", "content": "what time is it?"}]
+        r = await client.acompletion("openai/gpt-4o-mini", messages)
+        messages.append(r.choices[0].message)  # a Message record, not a dict
+        messages.append({"role": "tool", "tool_call_id": "call_1", "content": "noon"})
+        await client.acompletion("openai/gpt-4o-mini", messages)
+    sent = json.loads(bodies[1])["messages"][1]
+    assert sent == {"role": "assistant", "tool_calls": [{
+        "id": "call_1", "type": "function", "function": {"name": "now", "arguments": "{}"}}]}

@@ -155,7 +155,11 @@ def call_options(
 
 
 def check_messages(messages: Any) -> tuple[Mapping[str, Any], ...]:
-    """The messages as a tuple, after checking each is a dict with a ``role``."""
+    """The messages as a tuple, after checking each is a dict with a ``role``.
+
+    A message that is a mapping but not a dict (an answer's ``Message`` record sent
+    back in a tool loop, say) becomes plain JSON-able data, as a provider sends it.
+    """
     if isinstance(messages, str) or not isinstance(messages, Sequence) or not messages:
         raise errors.BadRequestError(
             "messages must be a non-empty list of {'role': ..., 'content': ...} dicts"
@@ -170,4 +174,11 @@ def check_messages(messages: Any) -> tuple[Mapping[str, Any], ...]:
             raise errors.BadRequestError(
                 f"messages[{i}] has no 'role' (e.g. {{'role': 'user', 'content': ...}})"
             )
-    return tuple(messages)
+    if all(type(m) is dict for m in messages):  # the usual case: nothing to convert
+        return tuple(messages)
+    return tuple(m if type(m) is dict else _plain_message(m) for m in messages)
+
+
+def _plain_message(message: Mapping[str, Any]) -> dict[str, Any]:
+    to_dict = getattr(message, "to_dict", None)  # trillm's records: nested ones too
+    return dict(to_dict()) if callable(to_dict) else dict(message)
