@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 import threading
 import time
@@ -402,3 +403,19 @@ def test_cancellation_at_random_points_of_calls_and_streams_closes_upstream() ->
         server.close()
     assert server.events_sent  # calls reached the server ...
     assert all(n < 30 for n in server.events_sent)  # ... and every stream was cut short
+
+
+def test_a_stream_dropped_open_warns_and_is_closed() -> None:
+    async def main() -> None:
+        async with trillm.Client() as client:
+            s = await client.acompletion("mock/x", MSGS, stream=True, mock_chunk_delay=30)
+            with pytest.warns(ResourceWarning, match="garbage-collected while open"):
+                del s
+                gc.collect()
+            for _ in range(100):  # closed from a system task of the trio run
+                if client.statistics().open_streams == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert client.statistics().open_streams == 0
+
+    asyncio.run(main())

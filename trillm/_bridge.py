@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import functools
 import sys
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -247,7 +248,9 @@ class AsyncioStream:
     def __del__(self) -> None:
         stream = getattr(self, "_stream", None)
         if stream is not None and not stream.closed:
-            self._run.close_soon(stream)
+            self._run.close_soon(stream)  # first: the warning may be an error and raise
+            warnings.warn(f"{self!r} was garbage-collected while open; use `async with` so it "
+                          "closes at once", ResourceWarning, stacklevel=1, source=self)
 
 
 client.run_outside_trio_with(call_in_trio)
