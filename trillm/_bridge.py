@@ -240,7 +240,16 @@ class AsyncioStream:
             self._run.forget(stream)
 
     def __iter__(self) -> AsyncIterator[Any]:
-        raise TypeError("a trillm stream is asynchronous: iterate it with `async for`")
+        """A plain ``for`` cannot read it: the stream is closed (nothing reads it after this
+        mistake) and a TypeError shows the right form."""
+        self._ended = True
+        self._buffer.clear()
+        if not self._stream.closed:
+            self._run.close_soon(self._stream)
+        raise TypeError(
+            "a trillm stream is asynchronous: use `async for`, not `for` (`async for chunk in "
+            "stream: ...`; outside async code, trillm.completion(..., stream=True) gives a "
+            "plain iterator)")
 
     def __repr__(self) -> str:
         return f"<trillm stream {self.provider}/{self.model} (asyncio side)>"
