@@ -40,6 +40,7 @@ from .errors import PermissionDeniedError as PermissionDeniedError
 from .errors import RateLimitError as RateLimitError
 from .errors import UnprocessableEntityError as UnprocessableEntityError
 from .retry import RetryPolicy as RetryPolicy
+from .tools import run_tool_calls as run_tool_calls
 from .types import ChatRequest as ChatRequest
 from .types import Choice as Choice
 from .types import Delta as Delta
@@ -155,6 +156,7 @@ __all__ = [
     "hedge",
     "image_generation",
     "race",
+    "run_tool_calls",
     "speech",
     "stream",
     "stream_chunk_builder",

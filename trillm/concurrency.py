@@ -73,7 +73,7 @@ import outcome
 import trio
 
 __all__ = ["LimiterLike", "amap", "as_completed", "gather", "gather_settled", "hedge",
-           "only_cancelled", "race", "raise_bare"]
+           "only_cancelled", "race", "raise_bare", "require_trio"]
 
 T = TypeVar("T")
 X = TypeVar("X")
@@ -172,7 +172,7 @@ class _Calls(Generic[T]):
         return job()
 
 
-def _require_trio(name: str, instead: str, jobs: Iterable[object] = ()) -> None:
+def require_trio(name: str, instead: str, jobs: Iterable[object] = ()) -> None:
     """These helpers are trio's (nurseries, cancel scopes): under asyncio, say what to use.
 
     Coroutine objects among *jobs* are closed, so none is left never awaited.
@@ -231,7 +231,7 @@ async def gather(*fns: Job[T], limit: int | LimiterLike | None = None) -> list[T
     *limit* is an ``int``, a :class:`trio.CapacityLimiter` or any
     :class:`LimiterLike`; jobs take their slots in input order (module docs).
     """
-    _require_trio("gather", "asyncio.TaskGroup, or asyncio.gather() with an asyncio.Semaphore "
+    require_trio("gather", "asyncio.TaskGroup, or asyncio.gather() with an asyncio.Semaphore "
                   "as the limit", fns)
     with _Calls(fns) as calls:
         await trio.lowlevel.checkpoint()
@@ -258,7 +258,7 @@ async def gather_settled(
     Only :class:`Exception` is captured: a cancellation from outside and
     ``KeyboardInterrupt`` cancel every job and propagate, never stored.
     """
-    _require_trio("gather_settled", "asyncio.gather(..., return_exceptions=True)", fns)
+    require_trio("gather_settled", "asyncio.gather(..., return_exceptions=True)", fns)
     with _Calls(fns) as calls:
         await trio.lowlevel.checkpoint()
         calls.check()
@@ -353,7 +353,7 @@ async def as_completed(
     calls still running; calls never started are not started.
     """
     fns = list(fns)
-    _require_trio("as_completed", "asyncio.as_completed()", fns)
+    require_trio("as_completed", "asyncio.as_completed()", fns)
     with _Calls(fns) as calls:
         await trio.lowlevel.checkpoint()
         calls.check()
@@ -499,7 +499,7 @@ async def amap(
     early cancels the workers.  The input iterator is not closed: wrap an
     async generator in :func:`contextlib.aclosing` to finalize it at once.
     """
-    _require_trio("amap", "asyncio.TaskGroup with an asyncio.Semaphore as the limit")
+    require_trio("amap", "asyncio.TaskGroup with an asyncio.Semaphore as the limit")
     await trio.lowlevel.checkpoint()
     if not callable(async_fn):
         raise TypeError(f"async_fn must be an async callable, not {async_fn!r}")
@@ -566,7 +566,7 @@ async def race(*fns: Job[T]) -> T:
     outside propagates.  Jobs are callables or coroutine objects, as for
     :func:`gather`.  ``race()`` with no job raises :class:`ValueError`.
     """
-    _require_trio("race", "asyncio.wait(..., return_when=asyncio.FIRST_COMPLETED)", fns)
+    require_trio("race", "asyncio.wait(..., return_when=asyncio.FIRST_COMPLETED)", fns)
     with _Calls(fns) as calls:
         await trio.lowlevel.checkpoint()
         calls.check()
@@ -593,7 +593,7 @@ async def hedge(fn: Callable[[], Awaitable[T]], *, delay: float, max_attempts: i
     propagates.  *fn* is a zero-argument async callable (not a coroutine
     object: it is called once per attempt).
     """
-    _require_trio("hedge", "asyncio.wait(..., timeout=delay) then a second task")
+    require_trio("hedge", "asyncio.wait(..., timeout=delay) then a second task")
     job: object = fn  # a coroutine object by mistake: close it, then refuse it below
     if isinstance(job, Coroutine):
         job.close()
