@@ -272,6 +272,14 @@ def _openai(
 # --- anthropic ----------------------------------------------------------------------------
 
 
+def _anthropic_accepts(key: str, value: Any) -> bool:
+    if key == "format":
+        return isinstance(value, str) and value in _ANTHROPIC_FORMATS
+    if key == "minItems":
+        return value in (0, 1) and not isinstance(value, bool)
+    return key == "additionalProperties" or key in _ANTHROPIC_KEEP
+
+
 def _anthropic(schema: Any, where: str) -> dict[str, Any]:
     node = _node(schema, where)
     _check_closed(node, where, "anthropic")
@@ -290,11 +298,7 @@ def _anthropic(schema: Any, where: str) -> dict[str, Any]:
             out["allOf" if key == "allOf" else "anyOf"] = [
                 _anthropic(sub, f"{where}/{key}/{i}") for i, sub in enumerate(value)
             ]
-        elif key == "additionalProperties" or key in _ANTHROPIC_KEEP:
-            out[key] = value
-        elif key == "format" and value in _ANTHROPIC_FORMATS:
-            out[key] = value
-        elif key == "minItems" and value in (0, 1) and not isinstance(value, bool):
+        elif _anthropic_accepts(key, value):
             out[key] = value
         elif key not in _ANTHROPIC_DROP:
             moved[key] = value
