@@ -40,6 +40,7 @@ from .errors import PermissionDeniedError as PermissionDeniedError
 from .errors import RateLimitError as RateLimitError
 from .errors import UnprocessableEntityError as UnprocessableEntityError
 from .retry import RetryPolicy as RetryPolicy
+from .structured import strict_json_schema as strict_json_schema
 from .tools import run_tool_calls as run_tool_calls
 from .types import ChatRequest as ChatRequest
 from .types import Choice as Choice
@@ -160,6 +161,7 @@ __all__ = [
     "speech",
     "stream",
     "stream_chunk_builder",
+    "strict_json_schema",
     "transcription",
 ]
 
