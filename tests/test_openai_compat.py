@@ -321,14 +321,11 @@ async def test_sdk_error_names_catch_the_facades_errors() -> None:
 
 def test_sdk_error_names_under_asyncio() -> None:
     async def main() -> None:
-        client = trillm.AsyncOpenAI(timeout=0.05, max_retries=0)
-        try:
+        async with trillm.AsyncOpenAI(timeout=0.05, max_retries=0) as client:
             with pytest.raises(trillm.APITimeoutError) as info:
                 await client.chat.completions.create(model="mock/m", messages=MSGS,
                                                      mock_latency=5)
             assert isinstance(info.value, TimeoutError)
-        finally:
-            await client.close()
 
     asyncio.run(asyncio.wait_for(main(), 20))
 

@@ -182,7 +182,7 @@ async def test_raise_errors_propagates_a_tools_failure_and_cancels_the_rest(
     tools = Tools()
     message = assistant(call("1", "weather", {"city": "Atlantis", "seconds": 1}),
                         call("2", "weather", {"city": "Rome", "seconds": 5}))
-    with pytest.raises(ExceptionGroup) as info:
+    with pytest.RaisesGroup(Exception, flatten_subgroups=True) as info:
         await run_tool_calls(message, tools.functions(), raise_errors=True)
     assert [str(e) for e in leaves(info.value)] == ["bad city"]
     assert tools.cancelled == {"Rome": 1.0}
@@ -205,7 +205,8 @@ async def test_raise_errors_reports_every_call_that_cannot_run_before_any_starts
     tools = Tools()
     message = assistant(call("1", "weather", {"city": "Paris"}), call("2", "nope", {}),
                         call("3", "weather", "{bad"), call("4", "weather", "3"))
-    with pytest.raises(ExceptionGroup, match="3 of 4 tool calls cannot run") as info:
+    with pytest.RaisesGroup(LookupError, ValueError, ValueError,
+                            match="3 of 4 tool calls cannot run") as info:
         await run_tool_calls(message, tools.functions(), raise_errors=True)
     assert [type(e) for e in info.value.exceptions] == [LookupError, ValueError, ValueError]
     assert tools.started == {}
@@ -216,7 +217,7 @@ async def test_raise_errors_with_a_timeout_is_a_timeout_error(
 ) -> None:
     tools = Tools()
     message = assistant(call("1", "weather", {"city": "Paris", "seconds": 5}))
-    with pytest.raises(ExceptionGroup) as info:
+    with pytest.RaisesGroup(TimeoutError, flatten_subgroups=True) as info:
         await run_tool_calls(message, tools.functions(), timeout=0.5, raise_errors=True)
     [exc] = leaves(info.value)
     assert isinstance(exc, TimeoutError)
