@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 
+from tests.fake_openai import FakeOpenAI, serving  # noqa: E402
 from trillm._transport import Transport, TransportStatistics  # noqa: E402 - after the path set-up
 from trillm._wire import HTTPRequestSpec  # noqa: E402
 
@@ -60,3 +61,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("anyio") is not None:
             item.own_markers = [m for m in item.own_markers if m.name != "trio"]
+
+
+# The threaded fake OpenAI server of the facade and article tests.
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    with serving() as fake:
+        yield fake
+
+
+@pytest.fixture
+def openai_env(server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-facade-test-key")
+    return server

@@ -19,13 +19,13 @@ import logging
 import os
 import re
 import shlex
-import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.fake_openai import hang_guard
 from trillm import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -259,20 +259,6 @@ def test_python_block_runs_offline_or_says_what_it_needs(
         exec(compile(code, where, "exec"), {"__name__": "__main__"})
 
 
-@contextlib.contextmanager
-def hang_guard(seconds: float) -> Iterator[None]:
-    """Fail instead of hanging: the blocks run trio.run themselves, so no fail_after fits."""
-
-    def expired(signum: int, frame: object) -> None:
-        raise TimeoutError(f"a docs example ran for more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _ipython_pages() -> list[tuple[str, list[str]]]:

@@ -6,25 +6,9 @@ their trio forms, run with ``trio.run``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.fake_openai import FakeOpenAI, run_script, serving
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAI]:
-    with serving() as fake:
-        yield fake
-
-
-@pytest.fixture
-def openai_env(server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
-    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-facade-test-key")
-    return server
-
+from tests.fake_openai import FakeOpenAI, run_script
 
 # ------------------------------------------------------------------ the article, as written
 

@@ -10,7 +10,6 @@ OpenAI SDK's error names.  The article's examples are in ``test_openai_article.p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +17,13 @@ import pytest
 import trio
 
 import trillm
-from tests.fake_openai import FakeOpenAI, serving
+from tests.fake_openai import FakeOpenAI
 from trillm import errors
 from trillm.openai_compat import ModelsPage, SyncSpeechResponse
 
 MSGS = [{"role": "user", "content": "one two three"}]
 
 
-@pytest.fixture
-def server() -> Iterator[FakeOpenAI]:
-    with serving() as fake:
-        yield fake
-
-
-@pytest.fixture
-def openai_env(server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
-    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-facade-test-key")
-    return server
 
 
 # ------------------------------------------------------------------ each method, on the mock

@@ -429,16 +429,24 @@ class Pipeline:
 
     # -------------------------------------------------------------- attempts
 
-    async def _attempt(self, call: Call, reservation: Reservation | None) -> Any:
-        """One attempt of a call whose answer is one whole body."""
+    async def _go_on_the_wire(
+        self, call: Call
+    ) -> tuple[Transport, trio.CapacityLimiter | None, _Slot, float]:
+        """What every attempt starts with: the transport, a concurrency slot (counted in
+        flight; the caller gives it back), and when the attempt's time is up."""
         transport = self.transport
         if transport is None:
             raise RuntimeError(NOT_OPEN)
         limiter = self._limiter
         slot = await self._take_slot(call)
         self.in_flight += 1
+        return transport, limiter, slot, min(trio.current_time() + call.options.timeout,
+                                             call.deadline_at)
+
+    async def _attempt(self, call: Call, reservation: Reservation | None) -> Any:
+        """One attempt of a call whose answer is one whole body."""
+        transport, limiter, slot, until = await self._go_on_the_wire(call)
         try:
-            until = min(trio.current_time() + call.options.timeout, call.deadline_at)
             with trio.move_on_at(until) as scope:
                 raw = await transport.send(call.spec)
         finally:
@@ -460,15 +468,9 @@ class Pipeline:
     async def _open_stream(self, call: Call, reservation: Reservation | None) -> Any:
         """One attempt at opening a stream: returned once the headers arrived (a stream's
         token estimate stands: its usage arrives only at the end)."""
-        transport = self.transport
-        if transport is None:
-            raise RuntimeError(NOT_OPEN)
-        limiter = self._limiter
-        slot = await self._take_slot(call)
-        self.in_flight += 1
+        transport, limiter, slot, until = await self._go_on_the_wire(call)
         source: HTTPChunkSource | ScriptedChunkSource[Any] | BytesSource | None = None
         try:
-            until = min(trio.current_time() + call.options.timeout, call.deadline_at)
             with trio.move_on_at(until) as scope:
                 response = await transport.open_stream(call.spec)
                 try:
