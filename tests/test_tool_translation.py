@@ -378,3 +378,33 @@ def test_gemini_ids_are_per_answer_and_names_resolve_to_the_latest_call() -> Non
     names = [[part["functionResponse"]["name"] for part in c["parts"]]
              for c in body["contents"] if c["role"] == "user" and c is not body["contents"][0]]
     assert names == [["get_weather", "get_weather", "get_time"], ["get_time"]]
+
+
+GIVEN_IDS = ["9a1c2e7f", "b3d04e55", "0c7f9e21"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_gemini_own_call_ids_are_kept_and_sent_back(stream: bool) -> None:
+    """Regression: a functionCall's ``id`` (Gemini: "return the response with the matching
+    id") was dropped for a made-up one; now it is the tool call's id, plain and streamed,
+    and goes back on the functionCall and functionResponse parts."""
+    p = gemini.PROVIDER
+    answer = gemini_answer(gemini_parts(GIVEN_IDS))
+    req = ChatRequest("gemini", "gemini-2.5-flash", tuple(ASK), stream=stream)
+    if stream:
+        parsed = stream_chunk_builder(streamed(p, sse([(None, answer)]), req))
+    else:
+        parsed = p.parse_chat(json.dumps(answer).encode(), req)
+    assert_calls(parsed.choices[0].message, GIVEN_IDS)
+    body = follow_up(p, "gemini", parsed)
+    assert body["contents"][1] == {"role": "model", "parts": gemini_parts(GIVEN_IDS)}
+    responses = [part["functionResponse"] for part in body["contents"][2]["parts"]]
+    assert [(r["id"], r["name"]) for r in responses] == [
+        (i, n) for i, (n, _) in zip(GIVEN_IDS, CALLS, strict=True)]
+
+
+def test_gemini_made_up_ids_are_not_sent() -> None:
+    body = follow_up(gemini.PROVIDER, "gemini", gemini.PROVIDER.parse_chat(
+        json.dumps(gemini_answer(gemini_parts())).encode(), ChatRequest("gemini", "g", tuple(ASK))))
+    sent = json.dumps(body["contents"])
+    assert '"id"' not in sent and "call_0_" not in sent
