@@ -212,7 +212,8 @@ class Pipeline:
             raise errors.BadRequestError(
                 f"model must be a non-empty string like 'openai/gpt-4o-mini', not {model!r}"
             )
-        mocked = options.mock.response is not None or model.startswith("mock/")
+        mocked = (options.mock.response is not None or options.mock.tool_calls is not None
+                  or model.startswith("mock/"))
         if mocked:
             route, cfg = mock_route(model), _MOCK_CONFIG
         else:

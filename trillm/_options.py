@@ -59,7 +59,8 @@ class CallOptions:
     fallbacks), ``idle_timeout`` each gap between stream events (the effective
     ``timeout`` unless given).  ``headers`` are the Client's, the call's and
     ``extra_headers`` merged, in that order.  ``mock`` holds the offline mock's
-    knobs: it answers ``mock/`` models, and any model when ``mock.response`` is set.
+    knobs: it answers ``mock/`` models, and any model when ``mock.response`` or
+    ``mock.tool_calls`` is set.
     """
 
     timeout: float
@@ -113,6 +114,7 @@ def call_options(
     mock_response: Any = None,
     mock_latency: Any = None,
     mock_chunk_delay: Any = None,
+    mock_tool_calls: Any = None,
 ) -> CallOptions:
     """The options of one call.  *params* (the provider parameters) loses the LiteLLM
     aliases and every None value.  A call that overrides nothing gets the Client's
@@ -121,6 +123,7 @@ def call_options(
             and retry is None and api_key is None and api_base is None and api_version is None
             and headers is None and extra_headers is None and extra_body is None
             and mock_response is None and mock_latency is None and mock_chunk_delay is None
+            and mock_tool_calls is None
             and "num_retries" not in params and "request_timeout" not in params):
         if None in params.values():
             for k in [k for k, v in params.items() if v is None]:
@@ -150,7 +153,7 @@ def call_options(
         api_version=api_version,
         headers=merged or None,
         extra_body=extra_body,
-        mock=mock_options(mock_response, mock_latency, mock_chunk_delay),
+        mock=mock_options(mock_response, mock_latency, mock_chunk_delay, mock_tool_calls),
     )
 
 

@@ -263,6 +263,7 @@ class Client:
         mock_response: str | BaseException | None = None,
         mock_latency: float | None = None,
         mock_chunk_delay: float | None = None,
+        mock_tool_calls: Sequence[Mapping[str, Any]] | None = None,
         fallbacks: Sequence[str] | None = None,
         **params: Any,
     ) -> ModelResponse | Stream:
@@ -275,6 +276,8 @@ class Client:
         ``fallbacks=[...]`` names models to try, in order, when the previous one
         failed with a retryable or context-window error after its own retries;
         every model is validated before anything is sent, and ``deadline`` spans them all.
+        ``mock_response``, ``mock_tool_calls``, ``mock_latency`` and ``mock_chunk_delay``
+        answer offline (``providers/mock.py``).
         """
         params = dict(params)
 
@@ -285,6 +288,7 @@ class Client:
                 api_key=api_key, api_base=api_base, api_version=api_version, headers=headers,
                 extra_headers=extra_headers, extra_body=extra_body, mock_response=mock_response,
                 mock_latency=mock_latency, mock_chunk_delay=mock_chunk_delay,
+                mock_tool_calls=mock_tool_calls,
             )
             msgs = check_messages(messages)
             drop_params = bool(params.pop("drop_params", False))

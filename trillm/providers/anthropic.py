@@ -154,14 +154,18 @@ def _tool_use(call: Mapping[str, Any], req: ChatRequest) -> dict[str, Any]:
 
 
 def _tool_result(m: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``tool`` message as a ``tool_result`` block.  Empty content (``""``, no parts,
+    empty text parts) is left out: the API refuses empty text, and ``content`` is optional."""
     content = m.get("content")
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": m.get("tool_call_id") or ""}
     if isinstance(content, str):
-        block["content"] = content
+        if content:
+            block["content"] = content
     elif content:
-        block["content"] = [
-            {"type": "text", "text": p} if isinstance(p, str) else dict(p) for p in content
-        ]
+        parts = [{"type": "text", "text": p} if isinstance(p, str) else dict(p) for p in content]
+        parts = [p for p in parts if not (p.get("type") == "text" and not p.get("text"))]
+        if parts:
+            block["content"] = parts
     return block
 
 

@@ -10,7 +10,7 @@ contents of one role are merged; ``image_url`` parts become ``inlineData``
 name); assistant ``tool_calls`` become ``functionCall`` parts and ``role: "tool"``
 messages user-role ``functionResponse`` parts, named after the earlier call with
 that id (a tool result that is a JSON object is sent as the response, anything
-else as ``{"content": ...}``).  Tool schemas and ``response_format`` JSON
+else as ``{"content": ...}``, as LiteLLM does).  Tool schemas and ``response_format`` JSON
 schemas are sent as full JSON Schema (``parametersJsonSchema``,
 ``responseJsonSchema``), so OpenAI schemas (``additionalProperties``, ``$defs``)
 pass unchanged.  A tool that is not ``{"type": "function", ...}`` (e.g.
@@ -21,10 +21,12 @@ budget with thoughts included.  Any other parameter raises
 ``extra_body`` is merged into the body last.
 
 Answers: text parts are joined; ``thought: true`` parts are
-``reasoning_content``; ``functionCall`` parts are tool calls with the id
-``call_{candidate}_{k}``, *k* counting the candidate's function calls from 0
-(raw part positions differ between streamed and plain answers; this count does
-not), and make a ``STOP`` finish ``"tool_calls"``.  A prompt blocked by
+``reasoning_content``; ``functionCall`` parts are tool calls with the call's own
+``id`` when Gemini sends one, else the id ``call_{candidate}_{k}``, *k* counting
+the candidate's function calls from 0 (raw part positions differ between
+streamed and plain answers; this count does not), and make a ``STOP`` finish
+``"tool_calls"``.  Gemini's own ids are sent back on the ``functionCall`` and
+``functionResponse`` parts; the made-up ``call_<n>_<n>`` ones are not.  A prompt blocked by
 ``promptFeedback.blockReason`` raises
 :class:`~trillm.errors.ContentPolicyViolationError`.
 
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -101,6 +104,8 @@ _HANDLED = frozenset(
 _THINKING_BUDGET = {"none": 0, "disable": 0, "minimal": 512, "low": 1024, "medium": 2048,
                     "high": 4096}
 _TOOL_CHOICE = {"auto": "AUTO", "required": "ANY", "any": "ANY", "none": "NONE"}
+#: The ids trillm makes up for function calls that came without one (never sent back).
+_DERIVED_ID = re.compile(r"call_[0-9]+_[0-9]+")
 
 #: google.rpc status name -> HTTP status, for errors met inside a 200 body or a stream.
 _STATUS_BY_NAME = {
@@ -199,9 +204,12 @@ def _contents(req: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str, An
                     except ValueError as exc:
                         raise _bad(f"tool call {name!r} has arguments that are not JSON", req) \
                             from exc
+                call: dict[str, Any] = {"name": name, "args": args or {}}
                 if tc.get("id"):
                     call_names[tc["id"]] = name
-                parts.append({"functionCall": {"name": name, "args": args or {}}})
+                    if not _DERIVED_ID.fullmatch(tc["id"]):
+                        call["id"] = tc["id"]  # Gemini's own id goes back as it came
+                parts.append({"functionCall": call})
         elif role in ("tool", "function"):
             name = call_names.get(m.get("tool_call_id") or "") or m.get("name")
             if not name:
@@ -210,8 +218,11 @@ def _contents(req: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str, An
                     "assistant tool call (gemini needs the function's name)", req,
                 )
             g_role = "user"
-            parts = [{"functionResponse": {"name": name,
-                                           "response": _tool_response(m.get("content"))}}]
+            reply: dict[str, Any] = {"name": name, "response": _tool_response(m.get("content"))}
+            call_id = m.get("tool_call_id")
+            if isinstance(call_id, str) and call_id and not _DERIVED_ID.fullmatch(call_id):
+                reply["id"] = call_id
+            parts = [{"functionResponse": reply}]
         else:
             raise _bad(f"gemini does not take messages with role {role!r}", req)
         if not parts:
@@ -403,8 +414,8 @@ class GeminiProvider:
                 index = c.get("index", i)
                 texts, thoughts, calls = _read_parts(c)
                 tool_calls = tuple(
-                    ToolCall(_call_id(index, k), FunctionCall(name, args))
-                    for k, (name, args) in enumerate(calls)
+                    ToolCall(given or _call_id(index, k), FunctionCall(name, args))
+                    for k, (name, args, given) in enumerate(calls)
                 )
                 text = "".join(texts)
                 message = Message(
@@ -463,19 +474,22 @@ def _finish(reason: Any, has_calls: bool) -> str | None:
     return "tool_calls" if has_calls and mapped == "stop" else mapped
 
 
-def _read_parts(c: Mapping[str, Any]) -> tuple[list[str], list[str], list[tuple[str, str]]]:
-    """``(texts, thoughts, [(name, arguments JSON)])`` of one candidate's parts."""
+def _read_parts(
+    c: Mapping[str, Any],
+) -> tuple[list[str], list[str], list[tuple[str, str, str | None]]]:
+    """``(texts, thoughts, [(name, arguments JSON, id or None)])`` of one candidate's parts."""
     texts: list[str] = []
     thoughts: list[str] = []
-    calls: list[tuple[str, str]] = []
+    calls: list[tuple[str, str, str | None]] = []
     content = c.get("content") or {}
     for p in content.get("parts") or ():
         fc = p.get("functionCall")
         if fc is not None:
             name = fc.get("name") or ""
-            if type(name) is not str:
-                raise TypeError(f"a function name {name!r} that is not a string")
-            calls.append((name, json.dumps(fc.get("args") or {})))
+            given = fc.get("id") or None
+            if type(name) is not str or (given is not None and type(given) is not str):
+                raise TypeError(f"a function name or id that is not a string: {fc!r}"[:200])
+            calls.append((name, json.dumps(fc.get("args") or {}), given))
             continue
         text = p.get("text")
         if text:
@@ -586,9 +600,9 @@ class GeminiStreamParser:
                 start = self._calls.get(index, 0)
                 self._calls[index] = start + len(calls)
                 tool_deltas = tuple(
-                    ToolCallDelta(start + k, _call_id(index, start + k), "function",
+                    ToolCallDelta(start + k, given or _call_id(index, start + k), "function",
                                   FunctionDelta(name, args))
-                    for k, (name, args) in enumerate(calls)
+                    for k, (name, args, given) in enumerate(calls)
                 )
                 finish = _finish(reason, self._calls[index] > 0)
                 text = "".join(texts) or None

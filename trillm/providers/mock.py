@@ -10,6 +10,11 @@ the transport does the waiting.
   (with any model) answers that text; ``mock_response=SomeError("...")``
   raises a copy of that exception on every attempt, so it goes through the
   retry loop like an error from the wire.
+* ``mock_tool_calls=[...]`` (with any model, as in LiteLLM) answers with those
+  tool calls (OpenAI's shape: ``{"id": ..., "function": {"name": ...,
+  "arguments": ...}}``; a missing id is ``call_<k>``, arguments may be a dict)
+  and ``finish_reason="tool_calls"``; the content is ``mock_response`` when it is
+  given as text, else None.  Streamed, each call comes whole in one chunk.
 * ``mock_latency`` (seconds before the answer or the stream's headers) and
   ``mock_chunk_delay`` (seconds before each streamed event) simulate time.
 * Streams go word by word: the first chunk carries the role, the last one the
@@ -28,7 +33,7 @@ import random
 import re
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -42,6 +47,8 @@ from ..types import (
     Embedding,
     EmbeddingRequest,
     EmbeddingResponse,
+    FunctionCall,
+    FunctionDelta,
     ImageObject,
     ImageRequest,
     ImageResponse,
@@ -52,6 +59,8 @@ from ..types import (
     ModelsRequest,
     StreamChoice,
     StreamChunk,
+    ToolCall,
+    ToolCallDelta,
     TranscriptionRequest,
     TranscriptionResponse,
     Usage,
@@ -77,6 +86,7 @@ class MockOptions:
     response: str | BaseException | None = None
     latency: float = 0.0
     chunk_delay: float = 0.0
+    tool_calls: tuple[ToolCall, ...] | None = None
 
 
 def _seconds(name: str, value: Any) -> float:
@@ -89,7 +99,9 @@ def _seconds(name: str, value: Any) -> float:
     return float(value)
 
 
-def mock_options(response: Any, latency: Any, chunk_delay: Any) -> MockOptions:
+def mock_options(
+    response: Any, latency: Any, chunk_delay: Any, tool_calls: Any = None
+) -> MockOptions:
     """Checked :class:`MockOptions` (a clear error before anything is sent)."""
     if response is not None and not isinstance(response, str | BaseException):
         raise errors.BadRequestError(
@@ -97,7 +109,31 @@ def mock_options(response: Any, latency: Any, chunk_delay: Any) -> MockOptions:
             f"{type(response).__name__}", provider=PROVIDER_NAME,
         )
     return MockOptions(response, _seconds("mock_latency", latency),
-                       _seconds("mock_chunk_delay", chunk_delay))
+                       _seconds("mock_chunk_delay", chunk_delay),
+                       None if tool_calls is None else _tool_calls(tool_calls))
+
+
+def _tool_calls(given: Any) -> tuple[ToolCall, ...]:
+    """``mock_tool_calls`` as records: OpenAI-shape dicts (or ToolCall records)."""
+    if isinstance(given, str | bytes) or not isinstance(given, Sequence):
+        given = [given]  # reported below as a bad item
+    calls = []
+    for k, call in enumerate(given):
+        f = call.get("function") if isinstance(call, Mapping) else None
+        name = f.get("name") if isinstance(f, Mapping) else None
+        args = f.get("arguments", "{}") if isinstance(f, Mapping) else None
+        if isinstance(args, Mapping):
+            args = json.dumps(dict(args))
+        call_id = (call.get("id") or f"call_{k}") if isinstance(call, Mapping) else None
+        if not (isinstance(name, str) and name and isinstance(args, str)
+                and isinstance(call_id, str)):
+            raise errors.BadRequestError(
+                "mock_tool_calls must be a list of tool calls like {'id': 'call_1', "
+                "'function': {'name': 'f', 'arguments': '{}'}}, not " + repr(call)[:100],
+                provider=PROVIDER_NAME,
+            )
+        calls.append(ToolCall(call_id, FunctionCall(name, args)))
+    return tuple(calls)
 
 
 def answer(options: MockOptions, req: AnyRequest, spec: HTTPRequestSpec) -> LocalAnswer:
@@ -106,14 +142,16 @@ def answer(options: MockOptions, req: AnyRequest, spec: HTTPRequestSpec) -> Loca
     if isinstance(options.response, BaseException):
         return LocalAnswer(latency=options.latency, error=options.response)
     said = options.response
+    if isinstance(req, ChatRequest) and options.tool_calls is not None:
+        if req.stream:
+            return _stream(options, _tool_call_chunks(req.model, req.messages, said,
+                                                      options.tool_calls))
+        return _json(options, _tool_call_answer(req.model, req.messages, said,
+                                                options.tool_calls))
     if isinstance(req, ChatRequest):
         text = said if said is not None else echo_text(req.messages)
         if req.stream:
-            chunks = tuple(_sse(c) for c in _chat_chunks(req.model, req.messages, text))
-            chunks = (*chunks[:-1], chunks[-1] + b"data: [DONE]\n\n")
-            if not options.chunk_delay:  # all at once, as one read from a server would bring
-                chunks = (b"".join(chunks),)
-            return LocalAnswer(200, _SSE, chunks, options.chunk_delay, options.latency)
+            return _stream(options, _chat_chunks(req.model, req.messages, text))
         return _json(options, _chat(req.model, req.messages, text))
     if isinstance(req, EmbeddingRequest):
         return _json(options, _embeddings(req.model, req.inputs, req.params.get("dimensions")))
@@ -136,6 +174,40 @@ def answer(options: MockOptions, req: AnyRequest, spec: HTTPRequestSpec) -> Loca
 MODELS = ModelList(tuple(
     ModelInfo(name, CREATED, "trillm-mock") for name in ("mock-chat", "mock-embedding")
 ))
+
+
+def _stream(options: MockOptions, records: list[StreamChunk]) -> LocalAnswer:
+    chunks = tuple(_sse(c) for c in records)
+    chunks = (*chunks[:-1], chunks[-1] + b"data: [DONE]\n\n")
+    if not options.chunk_delay:  # all at once, as one read from a server would bring
+        chunks = (b"".join(chunks),)
+    return LocalAnswer(200, _SSE, chunks, options.chunk_delay, options.latency)
+
+
+def _tool_call_answer(model: str, messages: Any, text: str | None,
+                      calls: tuple[ToolCall, ...]) -> ModelResponse:
+    rid = _id(model, "".join(c.function.name + c.function.arguments for c in calls))
+    return ModelResponse(
+        id=rid, created=CREATED, model=model,
+        choices=(Choice(index=0, message=Message(content=text, tool_calls=calls),
+                        finish_reason="tool_calls"),),
+        usage=_usage(messages, len(calls) + len(_WORDS.findall(text or ""))),
+    )
+
+
+def _tool_call_chunks(model: str, messages: Any, text: str | None,
+                      calls: tuple[ToolCall, ...]) -> list[StreamChunk]:
+    whole = _tool_call_answer(model, messages, text, calls)
+
+    def chunk(delta: Delta, finish: str | None = None, usage: Usage | None = None) -> StreamChunk:
+        return StreamChunk(id=whole.id, created=CREATED, model=model,
+                           choices=(StreamChoice(delta=delta, finish_reason=finish),), usage=usage)
+
+    out = [chunk(Delta(role="assistant", content=text))]
+    out += [chunk(Delta(tool_calls=(ToolCallDelta(k, c.id, "function", FunctionDelta(
+        c.function.name, c.function.arguments)),))) for k, c in enumerate(calls)]
+    out.append(chunk(Delta(), "tool_calls", whole.usage))
+    return out
 
 
 def _json(options: MockOptions, record: Any) -> LocalAnswer:
