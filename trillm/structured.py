@@ -337,13 +337,24 @@ _FORMS = (
 )
 
 
-def response_format_kind(fmt: Any) -> FormatKind:
+def response_format_kind(
+    fmt: Any, *, provider: str | None = None, model: str | None = None
+) -> FormatKind:
     """Which form *fmt*, a call's ``response_format``, takes.
 
     ``"model"`` (a class with ``model_json_schema()`` and ``model_validate_json()``),
     ``"json_schema"``, ``"json_object"`` or ``"text"`` (OpenAI's dict forms).  Anything
-    else is a :class:`~trillm.errors.BadRequestError`, raised before any traffic.
+    else is a :class:`~trillm.errors.BadRequestError` (naming *provider* and *model*),
+    raised before any traffic.
     """
+    try:
+        return _kind(fmt)
+    except errors.BadRequestError as exc:
+        exc.provider, exc.model = provider, model
+        raise
+
+
+def _kind(fmt: Any) -> FormatKind:
     if isinstance(fmt, type):
         if callable(getattr(fmt, "model_json_schema", None)) and callable(
             getattr(fmt, "model_validate_json", None)

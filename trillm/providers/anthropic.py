@@ -292,7 +292,8 @@ def _params(req: ChatRequest, body: dict[str, Any]) -> None:
 
 def _response_format(fmt: Any, req: ChatRequest, body: dict[str, Any]) -> None:
     """A model class or a json_schema form as ``output_config.format`` (no tool emulation)."""
-    if response_format_kind(fmt) == "json_object":  # refuses what is no form at all
+    kind = response_format_kind(fmt, provider=req.provider, model=req.model)  # or refuses
+    if kind == "json_object":
         if req.drop_params:
             return
         raise _bad(
