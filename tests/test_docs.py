@@ -225,10 +225,17 @@ def docs_env(fake_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEMINI_API_KEY", "docs-test-gemini-key")
 
 
+def _compiled(code: str, where: str) -> object:
+    """*code* as a reader's script runs it: without this file's ``from __future__ import
+    annotations``, which compile() would pass on (pydantic models in an example would then
+    hold string annotations that name classes in no module, and fail)."""
+    return compile(code, where, "exec", dont_inherit=True)
+
+
 @pytest.mark.parametrize(("where", "code"), blocks("python"), ids=[w for w, _ in blocks("python")])
 def test_python_block_runs(where: str, code: str, docs_env: None) -> None:
     with hang_guard(30):
-        exec(compile(code, where, "exec"), {"__name__": "__main__"})
+        exec(_compiled(code, where), {"__name__": "__main__"})
 
 
 def _says_what_it_needs(where: str) -> bool:
@@ -256,7 +263,7 @@ def test_python_block_runs_offline_or_says_what_it_needs(
         if name.endswith(("_API_KEY", "_BASE_URL", "_API_BASE")):
             monkeypatch.delenv(name)
     with hang_guard(30):
-        exec(compile(code, where, "exec"), {"__name__": "__main__"})
+        exec(_compiled(code, where), {"__name__": "__main__"})
 
 
 

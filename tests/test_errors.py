@@ -37,6 +37,9 @@ DEFAULT_STATUS: dict[type[errors.APIError], int | None] = {
     errors.APIConnectionError: None,
     errors.Timeout: None,
     errors.StreamError: None,
+    errors.StructuredOutputError: None,
+    errors.LengthFinishReasonError: None,
+    errors.ContentFilterFinishReasonError: None,
 }
 ALL_CLASSES = list(DEFAULT_STATUS)
 

@@ -34,10 +34,13 @@ from .errors import APITimeoutError as APITimeoutError
 from .errors import AuthenticationError as AuthenticationError
 from .errors import BadRequestError as BadRequestError
 from .errors import ConflictError as ConflictError
+from .errors import ContentFilterFinishReasonError as ContentFilterFinishReasonError
 from .errors import InternalServerError as InternalServerError
+from .errors import LengthFinishReasonError as LengthFinishReasonError
 from .errors import NotFoundError as NotFoundError
 from .errors import PermissionDeniedError as PermissionDeniedError
 from .errors import RateLimitError as RateLimitError
+from .errors import StructuredOutputError as StructuredOutputError
 from .errors import UnprocessableEntityError as UnprocessableEntityError
 from .retry import RetryPolicy as RetryPolicy
 from .structured import strict_json_schema as strict_json_schema
@@ -111,6 +114,7 @@ __all__ = [
     "Client",
     "ClientStatistics",
     "ConflictError",
+    "ContentFilterFinishReasonError",
     "Delta",
     "Embedding",
     "EmbeddingResponse",
@@ -119,6 +123,7 @@ __all__ = [
     "ImageObject",
     "ImageResponse",
     "InternalServerError",
+    "LengthFinishReasonError",
     "Message",
     "ModelResponse",
     "NotFoundError",
@@ -133,6 +138,7 @@ __all__ = [
     "StreamChoice",
     "StreamChunk",
     "StreamOpener",
+    "StructuredOutputError",
     "SyncStream",
     "ToolCall",
     "ToolCallDelta",

@@ -41,7 +41,8 @@ from .concurrency import only_cancelled, raise_bare
 from .providers import mock, openai
 from .retry import is_retryable
 from .routing import Route, mock_route, parse_model, resolve_config
-from .types import EmbeddingResponse, Usage
+from .structured import parse_response
+from .types import ChatRequest, EmbeddingResponse, ModelResponse, Usage
 
 if TYPE_CHECKING:
     from ._options import CallOptions
@@ -84,7 +85,8 @@ class Operation:
     """One kind of call: the provider steps that build and parse it.
 
     ``name`` is its key in a provider's ``operations`` table; ``what`` names it
-    in errors; ``combine`` joins the answers of a call split into batches.
+    in errors; ``combine`` joins the answers of a call split into batches; ``finish``
+    is the provider-neutral last step on a whole answer (chat: structured output).
     """
 
     name: str
@@ -92,6 +94,7 @@ class Operation:
     build: Callable[[Any, Any, ProviderConfig], HTTPRequestSpec]
     parse: Callable[[Any, bytes, Any, ProviderConfig, Mapping[str, str]], Any]
     combine: Callable[[list[Any]], Any] | None = None
+    finish: Callable[[Any, Any], Any] | None = None  # (answer, request) -> answer, once parsed
 
 
 def _join_embeddings(parts: list[EmbeddingResponse]) -> EmbeddingResponse:
@@ -117,10 +120,19 @@ def _speech(provider: Any, body: bytes, req: Any, cfg: ProviderConfig,
     return SpeechResponse(body, fmt)
 
 
+def _structured(response: ModelResponse, req: ChatRequest) -> ModelResponse:
+    """``message.parsed`` from the answer, when the call has a ``response_format``."""
+    fmt = req.params.get("response_format")
+    if fmt is None:  # the hot path pays this one lookup
+        return response
+    return parse_response(response, fmt, provider=req.provider)
+
+
 CHAT = Operation(
     "chat", "chat completions",
     lambda p, req, cfg: p.build_chat(req, cfg),
     lambda p, body, req, cfg, headers: p.parse_chat(body, req, cfg, headers),
+    finish=_structured,
 )
 EMBEDDINGS = Operation(
     "embeddings", "embeddings",
@@ -464,6 +476,8 @@ class Pipeline:
         usage = getattr(result, "usage", None)
         if reservation is not None and isinstance(usage, Usage):
             await reservation.settle(usage.total_tokens)  # correct the estimate
+        if call.op.finish is not None:
+            return call.op.finish(result, call.req)
         return result
 
     async def _open_stream(self, call: Call, reservation: Reservation | None) -> Any:
@@ -493,12 +507,16 @@ class Pipeline:
             if limiter is not None:
                 limiter.release_on_behalf_of(slot)
 
-        kind: type[AudioStream] | type[Stream] = AudioStream if call.stream == "bytes" else Stream
-        return kind(
-            cast("Any", source), provider=call.req.provider, model=call.req.model,
-            idle_timeout=call.options.idle_timeout, deadline_at=call.deadline_at,
-            on_close=release,
-        )
+        common: dict[str, Any] = {
+            "provider": call.req.provider, "model": call.req.model,
+            "idle_timeout": call.options.idle_timeout, "deadline_at": call.deadline_at,
+            "on_close": release,
+        }
+        if call.stream == "bytes":
+            return AudioStream(cast("Any", source), **common)
+        # final_response() parses the whole answer as a plain call's is parsed
+        return Stream(cast("Any", source), response_format=call.req.params.get(
+            "response_format"), **common)
 
     async def _source(
         self, call: Call, response: Any

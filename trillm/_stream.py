@@ -31,6 +31,7 @@ import trio
 from . import errors
 from .accumulate import ChunkAccumulator
 from .sse import SSEDecoder
+from .structured import parse_response
 
 if TYPE_CHECKING:
     from ._transport import ResponseStream
@@ -418,20 +419,27 @@ class Stream(_ChunkStream["StreamChunk"]):
     use ``async for`` (or the sync API's ``completion(stream=True)``).
     """
 
-    __slots__ = ("_received",)
+    __slots__ = ("_received", "_response_format")
 
-    def __init__(self, source: ChunkSource[StreamChunk], **kwargs: Any) -> None:
+    def __init__(self, source: ChunkSource[StreamChunk], *, response_format: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(source, **kwargs)
         self._received = ChunkAccumulator()
         self._on_chunk = self._received.add
+        self._response_format = response_format
 
     # -------------------------------------------------------------- whole answer
 
     async def final_response(self) -> ModelResponse:
-        """Read what is left and return the whole answer as the plain call would."""
+        """Read what is left and return the whole answer as the plain call would: with a
+        ``response_format``, ``message.parsed`` is set (or the structured-output error of
+        the plain call is raised)."""
         async for _ in self:
             pass
-        return self._received.build()
+        response = self._received.build()
+        if self._response_format is None:
+            return response
+        return parse_response(response, self._response_format, provider=self.provider)
 
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .structured import parse_response
 from .types import (
     EMPTY_STREAM_CHOICES,
     Choice,
@@ -153,7 +154,9 @@ def _copy_logprobs(logprobs: Any) -> Any:
     return {k: list(v) if type(v) is list else v for k, v in logprobs.items()}
 
 
-def stream_chunk_builder(chunks: Iterable[StreamChunk]) -> ModelResponse:
+def stream_chunk_builder(
+    chunks: Iterable[StreamChunk], messages: Any = None, *, response_format: Any = None
+) -> ModelResponse:
     """Build the :class:`ModelResponse` that a stream of *chunks* amounts to.
 
     Content, reasoning and tool-call argument fragments are concatenated per
@@ -162,11 +165,19 @@ def stream_chunk_builder(chunks: Iterable[StreamChunk]) -> ModelResponse:
     seen win.  ``content`` (and ``refusal``) stay None unless some delta carried
     a string for them (an empty one included), as in the official OpenAI SDK.  Raises
     ``ValueError`` for an empty stream.
+
+    The chunks do not carry the call's ``response_format``: pass it again as
+    ``response_format=`` to get ``message.parsed`` (and the structured-output errors)
+    as the plain call gives them.  *messages* is taken for LiteLLM's signature and not
+    used: the usage comes from the chunks.
     """
     acc = ChunkAccumulator()
     for chunk in chunks:
         acc.add(chunk)
-    return acc.build()
+    response = acc.build()
+    if response_format is None:
+        return response
+    return parse_response(response, response_format)
 
 
 def chunks_from_response(response: ModelResponse) -> tuple[StreamChunk, ...]:

@@ -19,10 +19,14 @@ The hierarchy::
         │       └── ServiceUnavailableError  503, 529 (overloaded)
         ├── APIConnectionError           no HTTP answer (connect, read, protocol)
         │   └── Timeout                  trillm's own timeouts; also a builtin TimeoutError
-        └── StreamError                  malformed or truncated stream
+        ├── StreamError                  malformed or truncated stream
+        └── StructuredOutputError        the answer does not fit the response_format (never retried)
+            ├── LengthFinishReasonError         cut off by the length limit
+            └── ContentFilterFinishReasonError  stopped by the content filter
 
 ``APIStatusError`` and ``APITimeoutError`` (another name of ``Timeout``) are the
-OpenAI SDK's names, so code written against it catches the same errors here.
+OpenAI SDK's names, so code written against it catches the same errors here; so are
+``LengthFinishReasonError`` and ``ContentFilterFinishReasonError``.
 
 Every class can be built from a message alone (``RateLimitError("slow down")``);
 the keywords default to the class's own status and ``None``.  ``headers`` and
@@ -46,15 +50,18 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "ContentFilterFinishReasonError",
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
     "InternalServerError",
+    "LengthFinishReasonError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",
     "ServiceUnavailableError",
     "StreamError",
+    "StructuredOutputError",
     "Timeout",
     "TrillmError",
     "UnprocessableEntityError",
@@ -331,6 +338,51 @@ class Timeout(APIConnectionError, TimeoutError):
 
 class StreamError(APIError):
     """A stream was malformed or ended before the provider's end marker."""
+
+
+class StructuredOutputError(APIError):
+    """The answer does not fit the call's ``response_format``; never retried.
+
+    ``text`` is the raw answer text, ``validation_error`` what ``model_validate_json``
+    (or ``json.loads``) raised (also the ``__cause__``), and ``completion`` the whole
+    :class:`~trillm.types.ModelResponse`, so nothing the model said is lost.
+    """
+
+    text: str | None
+    validation_error: BaseException | None
+    completion: Any
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        text: str | None = None,
+        validation_error: BaseException | None = None,
+        completion: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.text = text
+        self.validation_error = validation_error
+        self.completion = completion
+        if validation_error is not None:
+            self.__cause__ = validation_error
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        rebuild, (cls, message, kwargs) = super().__reduce__()
+        kwargs = {**kwargs, "text": self.text, "validation_error": self.validation_error,
+                  "completion": self.completion}
+        return (rebuild, (cls, message, kwargs))
+
+
+class LengthFinishReasonError(StructuredOutputError):
+    """The answer was cut off by the length limit (``finish_reason`` ``"length"``) before
+    it was whole: raise ``max_tokens`` or ask for less.  The OpenAI SDK's name."""
+
+
+class ContentFilterFinishReasonError(StructuredOutputError):
+    """The provider's content filter stopped the answer (``finish_reason``
+    ``"content_filter"``), so there is nothing to parse.  The OpenAI SDK's name."""
 
 
 #: The OpenAI SDK's name for :class:`Timeout` (the same class).

@@ -19,8 +19,9 @@ With ``base_url=`` every model goes, named as given, to that OpenAI-compatible
 server; without it trillm's routing applies (``claude-*`` reaches Anthropic,
 ``mock/...`` the offline mock, and ``OPENAI_BASE_URL`` moves OpenAI's models
 only).  The answers are trillm's records (``r.choices[0].message.content``,
-``r["usage"]``), not the SDK's pydantic models.  Structured output's
-``chat.completions.parse`` will join ``create`` on the same resource.
+``r["usage"]``), not the SDK's pydantic models.  Structured output:
+``chat.completions.parse(..., response_format=Model)`` gives an answer whose
+``choices[0].message.parsed`` is the validated instance, as the SDK's does.
 """
 
 from __future__ import annotations
@@ -79,11 +80,12 @@ class AsyncOpenAI:
     """``AsyncOpenAI(api_key=None, base_url=None, timeout=600, max_retries=2,
     default_headers=None, max_concurrency=None)``: the SDK's async client over one Client.
 
-    ``.chat.completions.create``, ``.embeddings.create``, ``.images.generate``,
-    ``.audio.transcriptions.create``, ``.audio.speech.create``, ``.models.list()``;
-    ``async with`` it, or ``await client.close()`` when done.  ``timeout`` bounds one
-    attempt, as in the SDK; every other keyword of :class:`~trillm.Client` calls
-    (``deadline=``, ``fallbacks=``, ``mock_response=``, ...) passes through ``create``.
+    ``.chat.completions.create`` (and ``.parse``), ``.embeddings.create``,
+    ``.images.generate``, ``.audio.transcriptions.create``, ``.audio.speech.create``,
+    ``.models.list()``; ``async with`` it, or ``await client.close()`` when done.
+    ``timeout`` bounds one attempt, as in the SDK; every other keyword of
+    :class:`~trillm.Client` calls (``deadline=``, ``fallbacks=``, ``mock_response=``, ...)
+    passes through ``create``.
     """
 
     def __init__(
@@ -219,6 +221,18 @@ class _AsyncCompletions(_AsyncResource):
         client = await owner._client()
         return await client.acompletion(  # type: ignore[call-overload,no-any-return]
             owner._model(model), messages, stream=stream, **_params(params))
+
+    async def parse(self, *, model: str, messages: Messages, response_format: Any,
+                    **params: Any) -> ModelResponse:
+        """The SDK's ``parse``: ``response_format=Model`` (a pydantic model class, or OpenAI's
+        dict forms) and ``choices[0].message.parsed`` holds the validated instance; the
+        structured-output errors as :meth:`Client.acompletion` raises them."""
+        if params.get("stream"):
+            raise TypeError("chat.completions.parse() does not stream: use create(stream=True, "
+                            "response_format=...) and `await stream.final_response()`")
+        params.pop("stream", None)
+        return await self.create(model=model, messages=messages, stream=False,
+                                 response_format=response_format, **params)
 
 
 class _AsyncChat(_AsyncResource):
@@ -431,6 +445,15 @@ class _SyncCompletions(_SyncResource):
                                                  **params))
 
         return _sync.SyncStream(run, run.call(open_))
+
+    def parse(self, *, model: str, messages: Messages, response_format: Any,
+              **params: Any) -> ModelResponse:
+        """The SDK's ``parse``: ``choices[0].message.parsed`` holds the validated instance."""
+        facade = self._owner._async.chat.completions
+        return self._owner._wait(
+            "chat.completions.parse",
+            lambda: facade.parse(model=model, messages=messages,
+                                 response_format=response_format, **params))
 
 
 class _SyncChat(_SyncResource):

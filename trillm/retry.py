@@ -6,7 +6,9 @@ is never seen here (it is not an :class:`Exception`); then a response's
 :class:`~trillm.errors.RequestTimeoutError`, :class:`~trillm.errors.ConflictError`,
 :class:`~trillm.errors.RateLimitError`, :class:`~trillm.errors.InternalServerError`
 (529 included), :class:`~trillm.errors.APIConnectionError` and
-:class:`~trillm.errors.Timeout` are retried, everything else is not.
+:class:`~trillm.errors.Timeout` are retried, everything else is not.  A
+:class:`~trillm.errors.StructuredOutputError` (an answer that does not fit its
+``response_format``) is never retried, whatever the headers say.
 
 The delay is the server's ``retry-after-ms`` / ``Retry-After`` when it sent one
 (used as given up to ``max_retry_after``; a longer one is not slept on: the
@@ -39,8 +41,8 @@ _RETRYABLE = (
 
 def is_retryable(error: BaseException) -> bool:
     """Whether *error* may be retried at all (``x-should-retry`` first, then its class)."""
-    if not isinstance(error, errors.APIError):
-        return False
+    if not isinstance(error, errors.APIError) or isinstance(error, errors.StructuredOutputError):
+        return False  # an answer that does not fit its format came whole: asking again is no fix
     should = error.headers.get("x-should-retry")
     if should == "true":
         return True

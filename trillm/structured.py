@@ -1,7 +1,13 @@
-"""Structured output: the JSON schema each provider accepts, made from a model or a schema.
+"""Structured output: the JSON schema each provider accepts, and answers parsed into models.
 
-Pure (stdlib only): a pydantic model is duck-typed through its ``model_json_schema()``
-classmethod, so pydantic stays out of trillm's dependencies.
+Pure (stdlib and attrs only): a pydantic model is duck-typed through its
+``model_json_schema()`` and ``model_validate_json()`` classmethods, so pydantic stays out
+of trillm's dependencies.
+
+A call's ``response_format`` is a model class or one of OpenAI's dict forms
+(:func:`response_format_kind`); :func:`response_format_body` gives the request-body
+fields each provider reads it from, and :func:`parse_response` fills
+``message.parsed`` in the answer (or raises a :class:`~trillm.errors.StructuredOutputError`).
 
 :func:`strict_json_schema` returns the schema alone; :func:`structured_output_body` wraps it
 in the request-body fields where each provider reads it::
@@ -18,14 +24,21 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
 
 from . import errors
 
-__all__ = ["DIALECTS", "Dialect", "strict_json_schema", "structured_output_body"]
+if TYPE_CHECKING:
+    from .types import ModelResponse
+
+__all__ = ["DIALECTS", "Dialect", "FormatKind", "parse_response", "response_format_body",
+           "response_format_kind", "strict_json_schema", "structured_output_body"]
 
 Dialect = Literal["openai", "anthropic", "gemini"]
 DIALECTS: tuple[Dialect, ...] = ("openai", "anthropic", "gemini")
+FormatKind = Literal["model", "json_schema", "json_object", "text"]
 
 # The string formats Anthropic's structured outputs accept; any other moves to the description.
 _ANTHROPIC_FORMATS = frozenset({
@@ -313,3 +326,141 @@ def _anthropic(schema: Any, where: str) -> dict[str, Any]:
         description = out.get("description")
         out["description"] = f"{description}\n\n{note}" if description else note
     return out
+
+
+# --- response_format: what is sent, and what the answer becomes ---------------------------
+
+_FORMS = (
+    "a pydantic model class (anything with model_json_schema() and model_validate_json()), "
+    "{'type': 'json_schema', 'json_schema': {'name': ..., 'schema': {...}, 'strict': True}}, "
+    "{'type': 'json_object'} or {'type': 'text'}"
+)
+
+
+def response_format_kind(
+    fmt: Any, *, provider: str | None = None, model: str | None = None
+) -> FormatKind:
+    """Which form *fmt*, a call's ``response_format``, takes.
+
+    ``"model"`` (a class with ``model_json_schema()`` and ``model_validate_json()``),
+    ``"json_schema"``, ``"json_object"`` or ``"text"`` (OpenAI's dict forms).  Anything
+    else is a :class:`~trillm.errors.BadRequestError` (naming *provider* and *model*),
+    raised before any traffic.
+    """
+    try:
+        return _kind(fmt)
+    except errors.BadRequestError as exc:
+        exc.provider, exc.model = provider, model
+        raise
+
+
+def _kind(fmt: Any) -> FormatKind:
+    if isinstance(fmt, type):
+        if callable(getattr(fmt, "model_json_schema", None)) and callable(
+            getattr(fmt, "model_validate_json", None)
+        ):
+            return "model"
+    elif isinstance(fmt, Mapping):
+        kind = fmt.get("type")
+        if kind == "text" or kind == "json_object":
+            return kind  # type: ignore[no-any-return]
+        if kind == "json_schema" and isinstance(fmt.get("json_schema"), Mapping):
+            return "json_schema"
+    elif callable(getattr(fmt, "model_validate_json", None)):
+        raise _refuse(f"response_format takes the model class, not an instance: {fmt!r}")
+    raise _refuse(f"response_format must be {_FORMS}, not {fmt!r}")
+
+
+def response_format_body(
+    fmt: Any, dialect: str, *, provider: str | None = None, model: str | None = None
+) -> dict[str, Any]:
+    """The request-body fields that carry *fmt* (a call's ``response_format``) to *dialect*.
+
+    * ``openai`` (Azure and OpenAI-compatible servers too): a model class becomes
+      ``{"type": "json_schema", "json_schema": {"name": <class name>, "schema":
+      <strict schema>, "strict": True}}``; the dict forms are sent as given.
+    * ``anthropic``: a model class or a ``json_schema`` dict becomes
+      ``output_config.format`` (the anthropic dialect); ``{"type": "text"}`` sends nothing.
+      ``{"type": "json_object"}`` raises: Anthropic has no JSON mode without a schema.
+    * ``gemini``: a model class or a ``json_schema`` dict becomes ``generationConfig``'s
+      ``responseMimeType`` and ``responseJsonSchema``; ``json_object`` the MIME type only.
+
+    Raises :class:`~trillm.errors.BadRequestError` (with *provider* and *model*) for a
+    format that is not one of these, or a schema the dialect cannot express.
+    """
+    try:
+        kind = response_format_kind(fmt)
+        if kind == "text":
+            return {"response_format": fmt} if dialect == "openai" else {}
+        if dialect == "openai":
+            return structured_output_body(fmt, dialect) if kind == "model" else {
+                "response_format": fmt}
+        if kind != "json_object":
+            return structured_output_body(fmt, dialect)
+        if dialect == "gemini":
+            return {"generationConfig": {"responseMimeType": "application/json"}}
+        raise _refuse(
+            f"{dialect} does not take response_format={{'type': 'json_object'}}: it has no "
+            "JSON mode without a schema; pass a pydantic model class or "
+            "{'type': 'json_schema', 'json_schema': {'name': ..., 'schema': {...}}}"
+        )
+    except errors.BadRequestError as exc:
+        exc.provider, exc.model = provider, model
+        raise
+
+
+def parse_response(
+    response: ModelResponse, fmt: Any, *, provider: str | None = None
+) -> ModelResponse:
+    """*response* with each choice's ``message.parsed`` filled in from its text.
+
+    Only for a model class (``fmt.model_validate_json(text)``) or the ``json_schema`` and
+    ``json_object`` dict forms (``json.loads(text)``: trillm checks no schema); otherwise
+    *response* comes back as it is.  As in the OpenAI SDK, every choice is checked first:
+    ``finish_reason`` ``"length"`` raises :class:`~trillm.errors.LengthFinishReasonError`,
+    ``"content_filter"`` :class:`~trillm.errors.ContentFilterFinishReasonError`.  A refusal
+    (``message.refusal`` set) and a tool-call answer (``tool_calls`` set) leave ``parsed``
+    None; any other text that does not validate (an empty answer included) raises
+    :class:`~trillm.errors.StructuredOutputError` carrying the text and the error.
+    """
+    kind = response_format_kind(fmt)
+    if kind == "text":
+        return response
+    model = response.model
+    for choice in response.choices:
+        reason = choice.finish_reason
+        if reason == "length":
+            raise errors.LengthFinishReasonError(
+                "the answer was cut off by the length limit (finish_reason 'length') before "
+                "its JSON was complete: raise max_tokens (or max_completion_tokens) or ask "
+                "for less", text=choice.message.content, completion=response, provider=provider,
+                model=model,
+            )
+        if reason == "content_filter":
+            raise errors.ContentFilterFinishReasonError(
+                "the provider's content filter stopped the answer (finish_reason "
+                "'content_filter'), so there is no structured output to parse; the request "
+                "or its answer was judged unsafe: change the request",
+                text=choice.message.content, completion=response, provider=provider,
+                model=model,
+            )
+    choices = []
+    for choice in response.choices:
+        message = choice.message
+        if message.refusal or message.tool_calls:
+            choices.append(choice)
+            continue
+        text = message.content or ""
+        try:
+            parsed = fmt.model_validate_json(text) if kind == "model" else json.loads(text)
+        except Exception as exc:  # the validator is the caller's code: any error it raises
+            what = f"{fmt.__name__}" if kind == "model" else "JSON"
+            first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
+            raise errors.StructuredOutputError(
+                f"choice {choice.index}'s answer is not valid {what} ({first[0]}); its text is "
+                "in the error's .text, the validation error in .validation_error",
+                text=text, validation_error=exc, completion=response, provider=provider,
+                model=model,
+            ) from exc
+        choices.append(attrs.evolve(choice, message=attrs.evolve(message, parsed=parsed)))
+    return attrs.evolve(response, choices=tuple(choices))

@@ -132,13 +132,28 @@ class ToolCall(_Record):
 @_record
 @attrs.frozen
 class Message(_Record):
-    """A chat message from the model (``role`` is ``"assistant"``)."""
+    """A chat message from the model (``role`` is ``"assistant"``).
+
+    ``parsed`` holds the answer validated against the call's ``response_format``: an
+    instance of the model class given, or the decoded JSON for OpenAI's dict forms
+    (None without one, for a refusal, or for a tool-call answer).  ``to_dict()``
+    renders an instance with its ``model_dump(mode="json")``.
+    """
 
     role: str = "assistant"
     content: str | None = None
     tool_calls: tuple[ToolCall, ...] | None = None
     reasoning_content: str | None = None
     refusal: str | None = None
+    parsed: Any = attrs.field(default=None, hash=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data; ``parsed`` as its ``model_dump(mode="json")`` when it has one."""
+        out = super().to_dict()
+        dump = getattr(self.parsed, "model_dump", None)
+        if callable(dump):
+            out["parsed"] = dump(mode="json")
+        return out
 
 
 @_record

@@ -11,9 +11,13 @@ alternation; ``image_url`` parts become ``image`` blocks (a ``data:`` URL a
 ``base64`` source, any other URL a ``url`` source).  Content parts already in
 Anthropic's shape (``image``, ``document``, ``cache_control`` on a text part,
 ...) pass through.  ``max_tokens`` (or ``max_completion_tokens``) defaults to
-4096 (plus the ``thinking`` budget when one is given).  A parameter
-Anthropic cannot take (``n`` > 1, ``logprobs``, penalties, ``seed``, a JSON
-``response_format``, ``reasoning_effort``, or any name not known here) is a
+4096 (plus the ``thinking`` budget when one is given).  ``response_format`` (a
+pydantic model class or OpenAI's ``json_schema`` form) becomes
+``output_config: {"format": {"type": "json_schema", "schema": ...}}`` in the anthropic
+dialect of :func:`~trillm.structured.strict_json_schema` (no forced-tool emulation).  A
+parameter Anthropic cannot take (``n`` > 1, ``logprobs``, penalties, ``seed``,
+``response_format={"type": "json_object"}`` (no JSON mode without a schema),
+``reasoning_effort``, or any name not known here) is a
 :class:`~trillm.errors.BadRequestError` before sending, naming it, unless the
 request has ``drop_params``; then it is dropped.  ``extra_body`` is merged
 last, unchecked: it is the way to send Anthropic-only fields.
@@ -42,6 +46,7 @@ from typing import Any
 
 from .. import errors
 from ..sse import SSEEvent
+from ..structured import response_format_body, response_format_kind
 from ..types import (
     ChatRequest,
     Choice,
@@ -264,10 +269,11 @@ def _params(req: ChatRequest, body: dict[str, Any]) -> None:
             body["tool_choice"] = _tool_choice(value, req)
         elif name == "parallel_tool_calls":
             pass  # read below, once tool_choice is known
+        elif name == "response_format":
+            _response_format(value, req, body)
         elif name in _IGNORED or (name == "n" and value == 1) or (
             name == "logprobs" and value is False
-        ) or (name == "response_format" and isinstance(value, Mapping)
-              and value.get("type") == "text"):
+        ):
             pass
         else:
             unsupported.append(name)
@@ -286,6 +292,23 @@ def _params(req: ChatRequest, body: dict[str, Any]) -> None:
             f"anthropic does not support the parameter{s} {names}; remove it, send it "
             f"in extra_body, or pass drop_params=True to drop it", req,
         )
+
+
+def _response_format(fmt: Any, req: ChatRequest, body: dict[str, Any]) -> None:
+    """A model class or a json_schema form as ``output_config.format`` (no tool emulation)."""
+    kind = response_format_kind(fmt, provider=req.provider, model=req.model)  # or refuses
+    if kind == "json_object":
+        if req.drop_params:
+            return
+        raise _bad(
+            "anthropic does not support the parameter 'response_format' as "
+            "{'type': 'json_object'}: it has no JSON mode without a schema; pass a pydantic "
+            "model class or {'type': 'json_schema', 'json_schema': {'name': ..., 'schema': "
+            "{...}}} instead, or drop_params=True to drop it", req,
+        )
+    fields = response_format_body(fmt, "anthropic", provider=req.provider, model=req.model)
+    if fields:
+        body.setdefault("output_config", {}).update(fields["output_config"])
 
 
 class AnthropicProvider:

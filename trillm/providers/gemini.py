@@ -12,9 +12,11 @@ messages user-role ``functionResponse`` parts, named after the earlier call with
 that id (a tool result that is a JSON object is sent as the response, anything
 else as ``{"content": ...}``, as LiteLLM does).  Tool schemas and ``response_format`` JSON
 schemas are sent as full JSON Schema (``parametersJsonSchema``,
-``responseJsonSchema``), so OpenAI schemas (``additionalProperties``, ``$defs``)
-pass unchanged.  A tool that is not ``{"type": "function", ...}`` (e.g.
-``{"googleSearch": {}}``) is passed through as a Gemini tool.  ``safety_settings``
+``responseJsonSchema``, never ``responseSchema``), so OpenAI schemas
+(``additionalProperties``, ``$defs``) pass unchanged; a pydantic model class as
+``response_format`` sends its ``model_json_schema()``.  A tool that is not
+``{"type": "function", ...}`` (e.g. ``{"googleSearch": {}}``) is passed through as a
+Gemini tool.  ``safety_settings``
 become ``safetySettings``; ``reasoning_effort`` becomes a ``thinkingConfig``
 budget with thoughts included.  Any other parameter raises
 :class:`~trillm.errors.BadRequestError` naming it, unless ``drop_params=True``.
@@ -52,6 +54,7 @@ from typing import Any
 
 from .. import errors
 from ..sse import SSEEvent
+from ..structured import response_format_body
 from ..types import (
     EMPTY_STREAM_CHOICES,
     ChatRequest,
@@ -270,20 +273,8 @@ def _tool_config(choice: Any, req: ChatRequest) -> dict[str, Any]:
 
 
 def _response_format(fmt: Any, gen: dict[str, Any], req: ChatRequest) -> None:
-    kind = fmt.get("type") if isinstance(fmt, Mapping) else None
-    if kind == "text":
-        return
-    if kind == "json_object":
-        gen["responseMimeType"] = "application/json"
-        return
-    if kind == "json_schema":
-        spec = fmt.get("json_schema") or {}
-        gen["responseMimeType"] = "application/json"
-        schema = spec.get("schema")
-        if schema is not None:
-            gen["responseJsonSchema"] = schema
-        return
-    raise _bad(f"gemini does not take response_format={fmt!r}", req)
+    fields = response_format_body(fmt, "gemini", provider=req.provider, model=req.model)
+    gen.update(fields.get("generationConfig", {}))
 
 
 class GeminiProvider:

@@ -17,6 +17,10 @@ the transport does the waiting.
   given as text, else None.  Streamed, each call comes whole in one chunk.
 * ``mock_latency`` (seconds before the answer or the stream's headers) and
   ``mock_chunk_delay`` (seconds before each streamed event) simulate time.
+* With a ``response_format`` schema (a pydantic model class or OpenAI's
+  ``json_schema`` form) and no ``mock_response``, the answer is the JSON of
+  :func:`schema_instance` of the schema sent (for a model: the strict OpenAI
+  schema), an instance that validates; ``{"type": "json_object"}`` answers ``{}``.
 * Streams go word by word: the first chunk carries the role, the last one the
   finish reason and the usage, then ``[DONE]``.
 * Embeddings are unit vectors derived from each text; images are 1x1 PNGs;
@@ -68,7 +72,7 @@ from ..types import (
 from .base import AnyRequest
 
 __all__ = ["MODELS", "PROVIDER_NAME", "MockOptions", "answer", "echo_text", "png_1x1",
-           "wav_silence"]
+           "schema_instance", "wav_silence"]
 
 PROVIDER_NAME = "mock"
 #: ``created`` of every mock answer, so answers are the same from run to run.
@@ -149,6 +153,8 @@ def answer(options: MockOptions, req: AnyRequest, spec: HTTPRequestSpec) -> Loca
         return _json(options, _tool_call_answer(req.model, req.messages, said,
                                                 options.tool_calls))
     if isinstance(req, ChatRequest):
+        if said is None:
+            said = _structured_text(spec.json)
         text = said if said is not None else echo_text(req.messages)
         if req.stream:
             return _stream(options, _chat_chunks(req.model, req.messages, text))
@@ -235,6 +241,114 @@ def echo_text(messages: Any) -> str:
         if isinstance(message, Mapping) and message.get("role") == "user":
             return _text_of(message.get("content"))
     return "This is a mock response."
+
+
+def _structured_text(body: Any) -> str | None:
+    """The mock's answer to the ``response_format`` in the request *body*, if it has one."""
+    fmt = body.get("response_format") if isinstance(body, Mapping) else None
+    if not isinstance(fmt, Mapping):
+        return None
+    if fmt.get("type") == "json_object":
+        return "{}"
+    spec = fmt.get("json_schema")
+    if fmt.get("type") != "json_schema" or not isinstance(spec, Mapping):
+        return None
+    schema = spec.get("schema")
+    return json.dumps(schema_instance(schema)) if isinstance(schema, Mapping) else "{}"
+
+
+# Strings in a `format` that an empty string would not satisfy.
+_FORMATTED = {
+    "date-time": "1970-01-01T00:00:00Z", "date": "1970-01-01", "time": "00:00:00Z",
+    "duration": "PT0S", "email": "user@example.com", "hostname": "example.com",
+    "uri": "https://example.com/", "uuid": "00000000-0000-0000-0000-000000000000",
+    "ipv4": "0.0.0.0", "ipv6": "::",
+}
+_MAX_DEPTH = 64
+
+
+def schema_instance(schema: Mapping[str, Any]) -> Any:
+    """A deterministic value that *schema* (a JSON schema) accepts, for offline answers.
+
+    The first ``enum`` value or the ``const``; ``null`` when a union allows it (so an
+    optional, recursive field ends the recursion), else its first branch; objects with
+    every ``required`` property (others left out); arrays of ``minItems`` (0 unless
+    given) items; ``0`` / ``0.0`` (or the ``minimum``), ``false``, and strings of
+    ``minLength`` ``"a"``'s (a sample value for a known ``format`` such as
+    ``date-time``).  Local ``$ref``s are followed.  ``pattern`` is not honoured.
+    Raises ``ValueError`` for a schema that needs an endless value (a required,
+    non-nullable field referring to its own model).
+    """
+    return _instance(schema, schema, 0)
+
+
+def _instance(node: Any, root: Mapping[str, Any], depth: int) -> Any:
+    if depth > _MAX_DEPTH:
+        raise ValueError("the schema has no finite instance (a required recursive field?)")
+    if not isinstance(node, Mapping):
+        return None  # `true` / a missing schema: anything goes
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part.replace("~1", "/").replace("~0", "~"), {})
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    if "const" in node:
+        return node["const"]
+    enum = node.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[0]
+    for key in ("anyOf", "oneOf"):
+        branches = node.get(key)
+        if isinstance(branches, list) and branches:
+            if any(isinstance(b, Mapping) and b.get("type") == "null" for b in branches):
+                return None
+            return _instance(branches[0], root, depth + 1)
+    parts = node.get("allOf")
+    if isinstance(parts, list) and parts:
+        values = [_instance(p, root, depth + 1) for p in parts]
+        if all(isinstance(v, dict) for v in values):
+            return {k: v for value in values for k, v in value.items()}
+        return values[0]
+    kind = node.get("type")
+    if isinstance(kind, list):
+        if "null" in kind:
+            return None
+        kind = kind[0] if kind else None
+    if kind == "object" or (kind is None and "properties" in node):
+        properties = node.get("properties") or {}
+        return {name: _instance(properties.get(name), root, depth + 1)
+                for name in node.get("required") or ()}
+    if kind == "array":
+        prefix = node.get("prefixItems") or []
+        items = [_instance(p, root, depth + 1) for p in prefix]
+        need = node.get("minItems") or 0
+        if len(items) < need:
+            items += [_instance(node.get("items"), root, depth + 1)] * (need - len(items))
+        return items
+    if kind == "string":
+        sample = _FORMATTED.get(node.get("format", ""))
+        return sample if sample is not None else "a" * (node.get("minLength") or 0)
+    if kind in ("integer", "number"):
+        return _number(node, kind == "integer")
+    if kind == "boolean":
+        return False
+    return None
+
+
+def _number(node: Mapping[str, Any], integer: bool) -> int | float:
+    value: float = 0
+    low, above = node.get("minimum"), node.get("exclusiveMinimum")
+    high, below = node.get("maximum"), node.get("exclusiveMaximum")
+    if isinstance(low, int | float) and value < low:
+        value = math.ceil(low) if integer else low
+    if isinstance(above, int | float) and value <= above:
+        value = math.floor(above) + 1 if integer else above + 1
+    if isinstance(high, int | float) and value > high:
+        value = math.floor(high) if integer else high
+    if isinstance(below, int | float) and value >= below:
+        value = math.ceil(below) - 1 if integer else below - 1
+    return int(value) if integer else float(value)
 
 
 def _usage(messages: Any, words: int) -> Usage:

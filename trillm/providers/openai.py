@@ -3,7 +3,11 @@
 Requests: ``POST {api_base}/chat/completions`` with ``authorization: Bearer <key>``
 (only when there is a key: local servers get no authorization header at all).
 The body is the caller's parameters unchanged, unknown ones included, with
-``extra_body`` merged on top.  A stream to the ``openai`` preset asks for
+``extra_body`` merged on top; a pydantic model class as ``response_format`` is sent as
+``{"type": "json_schema", "json_schema": {"name", "schema", "strict": true}}`` with
+the strict schema of :func:`~trillm.structured.strict_json_schema`, and a
+``response_format`` that is none of OpenAI's forms is refused before sending.  A
+stream to the ``openai`` preset asks for
 ``stream_options: {"include_usage": true}`` unless the caller set
 ``stream_options``, so the final usage chunk arrives; other presets get no such
 default, as some compatible servers reject the field.  A request that does
@@ -33,6 +37,7 @@ from typing import Any
 
 from .. import errors
 from ..sse import SSEEvent
+from ..structured import response_format_body
 from ..types import (
     EMPTY_STREAM_CHOICES,
     ChatRequest,
@@ -383,9 +388,14 @@ class OpenAIProvider:
         return req.provider == "openai"
 
     def build_chat(self, req: ChatRequest, cfg: ProviderConfig) -> HTTPRequestSpec:
-        """``POST .../chat/completions``; every parameter passes through unchanged."""
+        """``POST .../chat/completions``; every parameter passes through unchanged, except a
+        model class as ``response_format`` (sent as OpenAI's strict ``json_schema`` form)."""
         body: dict[str, Any] = {"model": req.model, "messages": list(req.messages)}
         body.update(req.params)
+        fmt = body.get("response_format")
+        if fmt is not None:  # a model class becomes OpenAI's json_schema form
+            body.update(response_format_body(fmt, "openai", provider=req.provider,
+                                             model=req.model))
         if req.stream:
             body["stream"] = True
             if "stream_options" not in body and self.include_usage(req):
