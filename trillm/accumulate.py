@@ -34,13 +34,14 @@ class _ChoiceParts:
         self.refusal: list[str] = []
         self.finish_reason: str | None = None
         self.logprobs: Any = None  # the chunks' logprobs so far (lists concatenated)
-        # tool index -> [id, type, name, argument fragments]
+        # tool index -> [id, type, name, argument fragments, extra_content]
         self.tools: dict[int, list[Any]] = {}
 
     def message(self) -> Message:
         calls = tuple(
             ToolCall(id=t[0] or "", type=t[1] or "function",
-                     function=FunctionCall(name=t[2] or "", arguments="".join(t[3])))
+                     function=FunctionCall(name=t[2] or "", arguments="".join(t[3])),
+                     extra_content=t[4])
             for _, t in sorted(self.tools.items())
         )
         return Message(
@@ -115,7 +116,7 @@ def _add_tool_calls(p: _ChoiceParts, deltas: Iterable[Any]) -> None:
     for tc in deltas:
         t = p.tools.get(tc.index)
         if t is None:
-            t = p.tools[tc.index] = [None, None, None, []]
+            t = p.tools[tc.index] = [None, None, None, [], None]
         if tc.id:
             t[0] = tc.id
         if tc.type:
@@ -125,6 +126,8 @@ def _add_tool_calls(p: _ChoiceParts, deltas: Iterable[Any]) -> None:
                 t[2] = tc.function.name
             if tc.function.arguments:
                 t[3].append(tc.function.arguments)
+        if tc.extra_content is not None:
+            t[4] = tc.extra_content
 
 
 def _add_logprobs(p: _ChoiceParts, logprobs: Any) -> None:
@@ -194,7 +197,8 @@ def chunks_from_response(response: ModelResponse) -> tuple[StreamChunk, ...]:
     for c in response.choices:
         m = c.message
         calls = tuple(
-            ToolCallDelta(i, t.id, t.type, FunctionDelta(t.function.name, t.function.arguments))
+            ToolCallDelta(i, t.id, t.type, FunctionDelta(t.function.name, t.function.arguments),
+                          t.extra_content)
             for i, t in enumerate(m.tool_calls or ())
         )
         delta = Delta(m.role, m.content, calls or None, m.reasoning_content, m.refusal)

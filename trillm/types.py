@@ -122,11 +122,17 @@ class FunctionCall(_Record):
 @_record
 @attrs.frozen
 class ToolCall(_Record):
-    """One tool call the model asked for."""
+    """One tool call the model asked for.
+
+    ``extra_content`` is what a provider needs back with the call on the next turn
+    (Gemini's ``{"google": {"thought_signature": ...}}``, as Google's OpenAI-compatible
+    API spells it); keep the call as it came when you send it back.
+    """
 
     id: str
     function: FunctionCall
     type: str = "function"
+    extra_content: Mapping[str, Any] | None = None
 
 
 @_record
@@ -218,6 +224,7 @@ class ToolCallDelta(_Record):
     id: str | None = None
     type: str | None = None
     function: FunctionDelta | None = None
+    extra_content: Mapping[str, Any] | None = None  # as on ToolCall; in one delta, whole
 
 
 @_record

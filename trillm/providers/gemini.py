@@ -28,7 +28,10 @@ Answers: text parts are joined; ``thought: true`` parts are
 the candidate's function calls from 0 (raw part positions differ between
 streamed and plain answers; this count does not), and make a ``STOP`` finish
 ``"tool_calls"``.  Gemini's own ids are sent back on the ``functionCall`` and
-``functionResponse`` parts; the made-up ``call_<n>_<n>`` ones are not.  A prompt blocked by
+``functionResponse`` parts; the made-up ``call_<n>_<n>`` ones are not.  A call's
+``thoughtSignature`` is kept as the tool call's ``extra_content`` (``{"google":
+{"thought_signature": ...}}``, the shape of Google's OpenAI-compatible API) and sent back on
+its ``functionCall`` part, as Gemini 3 requires.  A prompt blocked by
 ``promptFeedback.blockReason`` raises
 :class:`~trillm.errors.ContentPolicyViolationError`.
 
@@ -212,7 +215,11 @@ def _contents(req: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str, An
                     call_names[tc["id"]] = name
                     if not _DERIVED_ID.fullmatch(tc["id"]):
                         call["id"] = tc["id"]  # Gemini's own id goes back as it came
-                parts.append({"functionCall": call})
+                part: dict[str, Any] = {"functionCall": call}
+                sig = _thought_signature(tc)
+                if sig is not None:
+                    part["thoughtSignature"] = sig  # Gemini 3 refuses a call without it
+                parts.append(part)
         elif role in ("tool", "function"):
             name = call_names.get(m.get("tool_call_id") or "") or m.get("name")
             if not name:
@@ -235,6 +242,14 @@ def _contents(req: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str, An
         else:
             contents.append({"role": g_role, "parts": parts})
     return system, contents
+
+
+def _thought_signature(tc: Mapping[str, Any]) -> str | None:
+    """The Gemini thought signature a tool call carries back (``extra_content.google``)."""
+    extra = tc.get("extra_content")
+    google = extra.get("google") if isinstance(extra, Mapping) else None
+    sig = google.get("thought_signature") if isinstance(google, Mapping) else None
+    return sig if isinstance(sig, str) and sig else None
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
@@ -405,8 +420,9 @@ class GeminiProvider:
                 index = c.get("index", i)
                 texts, thoughts, calls = _read_parts(c)
                 tool_calls = tuple(
-                    ToolCall(given or _call_id(index, k), FunctionCall(name, args))
-                    for k, (name, args, given) in enumerate(calls)
+                    ToolCall(given or _call_id(index, k), FunctionCall(name, args),
+                             "function", extra)
+                    for k, (name, args, given, extra) in enumerate(calls)
                 )
                 text = "".join(texts)
                 message = Message(
@@ -465,13 +481,15 @@ def _finish(reason: Any, has_calls: bool) -> str | None:
     return "tool_calls" if has_calls and mapped == "stop" else mapped
 
 
-def _read_parts(
-    c: Mapping[str, Any],
-) -> tuple[list[str], list[str], list[tuple[str, str, str | None]]]:
-    """``(texts, thoughts, [(name, arguments JSON, id or None)])`` of one candidate's parts."""
+_Call = tuple[str, str, "str | None", "dict[str, Any] | None"]
+
+
+def _read_parts(c: Mapping[str, Any]) -> tuple[list[str], list[str], list[_Call]]:
+    """``(texts, thoughts, [(name, arguments JSON, id or None, extra_content or None)])``
+    of one candidate's parts; a call's ``thoughtSignature`` goes into its extra_content."""
     texts: list[str] = []
     thoughts: list[str] = []
-    calls: list[tuple[str, str, str | None]] = []
+    calls: list[_Call] = []
     content = c.get("content") or {}
     for p in content.get("parts") or ():
         fc = p.get("functionCall")
@@ -480,7 +498,9 @@ def _read_parts(
             given = fc.get("id") or None
             if type(name) is not str or (given is not None and type(given) is not str):
                 raise TypeError(f"a function name or id that is not a string: {fc!r}"[:200])
-            calls.append((name, json.dumps(fc.get("args") or {}), given))
+            sig = p.get("thoughtSignature")
+            extra = {"google": {"thought_signature": sig}} if type(sig) is str and sig else None
+            calls.append((name, json.dumps(fc.get("args") or {}), given, extra))
             continue
         text = p.get("text")
         if text:
@@ -592,8 +612,8 @@ class GeminiStreamParser:
                 self._calls[index] = start + len(calls)
                 tool_deltas = tuple(
                     ToolCallDelta(start + k, given or _call_id(index, start + k), "function",
-                                  FunctionDelta(name, args))
-                    for k, (name, args, given) in enumerate(calls)
+                                  FunctionDelta(name, args), extra)
+                    for k, (name, args, given, extra) in enumerate(calls)
                 )
                 finish = _finish(reason, self._calls[index] > 0)
                 text = "".join(texts) or None

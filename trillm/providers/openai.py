@@ -175,9 +175,10 @@ def _tool_call(t: Mapping[str, Any], i: int) -> ToolCall:
         args = ""
     elif not isinstance(args, str):  # a few servers send an object
         args = json.dumps(args)
+    extra = t.get("extra_content")  # Gemini's OpenAI-compatible API: its thought signature
     return ToolCall(
         t.get("id") or f"call_{i}", FunctionCall(f.get("name") or "", args),
-        t.get("type") or "function",
+        t.get("type") or "function", extra if type(extra) is dict else None,
     )
 
 
@@ -212,7 +213,9 @@ def _tool_delta(t: Mapping[str, Any], i: int) -> ToolCallDelta:
     for value in (tid, kind, name, args):
         if value is not None and type(value) is not str:
             raise TypeError(f"a tool call field {value!r} that is not a string")
-    return ToolCallDelta(index, tid, kind, FunctionDelta(name, args) if f else None)
+    extra = t.get("extra_content")
+    return ToolCallDelta(index, tid, kind, FunctionDelta(name, args) if f else None,
+                         extra if type(extra) is dict else None)
 
 
 def _check_logprobs(logprobs: Any) -> None:
