@@ -51,6 +51,7 @@ LAYERS: dict[str, int] = {
     "retry": 0,
     "routing": 0,
     "structured": 0,
+    "response_types": 0,  # the Responses API's records (request, Response, items, events)
     "accumulate": 0,  # stream_chunk_builder: pure, over types (not in DESIGN.md's table)
     "_wire": 0,  # neutral wire records shared by providers and I/O
     "_options": 0,  # a call's options, settled from the Client's and the call's: pure
@@ -63,10 +64,12 @@ LAYERS: dict[str, int] = {
     "_body_limits": 2,  # response size and decompression-bomb bounds (pure), split off _transport
     "_transport_errors": 2,  # what the transport's errors say (no httpx), split off _transport
     "_stream": 2,
+    "_response_stream": 2,  # ResponseStream: a Responses API event stream over _stream's base
     "_files": 2,  # audio files in and out (trio file I/O)
     "redis": 2,
     "client": 3,
     "_call": 3,  # the one call pipeline
+    "_responses": 3,  # the Responses API's call preparation (input and tools checked)
     "batch": 3,
     "_fanout": 3,  # client-side fan-out (abatch_completion, several models)
     "__init__": 4,
@@ -100,7 +103,12 @@ HTTP_OR_PROVIDERS = frozenset(
     {"_transport", "_stream", "_wire", "providers", "providers.*", "httpx", "httpcore"}
 )
 #: Provider modules that may build on another provider.
-PROVIDER_EXCEPTIONS = frozenset({("providers.azure", "providers.openai")})
+PROVIDER_EXCEPTIONS = frozenset({
+    ("providers.azure", "providers.openai"),
+    # a provider's own split-off parts: the Responses API's translation and mock rendering
+    ("providers.openai", "providers.openai_responses"),
+    ("providers.mock", "providers.mock_responses"),
+})
 PROVIDER_SHARED = frozenset({"providers", "providers.base"})
 #: At most this many import cycles are spelled out (fixing them shows the rest).
 MAX_CYCLES = 20

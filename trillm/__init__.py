@@ -15,6 +15,8 @@ from . import _bridge as _bridge  # registers the asyncio bridge with the Client
 from . import errors as errors
 from ._default import default_client
 from ._files import SpeechResponse as SpeechResponse
+from ._response_stream import ResponseStream as ResponseStream
+from ._responses import ResponseStreamOpener as ResponseStreamOpener
 from ._stream import AudioStream as AudioStream
 from ._stream import Stream as Stream
 from .accumulate import stream_chunk_builder as stream_chunk_builder
@@ -42,6 +44,14 @@ from .errors import PermissionDeniedError as PermissionDeniedError
 from .errors import RateLimitError as RateLimitError
 from .errors import StructuredOutputError as StructuredOutputError
 from .errors import UnprocessableEntityError as UnprocessableEntityError
+from .response_types import Response as Response
+from .response_types import ResponseEvent as ResponseEvent
+from .response_types import ResponseFunctionCall as ResponseFunctionCall
+from .response_types import ResponseOutputMessage as ResponseOutputMessage
+from .response_types import ResponseOutputRefusal as ResponseOutputRefusal
+from .response_types import ResponseOutputText as ResponseOutputText
+from .response_types import ResponseReasoning as ResponseReasoning
+from .response_types import ResponseUsage as ResponseUsage
 from .retry import RetryPolicy as RetryPolicy
 from .structured import strict_json_schema as strict_json_schema
 from .tools import run_tool_calls as run_tool_calls
@@ -64,10 +74,12 @@ from .types import TranscriptionResponse as TranscriptionResponse
 from .types import Usage as Usage
 
 if TYPE_CHECKING:
+    from ._sync import SyncResponseStream as SyncResponseStream
     from ._sync import SyncStream as SyncStream
     from ._sync import completion as completion
     from ._sync import embedding as embedding
     from ._sync import image_generation as image_generation
+    from ._sync import responses as responses
     from ._sync import speech as speech
     from ._sync import transcription as transcription
     from .limits import RateLimit as RateLimit
@@ -84,6 +96,7 @@ _LAZY = {
     "RateLimit": "limits", "RateLimiter": "limits",
     "SyncStream": "_sync", "completion": "_sync", "embedding": "_sync",
     "image_generation": "_sync",
+    "responses": "_sync", "SyncResponseStream": "_sync",
     "speech": "_sync",
     "transcription": "_sync",
     "AsyncOpenAI": "openai_compat", "OpenAI": "openai_compat",
@@ -132,6 +145,16 @@ __all__ = [
     "RateLimit",
     "RateLimitError",
     "RateLimiter",
+    "Response",
+    "ResponseEvent",
+    "ResponseFunctionCall",
+    "ResponseOutputMessage",
+    "ResponseOutputRefusal",
+    "ResponseOutputText",
+    "ResponseReasoning",
+    "ResponseStream",
+    "ResponseStreamOpener",
+    "ResponseUsage",
     "RetryPolicy",
     "SpeechResponse",
     "Stream",
@@ -139,6 +162,7 @@ __all__ = [
     "StreamChunk",
     "StreamOpener",
     "StructuredOutputError",
+    "SyncResponseStream",
     "SyncStream",
     "ToolCall",
     "ToolCallDelta",
@@ -151,6 +175,7 @@ __all__ = [
     "acompletion",
     "aembedding",
     "aimage_generation",
+    "aresponses",
     "aspeech",
     "atranscription",
     "amap",
@@ -163,6 +188,8 @@ __all__ = [
     "hedge",
     "image_generation",
     "race",
+    "responses",
+    "responses_stream",
     "run_tool_calls",
     "speech",
     "stream",
@@ -249,3 +276,34 @@ async def aspeech(
 ) -> SpeechResponse | AudioStream:
     """:meth:`Client.aspeech` on this trio run's default client."""
     return await default_client().aspeech(model, input, voice, **kwargs)
+
+
+@overload
+async def aresponses(
+    model: str, input: str | Sequence[Mapping[str, Any]], *,
+    stream: Literal[False] = False, **kwargs: Any,
+) -> Response: ...
+
+
+@overload
+async def aresponses(
+    model: str, input: str | Sequence[Mapping[str, Any]], *, stream: Literal[True],
+    **kwargs: Any,
+) -> ResponseStream: ...
+
+
+async def aresponses(
+    model: str, input: str | Sequence[Mapping[str, Any]], *, stream: bool = False,
+    **kwargs: Any,
+) -> Response | ResponseStream:
+    """:meth:`Client.aresponses` (OpenAI's Responses API) on this trio run's default client."""
+    return await default_client().aresponses(  # type: ignore[call-overload,no-any-return]
+        model, input, stream=stream, **kwargs
+    )
+
+
+def responses_stream(
+    model: str, input: str | Sequence[Mapping[str, Any]], **kwargs: Any
+) -> ResponseStreamOpener:
+    """``async with trillm.responses_stream(model, input) as s:`` on the default client."""
+    return ResponseStreamOpener(default_client, model, input, kwargs, name="trillm")

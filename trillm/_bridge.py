@@ -34,7 +34,8 @@ import outcome
 import trio
 
 from . import _sync, client
-from ._stream import AudioStream, Stream
+from ._response_stream import ResponseStream
+from ._stream import AudioStream, ChunkStream, Stream
 
 __all__ = ["AsyncioStream", "call_in_trio"]
 
@@ -82,7 +83,7 @@ async def call_in_trio(job: Callable[[], Awaitable[T]]) -> T:
         await _until_settled(done, loop)  # noqa: ASYNC102 - bounded; re-raised next line
         raise
     value = result.unwrap()
-    if isinstance(value, Stream | AudioStream):
+    if isinstance(value, ChunkStream):
         return AsyncioStream(run, value)  # type: ignore[return-value]
     return value  # type: ignore[no-any-return]
 
@@ -109,7 +110,7 @@ def _set(future: Any, result: outcome.Outcome[Any]) -> None:
         future.set_result(result)
 
 
-async def _next_batch(stream: Stream | AudioStream) -> tuple[list[Any], Exception | None]:
+async def _next_batch(stream: ChunkStream[Any]) -> tuple[list[Any], Exception | None]:
     """On the trio side: the next chunk and whatever else has arrived (at most BATCH);
     an empty list at the end.  A malformed event after the first closes the stream and
     comes back beside the chunks before it."""
@@ -147,7 +148,7 @@ class AsyncioStream:
     ``headers``, ``provider`` and ``model`` are the trio-side stream's.
     """
 
-    def __init__(self, run: _sync.BackgroundRun, stream: Stream | AudioStream) -> None:
+    def __init__(self, run: _sync.BackgroundRun, stream: ChunkStream[Any]) -> None:
         self._run = run
         self._stream = run.track(stream)
         self._buffer: collections.deque[Any] = collections.deque()
@@ -173,6 +174,14 @@ class AsyncioStream:
     def closed(self) -> bool:
         """True once the response was released."""
         return self._stream.closed
+
+    @property
+    def output_text(self) -> str:
+        """The output text received so far (Responses API streams)."""
+        stream = self._stream
+        if not isinstance(stream, ResponseStream):
+            raise AttributeError("output_text is for Responses API streams")
+        return stream.output_text
 
     def __aiter__(self) -> AsyncioStream:
         return self
@@ -216,10 +225,10 @@ class AsyncioStream:
         await self.aclose()
 
     async def final_response(self) -> Any:
-        """Read what is left and return the whole answer (chat streams)."""
+        """Read what is left and return the whole answer (chat and Responses API streams)."""
         stream = self._stream
-        if not isinstance(stream, Stream):
-            raise TypeError("final_response() is for chat streams")
+        if not isinstance(stream, Stream | ResponseStream):
+            raise TypeError("final_response() is for chat and Responses API streams")
         self._buffer.clear()  # already folded into the trio side's answer
         try:
             return await call_in_trio(stream.final_response)

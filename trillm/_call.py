@@ -35,10 +35,12 @@ import trio
 
 from . import errors
 from ._files import SpeechResponse
+from ._response_stream import ResponseStream
 from ._stream import AudioStream, BytesSource, HTTPChunkSource, ScriptedChunkSource, Stream
 from .accumulate import chunks_from_response
 from .concurrency import only_cancelled, raise_bare
 from .providers import mock, openai
+from .response_types import ResponseUsage
 from .retry import is_retryable
 from .routing import Route, mock_route, parse_model, resolve_config
 from .structured import parse_response
@@ -51,8 +53,8 @@ if TYPE_CHECKING:
     from .limits import RateLimiter, Reservation
     from .providers.base import Provider
 
-__all__ = ["CHAT", "EMBEDDINGS", "IMAGES", "MODELS", "SPEECH", "TRANSCRIPTION", "Call",
-           "Operation", "Pipeline", "provider_for"]
+__all__ = ["CHAT", "EMBEDDINGS", "IMAGES", "MODELS", "RESPONSES", "SPEECH", "TRANSCRIPTION",
+           "Call", "Operation", "Pipeline", "provider_for"]
 
 _log = logging.getLogger("trillm")
 
@@ -86,7 +88,8 @@ class Operation:
 
     ``name`` is its key in a provider's ``operations`` table; ``what`` names it
     in errors; ``combine`` joins the answers of a call split into batches; ``finish``
-    is the provider-neutral last step on a whole answer (chat: structured output).
+    is the provider-neutral last step on a whole answer (structured output);
+    ``elsewhere`` says what to use instead with a provider that does not offer it.
     """
 
     name: str
@@ -95,6 +98,8 @@ class Operation:
     parse: Callable[[Any, bytes, Any, ProviderConfig, Mapping[str, str]], Any]
     combine: Callable[[list[Any]], Any] | None = None
     finish: Callable[[Any, Any], Any] | None = None  # (answer, request) -> answer, once parsed
+    elsewhere: str = ("use an OpenAI-compatible endpoint with api_base=, "
+                      "or the mock/ provider")
 
 
 def _join_embeddings(parts: list[EmbeddingResponse]) -> EmbeddingResponse:
@@ -157,6 +162,13 @@ MODELS = Operation(
     lambda p, req, cfg: p.build_models(req, cfg),
     lambda p, body, req, cfg, headers: p.parse_models(body, req, cfg),
 )
+RESPONSES = Operation(
+    "responses", "Responses API calls",
+    lambda p, req, cfg: p.build_responses(req, cfg),
+    lambda p, body, req, cfg, headers: p.parse_responses(body, req, cfg, headers),
+    elsewhere=("the Responses API is OpenAI's (openai/, azure/ and OpenAI-compatible "
+               "servers): use trillm.acompletion(model, messages) with this provider"),
+)
 
 
 @attrs.define(eq=False)
@@ -164,7 +176,8 @@ class Call:
     """One prepared call to one model: what to send, within which limits, and how to read it.
 
     ``stream`` is None for a whole body, ``"sse"`` for an event stream (chat),
-    ``"bytes"`` for a streamed download (speech).
+    ``"responses"`` for a Responses API event stream, ``"bytes"`` for a streamed
+    download (speech).
     """
 
     op: Operation
@@ -235,8 +248,7 @@ class Pipeline:
             offered = ", ".join(sorted(provider.operations)) if provider else "nothing"
             raise errors.BadRequestError(
                 f"{op.what} are not available for {route.provider!r} in this version of trillm "
-                f"(it offers: {offered}); use an OpenAI-compatible endpoint with api_base=, "
-                "or the mock/ provider",
+                f"(it offers: {offered}); {op.elsewhere}",
                 provider=route.provider, model=route.model,
             )
         deadline_at = trio.current_time() + options.deadline
@@ -474,7 +486,7 @@ class Pipeline:
         result = call.op.parse(call.provider, raw.content, call.req, call.cfg,
                                errors.public_headers(raw.headers, call.cfg.secrets))
         usage = getattr(result, "usage", None)
-        if reservation is not None and isinstance(usage, Usage):
+        if reservation is not None and isinstance(usage, Usage | ResponseUsage):
             await reservation.settle(usage.total_tokens)  # correct the estimate
         if call.op.finish is not None:
             return call.op.finish(result, call.req)
@@ -514,6 +526,8 @@ class Pipeline:
         }
         if call.stream == "bytes":
             return AudioStream(cast("Any", source), **common)
+        if call.stream == "responses":
+            return ResponseStream(cast("Any", source), **common)
         # final_response() parses the whole answer as a plain call's is parsed
         return Stream(cast("Any", source), response_format=call.req.params.get(
             "response_format"), **common)
@@ -530,14 +544,22 @@ class Pipeline:
         if call.stream == "bytes":
             return BytesSource(response, provider=call.req.provider, model=call.req.model,
                                headers=headers)
+        responses = call.stream == "responses"
         if headers.get("content-type", "").startswith("application/json"):
-            # A server that ignores stream=True: its whole answer, as chunks.
-            whole = call.provider.parse_chat(await response.aread(), call.req, call.cfg)
+            # A server that ignores stream=True: its whole answer, as chunks (or events).
+            body = await response.aread()
             await response.aclose()
+            if responses:
+                return ScriptedChunkSource(
+                    call.provider.parse_responses_as_events(body, call.req, call.cfg, headers),
+                    headers=headers)
+            whole = call.provider.parse_chat(body, call.req, call.cfg)
             return ScriptedChunkSource(chunks_from_response(whole), headers=headers)
+        parser = (call.provider.responses_stream_parser(call.req, call.cfg) if responses
+                  else call.provider.stream_parser(call.req, call.cfg))
         return HTTPChunkSource(
-            response, call.provider.stream_parser(call.req, call.cfg),
-            provider=call.req.provider, model=call.req.model, headers=headers,
+            response, parser, provider=call.req.provider, model=call.req.model,
+            headers=headers,
         )
 
 

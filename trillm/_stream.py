@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from .types import ModelResponse, StreamChunk
 
 __all__ = [
-    "AudioStream", "BytesSource", "ChunkSource", "HTTPChunkSource", "ScriptedChunkSource",
-    "Stream",
+    "AudioStream", "BytesSource", "ChunkSource", "ChunkStream", "HTTPChunkSource",
+    "ScriptedChunkSource", "Stream",
 ]
 
 T = TypeVar("T")
@@ -407,6 +407,9 @@ class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
 
 
 _S = TypeVar("_S", bound="_ChunkStream[Any]")
+
+#: The base of every trillm stream, for the stream kinds of other modules (``_response_stream``).
+ChunkStream = _ChunkStream
 
 
 class Stream(_ChunkStream["StreamChunk"]):

@@ -37,8 +37,10 @@ import outcome
 import trio
 
 from ._files import SpeechResponse
-from ._stream import AudioStream, Stream
+from ._response_stream import ResponseStream
+from ._stream import ChunkStream, Stream
 from .client import Client
+from .response_types import Response, ResponseEvent
 from .types import (
     EmbeddingResponse,
     ImageResponse,
@@ -49,11 +51,13 @@ from .types import (
 
 __all__ = [
     "BackgroundRun", "background_run",
-    "SyncStream", "completion", "embedding", "image_generation", "speech", "transcription",
+    "SyncChunkStream", "SyncResponseStream", "SyncStream",
+    "completion", "embedding", "image_generation", "responses", "speech", "transcription",
 ]
 
 T = TypeVar("T")
-_S = TypeVar("_S", bound="Stream | AudioStream")
+_C = TypeVar("_C")
+_S = TypeVar("_S", bound="ChunkStream[Any]")
 
 _START_TIMEOUT = 30.0  # seconds the background run may take to start
 _STOP_TIMEOUT = 5.0  # seconds closing the client (and joining the thread) may take at exit
@@ -81,7 +85,7 @@ class BackgroundRun:
         self._scopes: set[trio.CancelScope] = set()
         # Open streams, held here so that one is never collected while open (its own
         # __del__ would warn), even when its SyncStream is dropped in a reference cycle.
-        self._streams: set[Stream | AudioStream] = set()
+        self._streams: set[ChunkStream[Any]] = set()
         self._thread = threading.Thread(target=self._thread_main, name="trillm-sync", daemon=True)
 
     # -------------------------------------------------------------- lifetime
@@ -210,22 +214,22 @@ class BackgroundRun:
         self._streams.add(stream)
         return stream
 
-    def forget(self, stream: Stream | AudioStream) -> None:
+    def forget(self, stream: ChunkStream[Any]) -> None:
         self._streams.discard(stream)
 
-    def close_soon(self, stream: Stream | AudioStream) -> None:
+    def close_soon(self, stream: ChunkStream[Any]) -> None:
         """Close *stream* from a system task of the run, without waiting (``__del__`` safe)."""
         self._soon(_spawn_close, self, stream)
 
 
-def _spawn_close(run: BackgroundRun, stream: Stream | AudioStream) -> None:
+def _spawn_close(run: BackgroundRun, stream: ChunkStream[Any]) -> None:
     # Late in the run's shutdown no system task can start: its _main closes what is left.
     with contextlib.suppress(RuntimeError):
         trio.lowlevel.spawn_system_task(_close_quietly, run, stream,
                                         name="trillm-sync-stream-close")
 
 
-async def _close_quietly(run: BackgroundRun, stream: Stream | AudioStream) -> None:
+async def _close_quietly(run: BackgroundRun, stream: ChunkStream[Any]) -> None:
     # A system task that raises crashes the run (TrioInternalError): log instead.
     try:
         await stream.aclose()
@@ -274,31 +278,34 @@ def _wait_for(name: str, fn: Callable[[Client], Awaitable[T]]) -> T:
     return run.call(lambda: fn(run.client))
 
 
-def _open_stream(name: str, hint: str, fn: Callable[[Client], Awaitable[Stream]]) -> SyncStream:
+def _open_stream(
+    name: str, hint: str, fn: Callable[[Client], Awaitable[_S]]
+) -> tuple[BackgroundRun, _S]:
     """Open a stream in the background run (errors before the headers raise here)."""
     _refuse_inside_trio(name, hint)
     run = _RUNNER.get()
 
-    async def open_() -> Stream:
+    async def open_() -> _S:
         return run.track(await fn(run.client))
 
-    return SyncStream(run, run.call(open_))
+    return run, run.call(open_)
 
 
-class SyncStream(Iterator[StreamChunk]):
-    """A streamed chat answer for sync code: ``for chunk in completion(..., stream=True):``.
+class SyncChunkStream(Iterator[_C]):
+    """A trillm stream for sync code, read with ``for``: what :class:`SyncStream` (chat
+    chunks) and :class:`SyncResponseStream` (Responses API events) share.
 
     Chunks are delivered as they arrive.  The response is released (and the
     Client's slot given back) on exhaustion, on an error, by :meth:`close`, on
     leaving ``with``, and when the object is garbage-collected.  Like a
-    generator, one SyncStream is meant to be read by one thread at a time.
+    generator, one stream is meant to be read by one thread at a time.
     """
 
     __slots__ = ("__weakref__", "_run", "_stream")
 
-    def __init__(self, run: BackgroundRun, stream: Stream) -> None:
+    def __init__(self, run: BackgroundRun, stream: ChunkStream[_C]) -> None:
         self._run = run
-        self._stream: Stream | None = stream
+        self._stream: ChunkStream[_C] | None = stream
 
     @property
     def closed(self) -> bool:
@@ -310,17 +317,17 @@ class SyncStream(Iterator[StreamChunk]):
         """The redacted response headers."""
         return {} if self._stream is None else self._stream.headers
 
-    def __iter__(self) -> SyncStream:
+    def __iter__(self: _I) -> _I:
         return self
 
-    def _release(self) -> Stream | None:
+    def _release(self) -> ChunkStream[_C] | None:
         """Take the stream out of this object and out of the run's keeping."""
         stream, self._stream = self._stream, None
         if stream is not None:
             self._run.forget(stream)
         return stream
 
-    def __next__(self) -> StreamChunk:
+    def __next__(self) -> _C:
         stream = self._stream
         if stream is None or stream.closed:
             self._release()
@@ -333,17 +340,17 @@ class SyncStream(Iterator[StreamChunk]):
         finally:
             self._release_if_closed(stream)  # exhausted, failed, or cancelled (Ctrl+C)
 
-    def _release_if_closed(self, stream: Stream) -> None:
+    def _release_if_closed(self, stream: ChunkStream[_C]) -> None:
         if stream.closed:
             self._release()
 
-    def final_response(self) -> ModelResponse:
-        """Read what is left and return the whole answer, as the non-streamed call would."""
+    def _read_final(self, final: Callable[[Any], Awaitable[T]]) -> T:
+        """``await final(stream)`` in the background run (a final_response of the stream)."""
         stream = self._stream
         if stream is None:
-            raise RuntimeError("this SyncStream was closed before its end")
+            raise RuntimeError(f"this {type(self).__name__} was closed before its end")
         try:
-            return self._run.call(stream.final_response)
+            return self._run.call(lambda: final(stream))
         finally:
             self._release_if_closed(stream)
 
@@ -361,7 +368,7 @@ class SyncStream(Iterator[StreamChunk]):
             self._run.call(stream.aclose)
             self._release()
 
-    def __enter__(self) -> SyncStream:
+    def __enter__(self: _I) -> _I:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -369,7 +376,7 @@ class SyncStream(Iterator[StreamChunk]):
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return f"<trillm.SyncStream {state}>"
+        return f"<trillm.{type(self).__name__} {state}>"
 
     def __del__(self) -> None:
         stream = getattr(self, "_stream", None)
@@ -379,6 +386,30 @@ class SyncStream(Iterator[StreamChunk]):
                 self._run.forget(stream)
             else:
                 self._run.close_soon(stream)  # schedules only: never blocks, never joins
+
+
+_I = TypeVar("_I", bound="SyncChunkStream[Any]")
+
+
+class SyncStream(SyncChunkStream[StreamChunk]):
+    """A streamed chat answer for sync code: ``for chunk in completion(..., stream=True):``."""
+
+    __slots__ = ()
+
+    def final_response(self) -> ModelResponse:
+        """Read what is left and return the whole answer, as the non-streamed call would."""
+        return self._read_final(Stream.final_response)
+
+
+class SyncResponseStream(SyncChunkStream[ResponseEvent]):
+    """A streamed Responses API answer for sync code: ``for event in responses(...,
+    stream=True):`` yields :class:`~trillm.ResponseEvent` values."""
+
+    __slots__ = ()
+
+    def final_response(self) -> Response:
+        """Read what is left and return the whole :class:`~trillm.Response`."""
+        return self._read_final(ResponseStream.final_response)
 
 
 @overload
@@ -402,11 +433,11 @@ def completion(
     Not allowed inside a running trio loop (use ``await trillm.acompletion(...)``).
     """
     if stream:
-        return _open_stream(
+        return SyncStream(*_open_stream(
             "completion",
             "`await trillm.acompletion(..., stream=True)` or `async with trillm.stream(...)`",
             lambda c: c.acompletion(model, messages, stream=True, **kwargs),
-        )
+        ))
     return _wait_for("completion", lambda c: cast(
         "Awaitable[ModelResponse]", c.acompletion(model, messages, **kwargs)))
 
@@ -433,3 +464,34 @@ def speech(model: str, input: str, voice: str | None = None, **kwargs: Any) -> S
                         "`async with await trillm.aspeech(..., stream=True)` in async code")
     return cast(SpeechResponse, _wait_for("speech", lambda c: c.aspeech(model, input, voice,
                                                                       **kwargs)))
+
+
+@overload
+def responses(
+    model: str, input: str | Sequence[Mapping[str, Any]], *,
+    stream: Literal[False] = False, **kwargs: Any,
+) -> Response: ...
+
+
+@overload
+def responses(
+    model: str, input: str | Sequence[Mapping[str, Any]], *, stream: Literal[True],
+    **kwargs: Any,
+) -> SyncResponseStream: ...
+
+
+def responses(
+    model: str, input: str | Sequence[Mapping[str, Any]], *, stream: bool = False,
+    **kwargs: Any,
+) -> Response | SyncResponseStream:
+    """The sync twin of :func:`trillm.aresponses`; ``stream=True`` gives a
+    :class:`SyncResponseStream` of events (not inside a running trio loop)."""
+    if stream:
+        return SyncResponseStream(*_open_stream(
+            "responses",
+            "`await trillm.aresponses(..., stream=True)` or "
+            "`async with trillm.responses_stream(...)`",
+            lambda c: c.aresponses(model, input, stream=True, **kwargs),
+        ))
+    return _wait_for("responses", lambda c: cast(
+        "Awaitable[Response]", c.aresponses(model, input, **kwargs)))

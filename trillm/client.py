@@ -23,8 +23,11 @@ from . import _fanout, errors
 from ._call import CHAT, EMBEDDINGS, IMAGES, MODELS, SPEECH, TRANSCRIPTION, Call, Pipeline
 from ._files import SpeechResponse, load_file
 from ._options import ClientDefaults, call_options, check_messages, retries, seconds
+from ._response_stream import ResponseStream
+from ._responses import ResponseStreamOpener, prepare_responses
 from ._stream import AudioStream, Stream
 from ._transport import Transport
+from .response_types import Response
 from .retry import RetryPolicy
 from .routing import rate_limit_keys
 from .types import (
@@ -312,6 +315,62 @@ class Client:
         stream is open inside the block and closed when it is left, however it is left.
         Takes the keywords of :meth:`acompletion`."""
         return StreamOpener(self, model, messages, kwargs)
+
+    # -------------------------------------------------------------- the Responses API
+
+    @overload
+    async def aresponses(
+        self, model: str, input: str | Sequence[Mapping[str, Any]], *,
+        stream: Literal[False] = False, **kwargs: Any,
+    ) -> Response: ...
+
+    @overload
+    async def aresponses(
+        self, model: str, input: str | Sequence[Mapping[str, Any]], *,
+        stream: Literal[True], **kwargs: Any,
+    ) -> ResponseStream: ...
+
+    @_trio_or_bridge
+    async def aresponses(
+        self,
+        model: str,
+        input: str | Sequence[Mapping[str, Any]],
+        *,
+        instructions: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        text: Mapping[str, Any] | None = None,
+        text_format: Any = None,
+        max_output_tokens: int | None = None,
+        reasoning: Mapping[str, Any] | None = None,
+        previous_response_id: str | None = None,
+        store: bool | None = None,
+        stream: bool = False,
+        **kwargs: Any,
+    ) -> Response | ResponseStream:
+        """Ask *model* through OpenAI's Responses API (OpenAI, Azure, OpenAI-compatible
+        servers, the mock): a :class:`~trillm.Response`, or with ``stream=True`` a
+        :class:`~trillm.ResponseStream` of events (returned once the headers arrived).
+
+        *input* is a string or a list of input items; *tools* take the flat form
+        (``{"type": "function", "name": ..., "parameters": {...}}``).  Every other
+        keyword is sent in the body, except :meth:`acompletion`'s options
+        (``timeout``, ``max_retries``, ``api_base``, ``mock_response``,
+        ``fallbacks``, ...), which work as there.
+        """
+        named = {"instructions": instructions, "tools": tools, "text": text,
+                 "text_format": text_format, "max_output_tokens": max_output_tokens,
+                 "reasoning": reasoning, "previous_response_id": previous_response_id,
+                 "store": store}
+        return await self._pipeline.run(functools.partial(  # type: ignore[no-any-return]
+            prepare_responses, self._pipeline, self._defaults, model, input, stream=stream,
+            named=named, kwargs=kwargs))
+
+    def responses_stream(
+        self, model: str, input: str | Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> ResponseStreamOpener:
+        """``async with client.responses_stream(model, input) as stream:`` — the stream is
+        open inside the block and closed when it is left.  Keywords of :meth:`aresponses`."""
+        return ResponseStreamOpener(lambda: self, model, input, kwargs)
 
     # -------------------------------------------------------------- many at once
 

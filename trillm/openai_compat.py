@@ -41,8 +41,10 @@ if TYPE_CHECKING:
     import os
 
     from ._files import SpeechResponse
+    from ._response_stream import ResponseStream
     from ._stream import Stream
-    from ._sync import SyncStream
+    from ._sync import SyncResponseStream, SyncStream
+    from .response_types import Response
     from .types import (
         EmbeddingResponse,
         ImageResponse,
@@ -82,10 +84,10 @@ class AsyncOpenAI:
 
     ``.chat.completions.create`` (and ``.parse``), ``.embeddings.create``,
     ``.images.generate``, ``.audio.transcriptions.create``, ``.audio.speech.create``,
-    ``.models.list()``; ``async with`` it, or ``await client.close()`` when done.
-    ``timeout`` bounds one attempt, as in the SDK; every other keyword of
-    :class:`~trillm.Client` calls (``deadline=``, ``fallbacks=``, ``mock_response=``, ...)
-    passes through ``create``.
+    ``.models.list()``, ``.responses.create`` (OpenAI's Responses API); ``async with`` it,
+    or ``await client.close()`` when done.  ``timeout`` bounds one attempt, as in the SDK;
+    every other keyword of :class:`~trillm.Client` calls (``deadline=``, ``fallbacks=``,
+    ``mock_response=``, ...) passes through ``create``.
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class AsyncOpenAI:
         self.images = _AsyncImages(self)
         self.audio = _AsyncAudio(self)
         self.models = _AsyncModels(self)
+        self.responses = _AsyncResponses(self)
 
     def __repr__(self) -> str:
         where = f" base_url={self.base_url!r}" if self.base_url else ""
@@ -297,6 +300,30 @@ class _AsyncAudio(_AsyncResource):
         self.speech = _AsyncSpeech(owner)
 
 
+class _AsyncResponses(_AsyncResource):
+    """``client.responses``: ``create`` (and, with structured output, ``parse``)."""
+
+    __slots__ = ()
+
+    @overload
+    async def create(self, *, model: str, input: Any, stream: Literal[False] = False,
+                     **params: Any) -> Response: ...
+
+    @overload
+    async def create(self, *, model: str, input: Any, stream: Literal[True],
+                     **params: Any) -> ResponseStream: ...
+
+    async def create(self, *, model: str, input: Any, stream: bool = False,
+                     **params: Any) -> Response | ResponseStream:
+        """A :class:`~trillm.Response`, or with ``stream=True`` a stream of events to
+        ``async for`` over (returned once the headers arrived); keywords as
+        :meth:`Client.aresponses`."""
+        owner = self._owner
+        client = await owner._client()
+        return await client.aresponses(  # type: ignore[call-overload,no-any-return]
+            owner._model(model), input, stream=stream, **_params(params))
+
+
 class _AsyncModels(_AsyncResource):
     __slots__ = ()
 
@@ -384,6 +411,7 @@ class OpenAI:
         self.images = _SyncImages(self)
         self.audio = _SyncAudio(self)
         self.models = _SyncModels(self)
+        self.responses = _SyncResponses(self)
 
     def __repr__(self) -> str:
         return repr(self._async).replace("AsyncOpenAI", "OpenAI")
@@ -517,6 +545,33 @@ class _SyncAudio(_SyncResource):
         super().__init__(owner)
         self.transcriptions = _SyncTranscriptions(owner)
         self.speech = _SyncSpeech(owner)
+
+
+class _SyncResponses(_SyncResource):
+    __slots__ = ()
+
+    @overload
+    def create(self, *, model: str, input: Any, stream: Literal[False] = False,
+               **params: Any) -> Response: ...
+
+    @overload
+    def create(self, *, model: str, input: Any, stream: Literal[True],
+               **params: Any) -> SyncResponseStream: ...
+
+    def create(self, *, model: str, input: Any, stream: bool = False,
+               **params: Any) -> Response | SyncResponseStream:
+        """A :class:`~trillm.Response`, or with ``stream=True`` a ``SyncResponseStream``."""
+        facade = self._owner._async.responses
+        if not stream:
+            return cast("Response", self._owner._wait(
+                "responses.create", lambda: facade.create(model=model, input=input, **params)))
+        run = self._owner._run("responses.create")
+
+        async def open_() -> ResponseStream:
+            return run.track(await facade.create(model=model, input=input, stream=True,
+                                                 **params))
+
+        return _sync.SyncResponseStream(run, run.call(open_))
 
 
 class _SyncModels(_SyncResource):

@@ -107,6 +107,13 @@ def _record(cls: type[_R]) -> type[_R]:
     return cls
 
 
+#: The record base, its field indexer and the metadata of a field kept out of the Mapping
+#: view, for the records of other modules (``response_types``).
+Record = _Record
+record = _record
+HIDDEN = _HIDDEN
+
+
 # ---------------------------------------------------------------- complete answers
 
 

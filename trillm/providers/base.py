@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import errors
 from .._wire import HTTPRequestSpec, ProviderConfig, StreamParser
+from ..response_types import ResponsesRequest
 from ..retry import parse_retry_after
 from ..types import (
     ChatRequest,
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 #: The request record of any operation (each has provider, model, params, extra_*).
 AnyRequest = (ChatRequest | EmbeddingRequest | ImageRequest | TranscriptionRequest
-              | SpeechRequest | ModelsRequest)
+              | SpeechRequest | ModelsRequest | ResponsesRequest)
 
 __all__ = [
     "AnyRequest",

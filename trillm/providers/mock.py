@@ -23,6 +23,8 @@ the transport does the waiting.
   schema), an instance that validates; ``{"type": "json_object"}`` answers ``{}``.
 * Streams go word by word: the first chunk carries the role, the last one the
   finish reason and the usage, then ``[DONE]``.
+* The Responses API (``aresponses``) echoes the last user input the same way, whole
+  or as a real stream's events (:mod:`trillm.providers.mock_responses`).
 * Embeddings are unit vectors derived from each text; images are 1x1 PNGs;
   transcriptions echo the file's name; speech is a quarter second of silent WAV;
   the model list is :data:`MODELS` (``mock-chat`` and ``mock-embedding``).
@@ -44,6 +46,7 @@ import attrs
 
 from .. import errors
 from .._wire import HTTPRequestSpec, LocalAnswer
+from ..response_types import ResponsesRequest
 from ..types import (
     ChatRequest,
     Choice,
@@ -70,6 +73,7 @@ from ..types import (
     Usage,
 )
 from .base import AnyRequest
+from .mock_responses import input_messages, response_events, response_json
 
 __all__ = ["MODELS", "PROVIDER_NAME", "MockOptions", "answer", "echo_text", "png_1x1",
            "schema_instance", "wav_silence"]
@@ -159,6 +163,15 @@ def answer(options: MockOptions, req: AnyRequest, spec: HTTPRequestSpec) -> Loca
         if req.stream:
             return _stream(options, _chat_chunks(req.model, req.messages, text))
         return _json(options, _chat(req.model, req.messages, text))
+    if isinstance(req, ResponsesRequest):  # rendered by mock_responses
+        text = said if said is not None else echo_text(input_messages(req.input))
+        if req.stream:
+            events = response_events(req, text, CREATED)
+            if not options.chunk_delay:
+                events = (b"".join(events),)
+            return LocalAnswer(200, _SSE, events, options.chunk_delay, options.latency)
+        return LocalAnswer(200, _JSON, (response_json(req, text, CREATED),),
+                           latency=options.latency)
     if isinstance(req, EmbeddingRequest):
         return _json(options, _embeddings(req.model, req.inputs, req.params.get("dimensions")))
     if isinstance(req, ImageRequest):

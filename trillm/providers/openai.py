@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import errors
+from ..response_types import Response, ResponseEvent, ResponsesRequest
 from ..sse import SSEEvent
 from ..structured import response_format_body
 from ..types import (
@@ -76,6 +77,13 @@ from .base import (
     multipart_body,
     unexpected_answer,
     with_extra_headers,
+)
+from .openai_responses import (
+    ResponsesStreamParser,
+    build_responses,
+    not_found_message,
+    parse_responses,
+    parse_responses_as_events,
 )
 
 __all__ = ["PROVIDER", "OpenAIProvider", "OpenAIStreamParser", "error_from_body", "parse_usage"]
@@ -376,7 +384,8 @@ class OpenAIProvider:
     """
 
     name = "openai"
-    operations = frozenset({"chat", "embeddings", "images", "transcription", "speech", "models"})
+    operations = frozenset({"chat", "embeddings", "images", "transcription", "speech", "models",
+                            "responses"})
 
     def chat_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
         """The chat-completions endpoint for *cfg*'s base URL."""
@@ -449,6 +458,37 @@ class OpenAIProvider:
     ) -> OpenAIStreamParser:
         """A fresh parser for one streamed answer (*cfg*'s key is scrubbed from its errors)."""
         return OpenAIStreamParser(req.provider, req.model, cfg)
+
+    # ---------------------------------------------------------- responses (openai_responses)
+
+    def responses_url(self, req: ResponsesRequest, cfg: ProviderConfig) -> str:
+        """The Responses API endpoint for *cfg*'s base URL."""
+        return f"{cfg.api_base}/responses"
+
+    def build_responses(self, req: ResponsesRequest, cfg: ProviderConfig) -> HTTPRequestSpec:
+        """``POST .../responses``; every parameter passes through unchanged."""
+        return build_responses(req, cfg, url=self.responses_url(req, cfg),
+                               headers=self._headers(req, cfg))
+
+    def parse_responses(
+        self, body: bytes, req: ResponsesRequest, cfg: ProviderConfig | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """A 2xx Responses API body as a :class:`~trillm.response_types.Response`."""
+        return parse_responses(body, req, cfg, headers)
+
+    def parse_responses_as_events(
+        self, body: bytes, req: ResponsesRequest, cfg: ProviderConfig | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[ResponseEvent, ...]:
+        """A whole answer to a stream request, as the terminal event a stream ends with."""
+        return parse_responses_as_events(body, req, cfg, headers)
+
+    def responses_stream_parser(
+        self, req: ResponsesRequest, cfg: ProviderConfig | None = None
+    ) -> ResponsesStreamParser:
+        """A fresh parser for one streamed response."""
+        return ResponsesStreamParser(req, cfg)
 
     # ---------------------------------------------------------- embeddings
 
@@ -608,11 +648,16 @@ class OpenAIProvider:
         status: int,
         headers: Mapping[str, str],
         body: bytes,
-        req: ChatRequest,
+        req: AnyRequest,
         cfg: ProviderConfig,
     ) -> errors.APIError:
-        """A non-2xx answer as the most specific error; structured ``code``/``type`` first."""
+        """A non-2xx answer as the most specific error; structured ``code``/``type`` first.
+
+        A 404 to a Responses API request says the server may have no Responses API.
+        """
         message, code, kind = _error_fields(json_or_none(body))
+        if status == 404 and isinstance(req, ResponsesRequest):
+            message = not_found_message(message, self.responses_url(req, cfg))
         return error_from_response(
             status, headers, body, provider=req.provider, model=req.model, cfg=cfg,
             message=message, code=code, err_type=kind,
