@@ -329,7 +329,8 @@ async def test_anthropic_and_gemini_say_to_use_acompletion(model: str) -> None:
     ({"tools": [{"type": "function", "parameters": {}}]}, "without a name"),
     ({"tools": "get_weather"}, "tools must be a list"),
     ({"tools": ["x"]}, r"tools\[0\] must be a dict"),
-    ({"text_format": dict}, "text_format arrives with structured output"),
+    ({"text_format": dict}, "text_format takes a pydantic model class"),
+    ({"text_format": {"type": "json_schema"}}, "text_format takes a pydantic model class"),
     ({"timeout": -1}, "timeout must be"),
 ])
 async def test_bad_arguments_are_refused_before_any_traffic(

@@ -10,7 +10,7 @@ import contextlib
 import json
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,14 +147,15 @@ async def test_the_facade_under_trio() -> None:
 
 
 @contextlib.contextmanager
-def threaded_server() -> Iterator[FakeServer]:
-    """The fake server in its own thread (its own trio run), for code outside trio."""
+def threaded_server(answer: Callable[[Request], Reply] = handler) -> Iterator[FakeServer]:
+    """The fake server (answering with *answer*) in its own thread (its own trio run), for
+    code outside trio."""
     started: queue.Queue[tuple[FakeServer, trio.lowlevel.TrioToken, trio.Event]] = queue.Queue()
 
     async def serve() -> None:
         stop = trio.Event()
         with trio.fail_after(60):
-            async with open_fake_server(handler) as server:
+            async with open_fake_server(answer) as server:
                 started.put((server, trio.lowlevel.current_trio_token(), stop))
                 await stop.wait()
 

@@ -40,10 +40,10 @@ from ._stream import AudioStream, BytesSource, HTTPChunkSource, ScriptedChunkSou
 from .accumulate import chunks_from_response
 from .concurrency import only_cancelled, raise_bare
 from .providers import mock, openai
-from .response_types import ResponseUsage
+from .response_types import Response, ResponsesRequest, ResponseUsage
 from .retry import is_retryable
 from .routing import Route, mock_route, parse_model, resolve_config
-from .structured import parse_response
+from .structured import parse_response, parse_response_output
 from .types import ChatRequest, EmbeddingResponse, ModelResponse, Usage
 
 if TYPE_CHECKING:
@@ -133,6 +133,13 @@ def _structured(response: ModelResponse, req: ChatRequest) -> ModelResponse:
     return parse_response(response, fmt, provider=req.provider)
 
 
+def _structured_output(response: Response, req: ResponsesRequest) -> Response:
+    """``output_parsed`` from the answer, when the call has a ``text_format``."""
+    if req.text_format is None:
+        return response
+    return parse_response_output(response, req.text_format, provider=req.provider)
+
+
 CHAT = Operation(
     "chat", "chat completions",
     lambda p, req, cfg: p.build_chat(req, cfg),
@@ -166,6 +173,7 @@ RESPONSES = Operation(
     "responses", "Responses API calls",
     lambda p, req, cfg: p.build_responses(req, cfg),
     lambda p, body, req, cfg, headers: p.parse_responses(body, req, cfg, headers),
+    finish=_structured_output,
     elsewhere=("the Responses API is OpenAI's (openai/, azure/ and OpenAI-compatible "
                "servers): use trillm.acompletion(model, messages) with this provider"),
 )
@@ -527,7 +535,8 @@ class Pipeline:
         if call.stream == "bytes":
             return AudioStream(cast("Any", source), **common)
         if call.stream == "responses":
-            return ResponseStream(cast("Any", source), **common)
+            return ResponseStream(cast("Any", source), text_format=call.req.text_format,
+                                  **common)
         # final_response() parses the whole answer as a plain call's is parsed
         return Stream(cast("Any", source), response_format=call.req.params.get(
             "response_format"), **common)

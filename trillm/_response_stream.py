@@ -25,6 +25,7 @@ import trio
 from . import errors
 from ._stream import ChunkStream
 from .response_types import TERMINAL_EVENTS, Response, ResponseEvent
+from .structured import parse_response_output
 
 if TYPE_CHECKING:
     from ._stream import ChunkSource
@@ -47,11 +48,13 @@ class ResponseStream(ChunkStream[ResponseEvent]):
     :class:`Response` (the terminal event's).
     """
 
-    __slots__ = ("_final", "_text")
+    __slots__ = ("_final", "_text", "_text_format")
 
-    def __init__(self, source: ChunkSource[ResponseEvent], **kwargs: Any) -> None:
+    def __init__(self, source: ChunkSource[ResponseEvent], *, text_format: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(source, **kwargs)
         self._final: Response | None = None
+        self._text_format = text_format
         self._text: list[str] = []
         self._on_chunk = self._seen
 
@@ -90,8 +93,9 @@ class ResponseStream(ChunkStream[ResponseEvent]):
 
     async def final_response(self) -> Response:
         """Read what is left and return the whole :class:`Response`, as the plain call
-        would (its ``headers`` are the stream's).  A stream closed before its terminal
-        event has none: ``RuntimeError``."""
+        would (its ``headers`` are the stream's; with ``text_format=``, ``output_parsed``
+        set or the structured-output error of the plain call raised).  A stream closed
+        before its terminal event has none: ``RuntimeError``."""
         async for _ in self:
             pass
         if self._final is None:
@@ -99,4 +103,7 @@ class ResponseStream(ChunkStream[ResponseEvent]):
                 "this ResponseStream was closed before its final event (response.completed "
                 "or response.incomplete): there is no final response"
             )
-        return attrs.evolve(self._final, headers=self.headers)
+        final = attrs.evolve(self._final, headers=self.headers)
+        if self._text_format is None:
+            return final
+        return parse_response_output(final, self._text_format, provider=self.provider)

@@ -16,6 +16,7 @@ from . import errors
 from ._call import RESPONSES, Call, Pipeline
 from ._options import ClientDefaults, call_options
 from .response_types import ResponsesRequest
+from .structured import text_format_body
 
 if TYPE_CHECKING:
     from ._response_stream import ResponseStream
@@ -98,20 +99,15 @@ def prepare_responses(
     text_format = named.pop("text_format", None)
     params.update(named)
     options = call_options(defaults, params, **options_kw)  # drops None values
-    if text_format is not None:
-        # STRUCTURED OUTPUT: `text_format=Model` sets the body's `text.format` from the
-        # model's strict schema and fills Response.output_parsed (section 1's rules) here.
-        raise errors.BadRequestError(
-            "text_format arrives with structured output; until then pass "
-            "text={'format': {'type': 'json_schema', ...}} and parse r.output_text yourself"
-        )
+    if text_format is not None:  # its strict schema goes as text.format; it parses the answer
+        params["text"] = text_format_body(text_format, params.get("text"))
     items = check_input(input)
     if "tools" in params:
         params["tools"] = check_tools(params["tools"])
 
     def request(route: Route, provider: Any) -> list[ResponsesRequest]:
         return [ResponsesRequest(route.provider, route.model, items, stream, params,
-                                 options.extra_body, options.headers)]
+                                 options.extra_body, options.headers, text_format)]
 
     kind = "responses" if stream else None
     calls = []

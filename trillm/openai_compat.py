@@ -301,7 +301,7 @@ class _AsyncAudio(_AsyncResource):
 
 
 class _AsyncResponses(_AsyncResource):
-    """``client.responses``: ``create`` (and, with structured output, ``parse``)."""
+    """``client.responses``: ``create`` and ``parse`` (``text_format=``)."""
 
     __slots__ = ()
 
@@ -322,6 +322,17 @@ class _AsyncResponses(_AsyncResource):
         client = await owner._client()
         return await client.aresponses(  # type: ignore[call-overload,no-any-return]
             owner._model(model), input, stream=stream, **_params(params))
+
+    async def parse(self, *, model: str, input: Any, text_format: Any,
+                    **params: Any) -> Response:
+        """The SDK's ``responses.parse``: ``text_format=Model`` (a pydantic model class) and
+        ``output_parsed`` holds the validated instance; the structured-output errors as
+        :meth:`Client.aresponses` raises them."""
+        if params.pop("stream", False):
+            raise TypeError("responses.parse() does not stream: use create(stream=True, "
+                            "text_format=...) and `await stream.final_response()`")
+        return cast("Response", await self.create(model=model, input=input,
+                                                  text_format=text_format, **params))
 
 
 class _AsyncModels(_AsyncResource):
@@ -549,6 +560,13 @@ class _SyncAudio(_SyncResource):
 
 class _SyncResponses(_SyncResource):
     __slots__ = ()
+
+    def parse(self, *, model: str, input: Any, text_format: Any, **params: Any) -> Response:
+        """The SDK's ``responses.parse``: ``output_parsed`` holds the validated instance."""
+        facade = self._owner._async.responses
+        return self._owner._wait(
+            "responses.parse",
+            lambda: facade.parse(model=model, input=input, text_format=text_format, **params))
 
     @overload
     def create(self, *, model: str, input: Any, stream: Literal[False] = False,

@@ -229,3 +229,6 @@ class ResponsesRequest:
     params: Mapping[str, Any] = attrs.field(factory=dict)
     extra_body: Mapping[str, Any] | None = None
     extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
+    #: ``text_format=``'s model class: not sent (``params["text"]`` carries its schema), it
+    #: parses the answer into ``Response.output_parsed``.
+    text_format: Any = attrs.field(default=None, repr=False)

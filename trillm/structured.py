@@ -31,9 +31,11 @@ import attrs
 from . import errors
 
 if TYPE_CHECKING:
+    from .response_types import Response
     from .types import ModelResponse
 
-__all__ = ["DIALECTS", "Dialect", "FormatKind", "parse_response", "response_format_body",
+__all__ = ["DIALECTS", "Dialect", "FormatKind", "parse_response", "parse_response_output",
+           "response_format_body", "text_format_body",
            "response_format_kind", "strict_json_schema", "structured_output_body"]
 
 Dialect = Literal["openai", "anthropic", "gemini"]
@@ -464,3 +466,79 @@ def parse_response(
             ) from exc
         choices.append(attrs.evolve(choice, message=attrs.evolve(message, parsed=parsed)))
     return attrs.evolve(response, choices=tuple(choices))
+
+
+# --- the Responses API's text_format ------------------------------------------------------
+
+
+def text_format_body(text_format: Any, text: Any = None) -> dict[str, Any]:
+    """The Responses API's ``text`` field for ``text_format=`` a model class: *text* (the
+    call's own ``text=``, if any) with ``format`` set to the class's strict JSON schema,
+    ``{"type": "json_schema", "name": <class name>, "schema": ..., "strict": True}``.
+
+    Raises :class:`~trillm.errors.BadRequestError` before any traffic for anything but a
+    model class, and when *text* already has a ``format``.
+    """
+    if not (isinstance(text_format, type)
+            and callable(getattr(text_format, "model_json_schema", None))
+            and callable(getattr(text_format, "model_validate_json", None))):
+        raise _refuse(
+            "text_format takes a pydantic model class (anything with model_json_schema() and "
+            f"model_validate_json()), not {text_format!r}; for a schema dict pass "
+            "text={'format': {'type': 'json_schema', 'name': ..., 'schema': {...}, "
+            "'strict': True}} and parse r.output_text yourself"
+        )
+    if text is not None and not isinstance(text, Mapping):
+        raise _refuse(f"text must be a dict like {{'verbosity': 'low'}}, not {text!r}")
+    if text is not None and "format" in text:
+        raise _refuse("give text_format= or text={'format': ...}, not both")
+    schema = strict_json_schema(text_format, "openai")
+    return {**(text or {}), "format": {"type": "json_schema", "name": text_format.__name__,
+                                      "schema": schema, "strict": True}}
+
+
+def parse_response_output(
+    response: Response, text_format: Any, *, provider: str | None = None
+) -> Response:
+    """*response* (a Responses API answer) with ``output_parsed`` set from its
+    ``output_text`` by ``text_format.model_validate_json``: the rules of
+    :func:`parse_response`.  Cut off by ``max_output_tokens`` raises
+    :class:`~trillm.errors.LengthFinishReasonError`, by a content filter
+    :class:`~trillm.errors.ContentFilterFinishReasonError`; a refusal, a function-call
+    answer and a failed response (its ``error`` set) leave ``output_parsed`` None; any other
+    text that does not validate raises :class:`~trillm.errors.StructuredOutputError`.
+    """
+    from .response_types import ResponseFunctionCall, ResponseOutputMessage, ResponseOutputRefusal
+
+    model = response.model
+    if response.status == "failed" or response.error is not None:
+        return response
+    text = response.output_text
+    if response.status == "incomplete":
+        reason = (response.incomplete_details or {}).get("reason")
+        if reason == "content_filter":
+            raise errors.ContentFilterFinishReasonError(
+                "the provider's content filter stopped the response (incomplete_details.reason "
+                "'content_filter'), so there is no structured output to parse: change the "
+                "request", text=text, completion=response, provider=provider, model=model)
+        raise errors.LengthFinishReasonError(
+            f"the response is incomplete ({reason or 'no reason given'}) before its JSON was "
+            "complete: raise max_output_tokens (reasoning tokens count against it) or ask for "
+            "less", text=text, completion=response, provider=provider, model=model)
+    refused = any(isinstance(part, ResponseOutputRefusal)
+                  for item in response.output if isinstance(item, ResponseOutputMessage)
+                  for part in item.content)
+    calls = any(isinstance(item, ResponseFunctionCall) for item in response.output)
+    if refused or (calls and not text):
+        return response
+    try:
+        parsed = text_format.model_validate_json(text)
+    except Exception as exc:  # the validator is the caller's code: any error it raises
+        first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
+        raise errors.StructuredOutputError(
+            f"the response's output_text is not valid {text_format.__name__} ({first[0]}); its "
+            "text is in the error's .text, the validation error in .validation_error",
+            text=text, validation_error=exc, completion=response, provider=provider,
+            model=model,
+        ) from exc
+    return attrs.evolve(response, output_parsed=parsed)

@@ -164,6 +164,8 @@ def answer(options: MockOptions, req: AnyRequest, spec: HTTPRequestSpec) -> Loca
             return _stream(options, _chat_chunks(req.model, req.messages, text))
         return _json(options, _chat(req.model, req.messages, text))
     if isinstance(req, ResponsesRequest):  # rendered by mock_responses
+        if said is None:
+            said = _structured_text(_chat_format(spec.json))
         text = said if said is not None else echo_text(input_messages(req.input))
         if req.stream:
             events = response_events(req, text, CREATED)
@@ -254,6 +256,15 @@ def echo_text(messages: Any) -> str:
         if isinstance(message, Mapping) and message.get("role") == "user":
             return _text_of(message.get("content"))
     return "This is a mock response."
+
+
+def _chat_format(body: Any) -> Any:
+    """A Responses body's ``text.format`` as the chat ``response_format`` it amounts to."""
+    text = body.get("text") if isinstance(body, Mapping) else None
+    fmt = text.get("format") if isinstance(text, Mapping) else None
+    if not isinstance(fmt, Mapping) or fmt.get("type") != "json_schema":
+        return {"response_format": fmt}
+    return {"response_format": {"type": "json_schema", "json_schema": fmt}}
 
 
 def _structured_text(body: Any) -> str | None:
