@@ -100,8 +100,14 @@ HTTP_OR_PROVIDERS = frozenset(
     {"_transport", "_stream", "_wire", "providers", "providers.*", "httpx", "httpcore"}
 )
 #: Provider modules that may build on another provider.
-PROVIDER_EXCEPTIONS = frozenset({("providers.azure", "providers.openai")})
-PROVIDER_SHARED = frozenset({"providers", "providers.base"})
+PROVIDER_EXCEPTIONS = frozenset({
+    ("providers.azure", "providers.openai"),
+    # each provider attaches its own render steps (the inverse of its parse steps)
+    ("providers.openai", "providers.openai_render"),
+    ("providers.anthropic", "providers.anthropic_render"),
+    ("providers.gemini", "providers.gemini_render"),
+})
+PROVIDER_SHARED = frozenset({"providers", "providers.base", "providers.render"})
 #: At most this many import cycles are spelled out (fixing them shows the rest).
 MAX_CYCLES = 20
 
