@@ -99,8 +99,8 @@ def render_chat_stream(chunks: Iterable[StreamChunk], *, end: bool = True) -> li
     """One ``data:`` event per chunk that carries something for Gemini.
 
     Tool-call fragments are gathered and sent whole with their candidate's
-    finish reason (or, without one, in a last event).  *end* is accepted for
-    symmetry with the other providers: Gemini has no end marker.
+    finish reason (or, without one, in a last event unless *end* is false: a
+    stream cut short never sends them).  Gemini has no end marker.
     """
     events: list[bytes] = []
     calls: dict[int, dict[int, list[str]]] = {}  # candidate -> call index -> [name, args...]
@@ -129,7 +129,7 @@ def render_chat_stream(chunks: Iterable[StreamChunk], *, end: bool = True) -> li
         if candidates or chunk.usage is not None:
             events.append(sse_event(_response(chunk.id, chunk.model, candidates, chunk.usage)))
     left = [_candidate(i, _calls(c), None) for i, c in sorted(calls.items()) if c]
-    if left:
+    if left and end:
         events.append(sse_event(_response(response_id, model, left, None)))
     return events
 
