@@ -14,7 +14,8 @@ loopback port (``async with fake.serve() as url``), and check
 
 from __future__ import annotations
 
-from ._fake import FakeLLM, FakeRequest, Rule, UnmatchedRequest
+from ._fake import FakeLLM, Rule, UnmatchedRequest
 from ._memory import FakeTransport
+from ._record import FakeRequest
 
 __all__ = ["FakeLLM", "FakeRequest", "FakeTransport", "Rule", "UnmatchedRequest"]

@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import trio
 
 from ._answers import Answer, Plan, error_plan, make_plan, tool_calls_of
-from ._formats import ParsedRequest, last_user_text, parse_request
+from ._formats import ParsedRequest, parse_request
+from ._record import FakeRequest
 
 if TYPE_CHECKING:
     from ._memory import FakeTransport
@@ -29,87 +29,6 @@ __all__ = ["FakeLLM", "FakeRequest", "Rule", "UnmatchedRequest"]
 class UnmatchedRequest(AssertionError):
     """A request no rule matched, in ``strict`` mode: the message says which rule came
     nearest and how the request differs from it."""
-
-
-@attrs.define(eq=False)
-class FakeRequest:
-    """One request the fake received, and what became of its answer.
-
-    ``messages`` are in OpenAI's roles (``system``, ``user``, ``assistant``,
-    ``tool``), whatever the wire format; ``params`` are the rest of the body
-    (provider names); ``headers`` have their secrets replaced by
-    ``[REDACTED]``; ``body`` is the raw request body.  ``completed`` turns true
-    once the whole answer was handed to the client; ``cancelled_by_client``
-    when the client closed or cancelled the request before that (what a
-    ``race``/``hedge`` loser does); ``chunks_sent`` counts the body chunks sent
-    (a streamed answer sends one per piece).  ``rule`` is the rule that
-    answered (None: the echo).
-    """
-
-    parsed: ParsedRequest = attrs.field(repr=False)
-    rule: Rule | None = attrs.field(default=None, repr=False)
-    status: int | None = None
-    started_at: float = 0.0
-    completed: bool = False
-    cancelled_by_client: bool = False
-    chunks_sent: int = 0
-
-    @property
-    def provider(self) -> str:
-        """``"openai"``, ``"azure"``, ``"anthropic"``, ``"gemini"`` or ``"unknown"``."""
-        return self.parsed.provider
-
-    @property
-    def operation(self) -> str:
-        """``"chat"``, ``"embeddings"``, ``"images"``, ``"transcription"``, ``"speech"``,
-        ``"models"`` or ``"unknown"``."""
-        return self.parsed.operation
-
-    @property
-    def model(self) -> str | None:
-        """The model asked for (from the body, or the URL for Gemini and Azure)."""
-        return self.parsed.model
-
-    @property
-    def stream(self) -> bool:
-        """Whether a streamed answer was asked for."""
-        return self.parsed.stream
-
-    @property
-    def messages(self) -> tuple[Mapping[str, Any], ...]:
-        """The chat messages, in OpenAI's roles."""
-        return self.parsed.messages
-
-    @property
-    def params(self) -> Mapping[str, Any]:
-        """The body's other fields (``temperature``, ``tools``, ``generationConfig``, ...)."""
-        return self.parsed.params
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """The request headers (lower-case names), secrets redacted."""
-        return self.parsed.headers
-
-    @property
-    def body(self) -> bytes:
-        """The raw request body."""
-        return self.parsed.body
-
-    @property
-    def path(self) -> str:
-        """The path and query as sent (a ``key=`` value redacted)."""
-        return self.parsed.path
-
-    @property
-    def text(self) -> str | None:
-        """The text of the last user message, or None."""
-        return last_user_text(self.parsed.messages)
-
-    def __repr__(self) -> str:
-        state = ("completed" if self.completed else "cancelled by the client"
-                 if self.cancelled_by_client else "unfinished")
-        return (f"<FakeRequest {self.parsed.method} {self.path} {self.provider} "
-                f"model={self.model!r} stream={self.stream} status={self.status} {state}>")
 
 
 def _model_matches(wanted: str, req: ParsedRequest) -> bool:
@@ -286,7 +205,7 @@ class FakeLLM:
         self.requests.append(request)
         for rule in self.rules:
             if not rule.mismatches(request):
-                request.rule = rule
+                request.rule = rule.index
                 answer = rule.take()
                 break
         else:
@@ -297,6 +216,8 @@ class FakeLLM:
             answer = Answer("reply")
         plan = make_plan(parsed, answer, f"fake-{len(self.requests)}")
         request.status = None if plan.hang or plan.cut_before_headers else plan.status
+        if plan.cut_before_headers:
+            request.mark_broken()
         return request, plan
 
     def _unmatched(self, request: FakeRequest) -> str:

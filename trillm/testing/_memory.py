@@ -18,7 +18,7 @@ import trio
 from ._answers import Plan
 
 if TYPE_CHECKING:
-    from ._fake import FakeLLM, FakeRequest
+    from ._record import Answering, FakeRequest
 
 __all__ = ["FakeTransport"]
 
@@ -26,7 +26,7 @@ __all__ = ["FakeTransport"]
 class FakeTransport(httpx.AsyncBaseTransport):
     """Answers every request from its :class:`~trillm.testing.FakeLLM`, in memory."""
 
-    def __init__(self, fake: FakeLLM) -> None:
+    def __init__(self, fake: Answering) -> None:
         self.fake = fake
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -46,12 +46,12 @@ class FakeTransport(httpx.AsyncBaseTransport):
             waited = True
         finally:
             if not waited:  # only a cancellation gets here: the client gave up
-                record.cancelled_by_client = True
+                record.mark_cancelled()
         if plan.cut_before_headers:
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request)
         if not plan.frames and not plan.cut:
-            record.completed = True
+            record.mark_completed()
         return httpx.Response(plan.status, headers=list(plan.headers),
                               stream=_Body(plan, record), request=request)
 
@@ -66,7 +66,7 @@ class _Body(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         if not self._record.completed and not self._frames.broken:
-            self._record.cancelled_by_client = True
+            self._record.mark_cancelled()
         await trio.lowlevel.checkpoint()
 
 
@@ -87,6 +87,7 @@ class _Frames:
             await trio.lowlevel.checkpoint()
             if plan.cut and not self.broken:
                 self.broken = True
+                self.record.mark_broken()
                 raise httpx.RemoteProtocolError(
                     "peer closed connection without sending complete message body")
             raise StopAsyncIteration
@@ -98,5 +99,5 @@ class _Frames:
         self.next += 1
         self.record.chunks_sent += 1
         if self.next == len(plan.frames) and not plan.cut:
-            self.record.completed = True
+            self.record.mark_completed()
         return frame

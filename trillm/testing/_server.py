@@ -23,7 +23,7 @@ import trio
 from ._answers import Plan
 
 if TYPE_CHECKING:
-    from ._fake import FakeLLM, FakeRequest
+    from ._record import Answering, FakeRequest
 
 __all__ = ["serve"]
 
@@ -31,7 +31,7 @@ _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 
 @asynccontextmanager
-async def serve(fake: FakeLLM, *, host: str = "127.0.0.1", port: int = 0
+async def serve(fake: Answering, *, host: str = "127.0.0.1", port: int = 0
                 ) -> AsyncIterator[str]:
     """Serve *fake* on *host*:*port* (0: a free port) until the block exits; yields the root
     URL.  An unmatched request in strict mode is raised again on a normal exit."""
@@ -40,7 +40,7 @@ async def serve(fake: FakeLLM, *, host: str = "127.0.0.1", port: int = 0
     shown = f"[{host}]" if ":" in host else host
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(trio.serve_listeners, _Connection.factory(fake), listeners)
+            await nursery.start(trio.serve_listeners, _Connection.factory(fake), listeners)
             try:
                 yield f"http://{shown}:{bound}"
             finally:
@@ -54,12 +54,12 @@ async def serve(fake: FakeLLM, *, host: str = "127.0.0.1", port: int = 0
 class _Connection:
     """One client connection: requests in turn (keep-alive), each answered by its plan."""
 
-    def __init__(self, fake: FakeLLM, stream: trio.SocketStream) -> None:
+    def __init__(self, fake: Answering, stream: trio.SocketStream) -> None:
         self.fake, self.stream = fake, stream
         self.h = h11.Connection(h11.SERVER)
 
     @classmethod
-    def factory(cls, fake: FakeLLM) -> Callable[[trio.SocketStream], Awaitable[None]]:
+    def factory(cls, fake: Answering) -> Callable[[trio.SocketStream], Awaitable[None]]:
         async def handler(stream: trio.SocketStream) -> None:
             conn = cls(fake, stream)
             try:
@@ -119,8 +119,7 @@ class _Connection:
             try:
                 keep = await self._send(record, plan)
             except _GONE:
-                if not record.completed:
-                    record.cancelled_by_client = True
+                record.mark_cancelled()
             nursery.cancel_scope.cancel()
         return keep
 
@@ -132,8 +131,7 @@ class _Connection:
             except _GONE:
                 data = b""
             if not data:
-                if not record.completed:
-                    record.cancelled_by_client = True
+                record.mark_cancelled()
                 scope.cancel()
                 return
             with contextlib.suppress(h11.RemoteProtocolError):
@@ -160,7 +158,8 @@ class _Connection:
             await stream.send_all(h.send(h11.Data(data=frame)) or b"")
             record.chunks_sent += 1
         if plan.cut:
+            record.mark_broken()
             return False
-        record.completed = True
+        record.mark_completed()
         await stream.send_all(h.send(h11.EndOfMessage()) or b"")
         return True
