@@ -5,7 +5,11 @@ and clients other than trillm's (the openai SDK, plain httpx)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -216,3 +220,28 @@ async def test_plain_httpx_reads_gemini_sse_and_json_array() -> None:
     assert [c["content"]["parts"] for e in array.json() for c in e.get("candidates", ())
             if c["content"]["parts"]] == [[{"text": "Hi"}], [{"text": " there"}]]
     assert fake.requests[0].messages == ({"role": "user", "content": "hello"},)
+
+
+# ---------------------------------------------------------------- trillm fake-server
+
+
+async def test_the_fake_server_command() -> None:
+    argv = [sys.executable, "-m", "trillm.cli", "fake-server", "--port", "0", "--reply", "pong"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            proc: trio.Process = await nursery.start(partial(
+                trio.run_process, argv, stdout=subprocess.PIPE, env=env, check=False))
+            assert proc.stdout is not None
+            line = b""
+            while not line.endswith(b"\n"):
+                line += await proc.stdout.receive_some(4096)
+            url = line.decode().split(" on ", 1)[1].split(" ", 1)[0]
+            assert f"OPENAI_BASE_URL={url}/v1" in line.decode()
+            async with trillm.Client(api_base=url + "/v1") as c:
+                r = await c.acompletion(model="openai/gpt-4o-mini", messages=MESSAGES)
+            async with trillm.Client(api_base=url) as c:
+                a = await c.acompletion(model="anthropic/claude-3-5-haiku-latest",
+                                        messages=MESSAGES)
+            proc.terminate()
+    assert r.choices[0].message.content == a.choices[0].message.content == "pong"
