@@ -24,6 +24,7 @@ from trillm.testing import FakeLLM, UnmatchedRequest
 from trillm.types import ModelResponse
 
 GUARD = 10  # seconds: every test is over long before
+ROOT = str(Path(__file__).resolve().parents[1])  # the checkout, for the subprocess
 MODELS = {
     "openai": "openai/gpt-4o-mini",
     "anthropic": "anthropic/claude-3-5-haiku-latest",
@@ -227,7 +228,7 @@ async def test_plain_httpx_reads_gemini_sse_and_json_array() -> None:
 
 async def test_the_fake_server_command() -> None:
     argv = [sys.executable, "-m", "trillm.cli", "fake-server", "--port", "0", "--reply", "pong"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": ROOT}
     with trio.fail_after(GUARD):
         async with trio.open_nursery() as nursery:
             proc: trio.Process = await nursery.start(partial(
