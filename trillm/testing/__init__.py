@@ -14,8 +14,26 @@ loopback port (``async with fake.serve() as url``), and check
 
 from __future__ import annotations
 
-from ._fake import FakeLLM, Rule, UnmatchedRequest
-from ._memory import FakeTransport
-from ._record import FakeRequest
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._fake import FakeLLM, Rule, UnmatchedRequest
+    from ._memory import FakeTransport
+    from ._record import FakeRequest
 
 __all__ = ["FakeLLM", "FakeRequest", "FakeTransport", "Rule", "UnmatchedRequest"]
+
+# Loaded on first use, so the pytest plugin (trillm.testing.pytest_plugin) costs
+# nothing in a test session that never asks for a fixture.
+_HOMES = {"FakeLLM": "_fake", "Rule": "_fake", "UnmatchedRequest": "_fake",
+          "FakeTransport": "_memory", "FakeRequest": "_record"}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'trillm.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
