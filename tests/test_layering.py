@@ -108,8 +108,12 @@ PROVIDER_EXCEPTIONS = frozenset({
     # a provider's own split-off parts: the Responses API's translation and mock rendering
     ("providers.openai", "providers.openai_responses"),
     ("providers.mock", "providers.mock_responses"),
+    # each provider attaches its own render steps (the inverse of its parse steps)
+    ("providers.openai", "providers.openai_render"),
+    ("providers.anthropic", "providers.anthropic_render"),
+    ("providers.gemini", "providers.gemini_render"),
 })
-PROVIDER_SHARED = frozenset({"providers", "providers.base"})
+PROVIDER_SHARED = frozenset({"providers", "providers.base", "providers.render"})
 #: At most this many import cycles are spelled out (fixing them shows the rest).
 MAX_CYCLES = 20
 

@@ -54,7 +54,8 @@ from ._transport_errors import (
 from ._wire import HTTPRequestSpec
 from .concurrency import only_cancelled, raise_bare
 
-__all__ = ["RawResponse", "ResponseStream", "StackTransport", "Transport", "TransportStatistics"]
+__all__ = ["RawResponse", "ResponseStream", "StackTransport", "Transport", "TransportStatistics",
+           "route_default_transport"]
 
 USER_AGENT = "trillm/0.1.0"
 # gzip for whole bodies (as the official SDKs ask; decoded here, within the bounds of
@@ -515,6 +516,18 @@ async def _no_close() -> None:
     pass
 
 
+#: Where every Transport without a user transport sends instead of the network (the test
+#: kit's ``fake_llm`` fixture sets it); read once per request.
+_ROUTE: httpx.AsyncBaseTransport | None = None
+
+
+def route_default_transport(transport: httpx.AsyncBaseTransport | None) -> None:
+    """Send every request of every Client made without ``transport=`` (the default
+    Client and the sync API's included) to *transport*; None restores the network."""
+    global _ROUTE
+    _ROUTE = transport
+
+
 class Transport:
     """Sends :class:`HTTPRequestSpec` requests; one per Client.
 
@@ -585,7 +598,8 @@ class Transport:
             raise header_error(headers, spec) from None
         cancelled = None
         try:
-            return await self._transport.handle_async_request(request)
+            transport = self._transport if _ROUTE is None or self._stack is None else _ROUTE
+            return await transport.handle_async_request(request)
         except _LOCAL_PROTOCOL:
             pass  # h11 refused a header: raised below
         except _WIRE_ERRORS as exc:

@@ -7,6 +7,10 @@ as by ``| head``), 1 an API error (one line on stderr, no traceback, and a
 hint line when the message names a Python argument that is a flag here), 2
 usage error (also a time that is not a number of seconds > 0), 130
 interrupted.  With ``-m mock/<anything>`` it works offline.
+
+``trillm fake-server --port 8000`` serves a :class:`trillm.testing.FakeLLM` (the
+echo, or ``--reply TEXT``) until Ctrl-C, so code written for the official SDKs
+can run against it: ``OPENAI_BASE_URL=http://127.0.0.1:8000/v1``.
 """
 
 from __future__ import annotations
@@ -88,7 +92,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--deadline", type=_seconds,
                    help="seconds for the whole call, retries included")
     p.add_argument("--max-retries", type=_count)
+    f = sub.add_parser("fake-server", help="serve a fake LLM (OpenAI, Anthropic, Gemini) "
+                                           "on a local port, for tests and demos")
+    f.add_argument("--port", type=_count, default=8000, help="TCP port (0: any free one)")
+    f.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    f.add_argument("--reply", help="answer this text to every chat (default: echo the "
+                                   "last user message)")
     return parser
+
+
+async def _fake_server(args: argparse.Namespace) -> None:
+    from trillm.testing import FakeLLM  # loaded only for this command
+
+    fake = FakeLLM()
+    if args.reply is not None:
+        fake.on().reply(args.reply)
+    async with fake.serve(host=args.host, port=args.port) as url:
+        sys.stdout.write(f"trillm fake LLM on {url} (OpenAI clients: OPENAI_BASE_URL={url}/v1; "
+                         f"Anthropic and Gemini clients: {url}); Ctrl-C stops it\n")
+        sys.stdout.flush()
+        await trio.sleep_forever()
 
 
 async def _complete(args: argparse.Namespace, prompt: str) -> None:
@@ -176,6 +199,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help
         return int(exc.code) if isinstance(exc.code, int) else 2
+    if args.command == "fake-server":
+        try:
+            trio.run(_fake_server, args)
+        except KeyboardInterrupt:
+            return 0
+        except OSError as exc:  # the port is taken, the address is not ours
+            sys.stderr.write(f"trillm: error: cannot serve on {args.host}:{args.port}: {exc}\n")
+            return 1
+        return 0
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     try:
         return _run(args, prompt)

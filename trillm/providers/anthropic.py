@@ -61,6 +61,7 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
+from . import anthropic_render as _render
 from .base import (
     HTTPRequestSpec,
     ProviderConfig,
@@ -316,6 +317,11 @@ class AnthropicProvider:
 
     name = "anthropic"
     operations = frozenset({"chat"})
+    # The inverse of the parse steps (anthropic_render), for the test kit.
+    render_chat = staticmethod(_render.render_chat)
+    render_chat_stream = staticmethod(_render.render_chat_stream)
+    render_error = staticmethod(_render.render_error)
+    render_stream_error = staticmethod(_render.render_stream_error)
 
     def build_chat(self, req: ChatRequest, cfg: ProviderConfig) -> HTTPRequestSpec:
         """``POST {api_base}/v1/messages`` with the request translated to Anthropic's shape."""

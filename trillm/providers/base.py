@@ -62,6 +62,9 @@ class Provider(Protocol):
     (``build_speech``; the answer is the audio itself) and ``"models"``
     (``build_models``, ``parse_models``: ``GET /models``).  The Client asks for
     nothing a provider does not list, and refuses the call before any traffic.
+    The render steps (``render_chat``, ``render_chat_stream``, ``render_error``,
+    ...: the inverse of the parse steps, for the test kit) live in each
+    provider's ``*_render`` module and are attached to its provider object.
     """
 
     name: str

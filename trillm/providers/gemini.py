@@ -76,6 +76,7 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
+from . import gemini_render as _render
 from .base import (
     AnyRequest,
     HTTPRequestSpec,
@@ -297,6 +298,12 @@ class GeminiProvider:
 
     name = "gemini"
     operations = frozenset({"chat", "embeddings"})
+    # The inverse of the parse steps (gemini_render), for the test kit.
+    render_chat = staticmethod(_render.render_chat)
+    render_chat_stream = staticmethod(_render.render_chat_stream)
+    render_error = staticmethod(_render.render_error)
+    render_stream_error = staticmethod(_render.render_stream_error)
+    render_embedding = staticmethod(_render.render_embedding)
 
     def chat_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
         """The generate (or stream-generate, SSE) endpoint for *req*'s model."""

@@ -66,6 +66,7 @@ from ..types import (
     TranscriptionResponse,
     Usage,
 )
+from . import openai_render as _render
 from .base import (
     AnyRequest,
     HTTPRequestSpec,
@@ -386,6 +387,15 @@ class OpenAIProvider:
     name = "openai"
     operations = frozenset({"chat", "embeddings", "images", "transcription", "speech", "models",
                             "responses"})
+    # The inverse of the parse steps (openai_render), for the test kit.
+    render_chat = staticmethod(_render.render_chat)
+    render_chat_stream = staticmethod(_render.render_chat_stream)
+    render_error = staticmethod(_render.render_error)
+    render_stream_error = staticmethod(_render.render_stream_error)
+    render_embedding = staticmethod(_render.render_embedding)
+    render_image = staticmethod(_render.render_image)
+    render_transcription = staticmethod(_render.render_transcription)
+    render_models = staticmethod(_render.render_models)
 
     def chat_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
         """The chat-completions endpoint for *cfg*'s base URL."""

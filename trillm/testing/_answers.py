@@ -1,0 +1,266 @@
+"""Scripted answers, and the plan that carries one out on the wire (pure: no I/O).
+
+A verb of a rule queues an :class:`Answer`; :func:`make_plan` turns it, for one
+request, into a :class:`Plan`: status, headers, body chunks and their delays,
+and the faults (hang, a cut connection).  The bodies are rendered by the
+providers' own render steps, so they are exactly what the real parsers read.
+The in-memory transport and the loopback server both carry out plans.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import math
+import random
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ..providers import anthropic, gemini, mock, openai
+from ..providers.render import response_chunks, words
+from ..types import (
+    Choice,
+    Embedding,
+    EmbeddingResponse,
+    FunctionCall,
+    ImageObject,
+    ImageResponse,
+    Message,
+    ModelInfo,
+    ModelList,
+    ModelResponse,
+    StreamChunk,
+    ToolCall,
+    TranscriptionResponse,
+    Usage,
+)
+from ._formats import ParsedRequest, last_user_text
+
+__all__ = ["Answer", "Plan", "make_plan", "tool_calls_of"]
+
+#: ``created`` of every fake answer.
+CREATED = 1_700_000_000
+_JSON = (("content-type", "application/json"),)
+_SSE = (("content-type", "text/event-stream"), ("cache-control", "no-cache"))
+
+
+@attrs.frozen
+class Answer:
+    """One scripted answer: what a verb (``reply``, ``stream``, ``fail``, ...) queued."""
+
+    kind: str  # "reply", "stream", "fail", "disconnect" or "hang"
+    text: str | None = None
+    tool_calls: tuple[ToolCall, ...] | None = None
+    pieces: tuple[str, ...] | None = None
+    delay: float = 0.0  # before the headers
+    piece_delay: float = 0.0  # before each streamed piece
+    status: int = 200
+    retry_after: float | None = None
+    body: bytes | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    after_chunks: int | None = None  # disconnect: None = before the headers
+
+    def describe(self) -> str:
+        """The verb call that queued this answer, for messages."""
+        if self.kind == "fail":
+            extra = f", retry_after={self.retry_after!r}" if self.retry_after is not None else ""
+            return f".fail({self.status}{extra})"
+        if self.kind == "stream":
+            return f".stream({list(self.pieces or ())!r}, delay={self.piece_delay!r})"
+        if self.kind == "disconnect":
+            return f".disconnect(after_chunks={self.after_chunks!r})"
+        if self.kind == "hang":
+            return ".hang()"
+        if self.tool_calls:
+            return f".reply(tool_calls=[{len(self.tool_calls)} call(s)])"
+        return f".reply({self.text!r})"
+
+
+@attrs.frozen
+class Plan:
+    """How to answer one request: wait ``delay``, then (unless ``hang`` or
+    ``cut_before_headers``) send ``status`` and ``headers``, then each of ``frames``
+    after ``frame_delay`` seconds; ``cut`` breaks the connection after the frames."""
+
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    frames: tuple[bytes, ...] = ()
+    frame_delay: float = 0.0
+    delay: float = 0.0
+    hang: bool = False
+    cut_before_headers: bool = False
+    cut: bool = False
+
+
+def tool_calls_of(calls: Sequence[Any]) -> tuple[ToolCall, ...]:
+    """Tool calls given as :class:`ToolCall` records, ``{"name", "arguments", "id"?}``
+    (arguments a dict or a JSON string) or OpenAI's ``{"id", "function": {...}}``."""
+    out = []
+    for k, call in enumerate(calls):
+        if isinstance(call, ToolCall):
+            out.append(call)
+            continue
+        if not isinstance(call, Mapping):
+            raise TypeError(f"a tool call must be a mapping or a ToolCall, not {call!r}")
+        inner = call.get("function")
+        f: Mapping[str, Any] = inner if isinstance(inner, Mapping) else call
+        args = f.get("arguments", {})
+        if not isinstance(args, str):
+            args = json.dumps(args)
+        out.append(ToolCall(str(call.get("id") or f"call_{k}"),
+                            FunctionCall(str(f.get("name") or ""), args)))
+    return tuple(out)
+
+
+def _renderer(provider: str) -> Any:
+    return {"anthropic": anthropic.PROVIDER, "gemini": gemini.PROVIDER}.get(provider,
+                                                                           openai.PROVIDER)
+
+
+def _usage(req: ParsedRequest, completion: int) -> Usage:
+    chars = len(json.dumps([m.get("content") for m in req.messages], default=str))
+    prompt = math.ceil(chars / 4)
+    return Usage(prompt, completion, prompt + completion)
+
+
+def _chat_answer(req: ParsedRequest, text: str | None, calls: tuple[ToolCall, ...] | None,
+                 rid: str) -> ModelResponse:
+    if calls and req.provider == "gemini":  # Gemini sends no ids: its parser derives them
+        calls = tuple(attrs.evolve(c, id=f"call_0_{k}") for k, c in enumerate(calls))
+    completion = len(words(text or "")) + sum(len(words(c.function.arguments))
+                                              for c in calls or ())
+    message = Message(content=text if text or not calls else None, tool_calls=calls or None)
+    created = CREATED if req.provider in ("openai", "azure", "unknown") else 0
+    return ModelResponse(rid, created, req.model or "fake-model",
+                         (Choice(0, message, "tool_calls" if calls else "stop"),),
+                         _usage(req, completion))
+
+
+def _stream_frames(render: Callable[..., list[bytes]], chunks: list[StreamChunk]) -> list[bytes]:
+    """The rendered stream of *chunks*, one frame per piece of content: the first frame
+    starts the stream, the last one ends it."""
+    events = render(chunks)
+    ends = [k + 1 for k, c in enumerate(chunks) if _has_content(c)][:-1]
+    edges = [0, *(len(render(chunks[:k], end=False)) for k in ends), len(events)]
+    return [b"".join(events[a:b]) for a, b in itertools.pairwise(edges)]
+
+
+def _has_content(chunk: StreamChunk) -> bool:
+    d = chunk.choices[0].delta
+    return bool(d.content or d.reasoning_content or d.refusal or d.tool_calls)
+
+
+def _chat_plan(req: ParsedRequest, answer: Answer, text: str, rid: str) -> Plan:
+    provider = _renderer(req.provider)
+    pieces = list(answer.pieces) if answer.pieces is not None else None
+    response = _chat_answer(req, text, answer.tool_calls, rid)
+    if not req.stream:
+        body = provider.render_chat(response)
+        delay = answer.delay + answer.piece_delay * len(pieces or ())
+        if answer.kind == "disconnect":
+            half = len(body) // 2
+            return Plan(200, _JSON, (body[:half], body[half:])[:answer.after_chunks or 0],
+                        delay=delay, cut=True)
+        return Plan(200, _JSON, (body,), delay=delay)
+    content = response.choices[0].message.content
+    chunks = response_chunks(response, lambda t: pieces if pieces and t == content
+                             else words(t))
+    frames = _stream_frames(provider.render_chat_stream, chunks)
+    if req.provider == "gemini" and not req.sse:  # a JSON array of the responses
+        items = [e.removeprefix(b"data: ").strip() for f in frames for e in f.split(b"\n\n") if e]
+        return Plan(200, _JSON, (b"[" + b",".join(items) + b"]",), delay=answer.delay)
+    if answer.kind == "disconnect":
+        frames = frames[:answer.after_chunks or 0]
+    return Plan(200, _SSE, tuple(frames), answer.piece_delay, answer.delay,
+                cut=answer.kind == "disconnect")
+
+
+def error_plan(req: ParsedRequest, status: int, message: str, *,
+               retry_after: float | None = None, delay: float = 0.0,
+               body: bytes | None = None, headers: tuple[tuple[str, str], ...] = ()) -> Plan:
+    """An error answer in *req*'s provider's error format (or *body* as given)."""
+    heads = list(headers) or list(_JSON)
+    if retry_after is not None:
+        heads.append(("retry-after", f"{retry_after:g}"))
+    if body is None:
+        if req.provider == "gemini":
+            body = gemini.PROVIDER.render_error(status, message, retry_after=retry_after)
+        else:
+            body = _renderer(req.provider).render_error(status, message)
+    return Plan(status, tuple(heads), (body,) if body else (), delay=delay)
+
+
+def _vector(text: str, size: int) -> tuple[float, ...]:
+    rng = random.Random(zlib.crc32(text.encode()))
+    vec = [rng.uniform(-1.0, 1.0) for _ in range(size)]
+    norm = math.sqrt(sum(x * x for x in vec)) or 1.0
+    return tuple(x / norm for x in vec)
+
+
+def _other_plan(req: ParsedRequest, answer: Answer) -> Plan:
+    """A reply to a request that is not a chat: embeddings, images, audio, models."""
+    params = req.params
+    if req.operation == "embeddings":
+        if req.provider == "gemini":
+            texts = [json.dumps(r.get("content"), sort_keys=True)
+                     for r in params.get("requests") or ()]
+            size = 8
+        else:
+            given = params.get("input")
+            texts = [given] if isinstance(given, str) else [str(t) for t in given or ()]
+            dims = params.get("dimensions")
+            size = dims if isinstance(dims, int) and dims > 0 else 8
+        data = tuple(Embedding(i, _vector(t, size)) for i, t in enumerate(texts))
+        tokens = sum(math.ceil(len(t) / 4) for t in texts)
+        response = EmbeddingResponse(data, req.model or "fake-embedding",
+                                     Usage(tokens, 0, tokens))
+        body = _renderer(req.provider).render_embedding(response)
+    elif req.operation == "images":
+        b64 = base64.b64encode(mock.png_1x1()).decode()
+        image = (ImageObject(b64_json=b64) if params.get("response_format") == "b64_json"
+                 else ImageObject(url=f"data:image/png;base64,{b64}"))
+        count = params.get("n")
+        n = count if isinstance(count, int) and count > 0 else 1
+        body = openai.PROVIDER.render_image(ImageResponse(CREATED, (image,) * n))
+    elif req.operation == "transcription":
+        text = answer.text if answer.text is not None else (
+            f"Fake transcription of {params.get('file', 'the file')}")
+        fmt = str(params.get("response_format") or "json")
+        body = openai.PROVIDER.render_transcription(TranscriptionResponse(text), fmt)
+        if fmt in ("text", "srt", "vtt"):
+            return Plan(200, (("content-type", "text/plain"),), (body,), delay=answer.delay)
+    elif req.operation == "speech":
+        return Plan(200, (("content-type", "audio/wav"),), (mock.wav_silence(),),
+                    delay=answer.delay)
+    else:  # models
+        models = ModelList((ModelInfo("fake-chat", CREATED, "trillm-fake"),
+                            ModelInfo("fake-embedding", CREATED, "trillm-fake")))
+        body = openai.PROVIDER.render_models(models)
+    return Plan(200, _JSON, (body,), delay=answer.delay)
+
+
+def make_plan(req: ParsedRequest, answer: Answer, rid: str) -> Plan:
+    """The plan that carries out *answer* for *req*; *rid* is the answer's id."""
+    if answer.kind == "hang":
+        return Plan(hang=True, delay=answer.delay)
+    if answer.kind == "fail":
+        message = f"a scripted {answer.status} from the fake LLM"
+        return error_plan(req, answer.status, message, retry_after=answer.retry_after,
+                          delay=answer.delay, body=answer.body, headers=answer.headers)
+    if answer.kind == "disconnect" and answer.after_chunks is None:
+        return Plan(cut_before_headers=True, delay=answer.delay)
+    if req.operation == "unknown":
+        return error_plan(req, 404, f"the fake LLM does not serve {req.method} {req.path}")
+    if req.operation != "chat":
+        return _other_plan(req, answer)
+    text = answer.text
+    if answer.pieces is not None:
+        text = "".join(answer.pieces)
+    elif text is None and not answer.tool_calls:
+        text = last_user_text(req.messages)
+        text = "This is a fake response." if text is None else text
+    return _chat_plan(req, answer, text or "", rid)
