@@ -10,8 +10,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 ROOT = str(Path(__file__).resolve().parents[1])
 
 USER_TESTS = '''
