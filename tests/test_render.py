@@ -104,12 +104,20 @@ def anthropic_answers(draw: st.DrawFn) -> ModelResponse:
     return ModelResponse(draw(TEXT), 0, draw(SOME_TEXT), (Choice(0, message, finish),), usage)
 
 
+GEMINI_ID = st.text("abcdef0123456789", min_size=8, max_size=8)
+SIGNATURE = st.text("ABCDEFabcdef0123456789+/", min_size=1, max_size=12).map(
+    lambda sig: {"google": {"thought_signature": sig}})
+
+
 @st.composite
 def gemini_answers(draw: st.DrawFn) -> ModelResponse:
     choices = []
     for i in range(draw(st.integers(1, 3))):
         n_calls = draw(st.integers(0, 3))
-        calls = tuple(ToolCall(f"call_{i}_{k}", FunctionCall(draw(NAME), draw(ARGS)))
+        # Gemini's own ids or the ones the parser derives; thought signatures or none
+        calls = tuple(ToolCall(draw(st.one_of(st.just(f"call_{i}_{k}"), GEMINI_ID)),
+                               FunctionCall(draw(NAME), draw(ARGS)), "function",
+                               draw(st.one_of(st.none(), SIGNATURE)))
                       for k in range(n_calls)) or None
         content = draw(st.one_of(st.none(), SOME_TEXT) if calls else TEXT)
         message = Message("assistant", content, calls, draw(st.one_of(st.none(), SOME_TEXT)))

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -112,7 +111,7 @@ _THINKING_BUDGET = {"none": 0, "disable": 0, "minimal": 512, "low": 1024, "mediu
                     "high": 4096}
 _TOOL_CHOICE = {"auto": "AUTO", "required": "ANY", "any": "ANY", "none": "NONE"}
 #: The ids trillm makes up for function calls that came without one (never sent back).
-_DERIVED_ID = re.compile(r"call_[0-9]+_[0-9]+")
+_DERIVED_ID = _render.DERIVED_ID
 
 #: google.rpc status name -> HTTP status, for errors met inside a 200 body or a stream.
 _STATUS_BY_NAME = {

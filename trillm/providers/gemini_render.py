@@ -9,22 +9,26 @@ usage becomes ``usageMetadata`` (reasoning tokens as ``thoughtsTokenCount``,
 cached ones as ``cachedContentTokenCount``).  A stream
 (``streamGenerateContent?alt=sse``) is one partial response per event, with
 no end marker: a function call is sent whole, in the event that finishes its
-candidate, as Gemini sends calls whole.  Tool-call ids are not sent (Gemini has
-none; the parser derives them).
+candidate, as Gemini sends calls whole.  A tool call's own id goes out as the
+call's ``id`` (the ids the parser derives, ``call_<n>_<n>``, are not sent), and
+its ``extra_content`` thought signature as the part's ``thoughtSignature``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..types import EmbeddingResponse, ModelResponse, StreamChunk, Usage
+from ..types import EmbeddingResponse, ModelResponse, StreamChunk, ToolCallDelta, Usage
 from .render import dumps, sse_event
 
-__all__ = ["render_chat", "render_chat_stream", "render_embedding", "render_error",
+__all__ = ["DERIVED_ID", "render_chat", "render_chat_stream", "render_embedding", "render_error",
            "render_stream_error"]
 
+#: The tool-call ids the parser makes up for calls Gemini sent without one (never sent back).
+DERIVED_ID = re.compile(r"call_[0-9]+_[0-9]+")
 #: OpenAI finish reason -> Gemini finishReason.
 FINISH_REASONS = {"stop": "STOP", "tool_calls": "STOP", "length": "MAX_TOKENS",
                   "content_filter": "SAFETY"}
@@ -89,8 +93,8 @@ def render_chat(response: ModelResponse) -> bytes:
         if m.content:
             parts.append({"text": m.content})
         for call in m.tool_calls or ():
-            parts.append({"functionCall": {"name": call.function.name,
-                                           "args": _args(call.function.arguments)}})
+            parts.append(_call_part(call.function.name, call.function.arguments, call.id,
+                                    call.extra_content))
         candidates.append(_candidate(c.index, parts, c.finish_reason))
     return dumps(_response(response.id, response.model, candidates, response.usage))
 
@@ -103,7 +107,7 @@ def render_chat_stream(chunks: Iterable[StreamChunk], *, end: bool = True) -> li
     stream cut short never sends them).  Gemini has no end marker.
     """
     events: list[bytes] = []
-    calls: dict[int, dict[int, list[str]]] = {}  # candidate -> call index -> [name, args...]
+    calls: dict[int, dict[int, _Pending]] = {}  # candidate -> call index -> the call so far
     response_id, model = "", ""
     for chunk in chunks:
         response_id, model = chunk.id, chunk.model
@@ -116,12 +120,7 @@ def render_chat_stream(chunks: Iterable[StreamChunk], *, end: bool = True) -> li
             if d.content:
                 parts.append({"text": d.content})
             for tc in d.tool_calls or ():
-                entry = calls.setdefault(sc.index, {}).setdefault(tc.index, [""])
-                if tc.function is not None:
-                    if tc.function.name:
-                        entry[0] = tc.function.name
-                    if tc.function.arguments:
-                        entry.append(tc.function.arguments)
+                calls.setdefault(sc.index, {}).setdefault(tc.index, _Pending()).add(tc)
             if sc.finish_reason is not None:
                 parts.extend(_calls(calls.pop(sc.index, {})))
             if parts or sc.finish_reason is not None:
@@ -134,9 +133,46 @@ def render_chat_stream(chunks: Iterable[StreamChunk], *, end: bool = True) -> li
     return events
 
 
-def _calls(calls: dict[int, list[str]]) -> list[dict[str, Any]]:
-    return [{"functionCall": {"name": entry[0], "args": _args("".join(entry[1:]))}}
-            for _, entry in sorted(calls.items())]
+class _Pending:
+    """A streamed tool call gathered from its deltas, sent whole at its candidate's end."""
+
+    __slots__ = ("args", "extra", "id", "name")
+
+    def __init__(self) -> None:
+        self.name = ""
+        self.id: str | None = None
+        self.extra: Mapping[str, Any] | None = None
+        self.args: list[str] = []
+
+    def add(self, tc: ToolCallDelta) -> None:
+        if tc.id:
+            self.id = tc.id
+        if tc.extra_content is not None:
+            self.extra = tc.extra_content
+        if tc.function is not None:
+            if tc.function.name:
+                self.name = tc.function.name
+            if tc.function.arguments:
+                self.args.append(tc.function.arguments)
+
+
+def _calls(calls: dict[int, _Pending]) -> list[dict[str, Any]]:
+    return [_call_part(p.name, "".join(p.args), p.id, p.extra)
+            for _, p in sorted(calls.items())]
+
+
+def _call_part(name: str, arguments: str, call_id: str | None,
+               extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A ``functionCall`` part: Gemini's own id and thought signature as they came."""
+    call: dict[str, Any] = {"name": name, "args": _args(arguments)}
+    if call_id and not DERIVED_ID.fullmatch(call_id):
+        call["id"] = call_id
+    part: dict[str, Any] = {"functionCall": call}
+    google = extra.get("google") if extra is not None else None
+    sig = google.get("thought_signature") if isinstance(google, Mapping) else None
+    if isinstance(sig, str) and sig:
+        part["thoughtSignature"] = sig
+    return part
 
 
 def render_embedding(response: EmbeddingResponse) -> bytes:

@@ -87,7 +87,8 @@ def response_chunks(
         for k, call in enumerate(m.tool_calls or ()):
             f = call.function
             add(i, Delta(tool_calls=(ToolCallDelta(k, call.id, call.type,
-                                                   FunctionDelta(f.name, "")),)))
+                                                   FunctionDelta(f.name, ""),
+                                                   call.extra_content),)))
             for piece in split(f.arguments):
                 add(i, Delta(tool_calls=(ToolCallDelta(k, function=FunctionDelta(
                     arguments=piece)),)))
