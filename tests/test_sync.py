@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import trio
 
+import trillm
 from tests.fakeserver import FakeServer, Reply, Request, open_fake_server, openai_chat_json
 from trillm import errors
 from trillm._stream import Stream
@@ -407,3 +408,28 @@ def test_a_process_exits_promptly_with_a_sync_stream_still_open() -> None:
     assert out == b"open\n" and proc.returncode == 0
     assert time.monotonic() - start < 8
     assert b"Traceback" not in err and b"Fatal" not in err, err.decode()
+
+
+def test_final_response_after_reading_a_sync_stream_to_its_end() -> None:
+    """Regression: a sync stream read to its end with ``for`` dropped its stream, so
+    ``final_response()`` raised "closed before its end" (chat and Responses alike)."""
+    from pydantic import BaseModel
+
+    class Pet(BaseModel):
+        name: str
+
+    chat = trillm.completion("mock/x", [{"role": "user", "content": "one two"}],
+                             stream=True, response_format=Pet)
+    assert len(list(chat)) > 1
+    assert chat.closed
+    assert chat.final_response().choices[0].message.parsed == Pet(name="")
+    assert chat.final_response() == chat.final_response()
+    with trillm.responses("mock/x", "one two", stream=True, text_format=Pet) as events:
+        assert [e.type for e in events][-1] == "response.completed"
+        assert events.final_response().output_parsed == Pet(name="")
+    closed_early = trillm.completion("mock/x", [{"role": "user", "content": "one two"}],
+                                     stream=True)
+    next(closed_early)
+    closed_early.close()
+    with pytest.raises(RuntimeError, match="closed before its end"):
+        closed_early.final_response()

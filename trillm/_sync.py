@@ -301,11 +301,12 @@ class SyncChunkStream(Iterator[_C]):
     generator, one stream is meant to be read by one thread at a time.
     """
 
-    __slots__ = ("__weakref__", "_run", "_stream")
+    __slots__ = ("__weakref__", "_ended", "_run", "_stream")
 
     def __init__(self, run: BackgroundRun, stream: ChunkStream[_C]) -> None:
         self._run = run
         self._stream: ChunkStream[_C] | None = stream
+        self._ended: ChunkStream[_C] | None = None  # read to its end: final_response reads it
 
     @property
     def closed(self) -> bool:
@@ -335,7 +336,7 @@ class SyncChunkStream(Iterator[_C]):
         try:
             return self._run.call(stream.__anext__)
         except StopAsyncIteration:
-            self._release()
+            self._ended = self._release()
             raise StopIteration from None
         finally:
             self._release_if_closed(stream)  # exhausted, failed, or cancelled (Ctrl+C)
@@ -346,13 +347,15 @@ class SyncChunkStream(Iterator[_C]):
 
     def _read_final(self, final: Callable[[Any], Awaitable[T]]) -> T:
         """``await final(stream)`` in the background run (a final_response of the stream)."""
-        stream = self._stream
+        stream = self._stream or self._ended
         if stream is None:
             raise RuntimeError(f"this {type(self).__name__} was closed before its end")
         try:
-            return self._run.call(lambda: final(stream))
+            result = self._run.call(lambda: final(stream))
         finally:
             self._release_if_closed(stream)
+        self._ended = stream  # asked again, it answers the same
+        return result
 
     def close(self) -> None:
         """Release the response now (idempotent)."""
