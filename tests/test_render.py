@@ -94,8 +94,10 @@ def anthropic_answers(draw: st.DrawFn) -> ModelResponse:
         lambda tid, name, args: ToolCall(tid, FunctionCall(name, args)),
         SOME_TEXT, TEXT, ARGS), min_size=1, max_size=3).map(tuple)))
     content = draw(st.one_of(st.none(), SOME_TEXT) if calls else TEXT)
-    message = Message("assistant", content, calls, draw(st.one_of(st.none(), SOME_TEXT)))
     finish = draw(st.sampled_from(["stop", "length", "tool_calls", "content_filter"]))
+    # Anthropic's content_filter is its refusal stop, which sets message.refusal
+    message = Message("assistant", content, calls, draw(st.one_of(st.none(), SOME_TEXT)),
+                      anthropic.REFUSAL if finish == "content_filter" else None)
     read, write, fresh = draw(SMALL), draw(SMALL), draw(SMALL)
     completion = draw(SMALL)
     usage = draw(st.one_of(st.none(), st.just(Usage(

@@ -303,6 +303,31 @@ def test_anthropic_recorded_stream_parsed() -> None:
         == [12345, 67890]
 
 
+def test_anthropic_streamed_refusal_is_a_refusal() -> None:
+    r = ChatRequest("anthropic", "claude", MSGS, True)
+    parser = anthropic.PROVIDER.stream_parser(r)
+    events = [
+        ("message_start", {"type": "message_start", "message": {
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
+            "content": [], "stop_reason": None, "usage": {"input_tokens": 3, "output_tokens": 1}}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "text_delta", "text": '{"product'}}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "refusal"},
+                           "usage": {"output_tokens": 2}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    raw = "".join(f"event: {n}\ndata: {json.dumps(d)}\n\n" for n, d in events).encode()
+    dec = SSEDecoder()
+    chunks = [c for c in map(parser.feed, dec.feed(raw) + dec.close()) if c is not None]
+    built = stream_chunk_builder(chunks, response_format=Order)
+    message = built.choices[0].message
+    assert (message.refusal, message.parsed, message.content) == (
+        anthropic.REFUSAL, None, '{"product')
+
+
 def test_anthropic_refusal_and_max_tokens() -> None:
     r = ChatRequest("anthropic", "claude", MSGS)
 
@@ -314,8 +339,14 @@ def test_anthropic_refusal_and_max_tokens() -> None:
 
     with pytest.raises(errors.LengthFinishReasonError):
         parse_response(answer("max_tokens", '{"product_na'), Order)
-    with pytest.raises(errors.ContentFilterFinishReasonError, match="content filter"):
-        parse_response(answer("refusal", "I can't help with that."), Order)
+    # A refusal is an answer: message.refusal says so, parsed stays None, nothing raised
+    # (it used to raise ContentFilterFinishReasonError, as its finish_reason is
+    # content_filter); the text stays in content, it may be a partial answer.
+    refused = parse_response(answer("refusal", "I can't help with that."), Order)
+    message = refused.choices[0].message
+    assert (message.refusal, message.parsed) == (anthropic.REFUSAL, None)
+    assert message.content == "I can't help with that."
+    assert refused.choices[0].finish_reason == "content_filter"
 
 
 GEMINI_ANSWER = {  # recorded-style: generateContent with responseJsonSchema

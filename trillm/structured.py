@@ -418,7 +418,8 @@ def parse_response(
 
     Only for a model class (``fmt.model_validate_json(text)``) or the ``json_schema`` and
     ``json_object`` dict forms (``json.loads(text)``: trillm checks no schema); otherwise
-    *response* comes back as it is.  As in the OpenAI SDK, every choice is checked first:
+    *response* comes back as it is.  As in the OpenAI SDK, every choice is checked first
+    (a refusal excepted):
     ``finish_reason`` ``"length"`` raises :class:`~trillm.errors.LengthFinishReasonError`,
     ``"content_filter"`` :class:`~trillm.errors.ContentFilterFinishReasonError`.  A refusal
     (``message.refusal`` set) and a tool-call answer (``tool_calls`` set) leave ``parsed``
@@ -430,6 +431,8 @@ def parse_response(
         return response
     model = response.model
     for choice in response.choices:
+        if choice.message.refusal:
+            continue  # a refusal is an answer: parsed stays None (Anthropic's says content_filter)
         reason = choice.finish_reason
         if reason == "length":
             raise errors.LengthFinishReasonError(

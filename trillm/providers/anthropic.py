@@ -24,7 +24,9 @@ last, unchecked: it is the way to send Anthropic-only fields.
 
 Answers: text blocks joined into ``content``, ``thinking`` blocks into
 ``reasoning_content``, ``tool_use`` blocks into tool calls (``input`` as a JSON
-string); ``stop_reason`` becomes ``finish_reason``; ``prompt_tokens`` counts
+string); ``stop_reason`` becomes ``finish_reason`` (a ``refusal`` stop is
+``content_filter``, with ``message.refusal`` set to :data:`REFUSAL`, the stream's
+last delta carrying it); ``prompt_tokens`` counts
 cached and cache-writing input tokens too, the cache figures are kept in
 ``prompt_tokens_details``.  ``created`` is 0 (Anthropic sends no timestamp).
 
@@ -72,11 +74,14 @@ from .base import (
     with_extra_headers,
 )
 
-__all__ = ["PROVIDER", "AnthropicProvider", "AnthropicStreamParser", "parse_usage"]
+__all__ = ["PROVIDER", "REFUSAL", "AnthropicProvider", "AnthropicStreamParser", "parse_usage"]
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 
+#: ``message.refusal`` of an answer Claude stopped with ``stop_reason: "refusal"`` (its
+#: text, if any, stays in ``content``: it may be a partial answer, not the refusal).
+REFUSAL = "Claude declined to answer (stop_reason 'refusal')"
 FINISH_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -375,6 +380,7 @@ class AnthropicProvider:
                 "".join(texts) or (None if calls else ""),
                 tuple(calls) or None,
                 "".join(thinking) or None,
+                REFUSAL if data.get("stop_reason") == "refusal" else None,
             )
             u = data.get("usage")
             return ModelResponse(
@@ -628,6 +634,8 @@ class AnthropicStreamParser:
                 self._done = self._finished = True
                 if not self._texted and not self._tools:
                     delta = Delta(content="")  # as the plain answer's content is "" then
+                if reason == "refusal":
+                    delta = Delta(content=delta.content, refusal=REFUSAL)
             usage = parse_usage(self._usage) if self._usage else None
             if usage is not None and not (type(usage.prompt_tokens) is int
                                           and type(usage.completion_tokens) is int):
