@@ -118,12 +118,9 @@ class Batches:
         provider's limits goes as several jobs behind the one handle returned.
         ``mock_batch_delay`` is how long a ``mock/`` batch takes (default 1 s).
         """
-        try:
-            opts = _options(self._defaults, options)
-            probe = self._probe(model, opts)
-        except (errors.APIError, RuntimeError):
-            await trio.lowlevel.checkpoint()
-            raise
+        await trio.lowlevel.checkpoint()  # a checkpoint, also when refusing at once
+        opts = _options(self._defaults, options)
+        probe = self._probe(model, opts)
         if mock_batch_delay is not None and not (
                 isinstance(mock_batch_delay, int | float) and mock_batch_delay >= 0):
             raise errors.BadRequestError(
