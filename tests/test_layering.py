@@ -83,6 +83,7 @@ LAYERS: dict[str, int] = {
     "testing": 4,
     "testing.*": 4,
     "cli": 4,
+    "_batch_cli": 4,  # `trillm batch` (public API only)
 }
 LAYER_NAMES = {0: "L0", 1: "L1", 2: "L2", 3: "L3", 4: "L4"}
 
