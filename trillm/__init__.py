@@ -8,7 +8,7 @@ limits.  See the README and ``docs/`` for the guarantees and the recipes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import _bridge as _bridge  # registers the asyncio bridge with the Client
@@ -20,6 +20,11 @@ from ._responses import ResponseStreamOpener as ResponseStreamOpener
 from ._stream import AudioStream as AudioStream
 from ._stream import Stream as Stream
 from .accumulate import stream_chunk_builder as stream_chunk_builder
+from .batch import Batches as Batches
+from .batch import BatchResults as BatchResults
+from .batch_types import BatchItem as BatchItem
+from .batch_types import BatchJob as BatchJob
+from .batch_types import BatchRequestCounts as BatchRequestCounts
 from .client import Client as Client
 from .client import ClientStatistics as ClientStatistics
 from .client import StreamOpener as StreamOpener
@@ -169,9 +174,19 @@ __all__ = [
     "TranscriptionResponse",
     "UnprocessableEntityError",
     "Usage",
+    "BatchItem",
+    "BatchJob",
+    "BatchRequestCounts",
+    "BatchResults",
+    "Batches",
+    "abatch_cancel",
     "abatch_completion",
     "abatch_completion_models",
     "abatch_completion_models_all_responses",
+    "abatch_results",
+    "abatch_status",
+    "abatch_submit",
+    "abatch_wait",
     "acompletion",
     "aembedding",
     "aimage_generation",
@@ -307,3 +322,42 @@ def responses_stream(
 ) -> ResponseStreamOpener:
     """``async with trillm.responses_stream(model, input) as s:`` on the default client."""
     return ResponseStreamOpener(default_client, model, input, kwargs, name="trillm")
+
+
+# ---------------------------------------------------------------- provider batch APIs
+
+
+async def abatch_submit(
+    model: str, requests: Iterable[Mapping[str, Any]], *,
+    custom_ids: Iterable[str] | None = None, metadata: Mapping[str, str] | None = None,
+    client: Client | None = None, **kwargs: Any,
+) -> BatchJob:
+    """Submit *requests* to *model*'s provider batch API (:meth:`Batches.submit`), on
+    *client* or this trio run's default client."""
+    return await (client or default_client()).batches.submit(
+        model, requests, custom_ids=custom_ids, metadata=metadata, **kwargs)
+
+
+async def abatch_status(job: BatchJob | str, *, client: Client | None = None,
+                        **kwargs: Any) -> BatchJob:
+    """The batch *job* as its provider reports it now (:meth:`Batches.status`)."""
+    return await (client or default_client()).batches.status(job, **kwargs)
+
+
+async def abatch_cancel(job: BatchJob | str, *, client: Client | None = None,
+                        **kwargs: Any) -> BatchJob:
+    """Cancel the batch *job* (:meth:`Batches.cancel`)."""
+    return await (client or default_client()).batches.cancel(job, **kwargs)
+
+
+async def abatch_wait(job: BatchJob | str, *, poll: float = 30.0,
+                      client: Client | None = None, **kwargs: Any) -> BatchJob:
+    """Poll the batch *job* every *poll* seconds until it is done (:meth:`Batches.wait`)."""
+    return await (client or default_client()).batches.wait(job, poll=poll, **kwargs)
+
+
+def abatch_results(job: BatchJob | str, *, client: Client | None = None,
+                   **kwargs: Any) -> BatchResults:
+    """``async for item in trillm.abatch_results(job)``: each request's
+    :class:`BatchItem` (:meth:`Batches.results`)."""
+    return (client or default_client()).batches.results(job, **kwargs)

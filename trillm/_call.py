@@ -34,6 +34,7 @@ import attrs
 import trio
 
 from . import errors
+from ._batch_mock import answer as batch_mock_answer
 from ._files import SpeechResponse
 from ._response_stream import ResponseStream
 from ._stream import AudioStream, BytesSource, HTTPChunkSource, ScriptedChunkSource, Stream
@@ -53,8 +54,8 @@ if TYPE_CHECKING:
     from .limits import RateLimiter, Reservation
     from .providers.base import Provider
 
-__all__ = ["CHAT", "EMBEDDINGS", "IMAGES", "MODELS", "RESPONSES", "SPEECH", "TRANSCRIPTION",
-           "Call", "Operation", "Pipeline", "provider_for"]
+__all__ = ["BATCHES", "CHAT", "EMBEDDINGS", "IMAGES", "MODELS", "RESPONSES", "SPEECH",
+           "TRANSCRIPTION", "Call", "Operation", "Pipeline", "provider_for"]
 
 _log = logging.getLogger("trillm")
 
@@ -98,6 +99,8 @@ class Operation:
     parse: Callable[[Any, bytes, Any, ProviderConfig, Mapping[str, str]], Any]
     combine: Callable[[list[Any]], Any] | None = None
     finish: Callable[[Any, Any], Any] | None = None  # (answer, request) -> answer, once parsed
+    #: How the mock answers this operation, when not as ``providers/mock.answer`` does.
+    mock_answer: Callable[[Any, Any, HTTPRequestSpec], Any] | None = None
     elsewhere: str = ("use an OpenAI-compatible endpoint with api_base=, "
                       "or the mock/ provider")
 
@@ -176,6 +179,14 @@ RESPONSES = Operation(
     finish=_structured_output,
     elsewhere=("the Responses API is OpenAI's (openai/, azure/ and OpenAI-compatible "
                "servers): use trillm.acompletion(model, messages) with this provider"),
+)
+
+BATCHES = Operation(
+    "batches", "provider batch APIs",
+    lambda p, step, cfg: p.batches.build(p, step, cfg),
+    lambda p, body, step, cfg, headers: p.batches.parse(p, body, step, cfg),
+    mock_answer=batch_mock_answer,  # the mock keeps its batches in the trio run
+    elsewhere="batches are offered by openai/, azure/, anthropic/, gemini/ and mock/",
 )
 
 
@@ -264,7 +275,8 @@ class Pipeline:
         for req in requests(route, provider):
             spec = op.build(provider, req, cfg)
             if mocked:  # answered in-process: the one place the mock is named
-                spec = attrs.evolve(spec, local=functools.partial(mock.answer, options.mock, req))
+                answer = op.mock_answer or mock.answer
+                spec = attrs.evolve(spec, local=functools.partial(answer, options.mock, req))
             call = Call(op, req, provider, cfg, spec, options, deadline_at, stream)
             calls.append(self._note_rate_keys(call))
         return calls

@@ -11,6 +11,11 @@ interrupted.  With ``-m mock/<anything>`` it works offline.
 ``trillm fake-server --port 8000`` serves a :class:`trillm.testing.FakeLLM` (the
 echo, or ``--reply TEXT``) until Ctrl-C, so code written for the official SDKs
 can run against it: ``OPENAI_BASE_URL=http://127.0.0.1:8000/v1``.
+
+``trillm batch run INPUT.jsonl -o OUTPUT.jsonl -m MODEL`` answers a JSONL file of
+requests, resumably; ``--provider-batch``, ``trillm batch status JOB`` and
+``trillm batch results JOB -o OUTPUT.jsonl`` use a provider's batch API
+(``trillm._batch_cli``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Any
 import trio
 
 import trillm
+
+from . import _batch_cli
 
 __all__ = ["main"]
 
@@ -92,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--deadline", type=_seconds,
                    help="seconds for the whole call, retries included")
     p.add_argument("--max-retries", type=_count)
+    _batch_cli.add_parser(sub, _seconds, _count)
     f = sub.add_parser("fake-server", help="serve a fake LLM (OpenAI, Anthropic, Gemini) "
                                            "on a local port, for tests and demos")
     f.add_argument("--port", type=_count, default=8000, help="TCP port (0: any free one)")
@@ -199,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help
         return int(exc.code) if isinstance(exc.code, int) else 2
+    if args.command == "batch":
+        return _batch_cli.run(args)
     if args.command == "fake-server":
         try:
             trio.run(_fake_server, args)

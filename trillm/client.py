@@ -27,6 +27,7 @@ from ._response_stream import ResponseStream
 from ._responses import ResponseStreamOpener, prepare_responses
 from ._stream import AudioStream, Stream
 from ._transport import Transport
+from .batch import Batches
 from .response_types import Response
 from .retry import RetryPolicy
 from .routing import rate_limit_keys
@@ -415,6 +416,12 @@ class Client:
             self.acompletion, models=models, messages=messages, return_exceptions=return_exceptions,
             **kwargs,
         )
+
+    @property
+    def batches(self) -> Batches:
+        """The providers' batch APIs on this Client: ``submit``, ``status``, ``cancel``,
+        ``wait``, ``results`` (:class:`trillm.batch.Batches`)."""
+        return Batches(self._pipeline, self._defaults)
 
     # -------------------------------------------------------------- beyond chat
 

@@ -64,6 +64,7 @@ from ..types import (
     Usage,
 )
 from . import anthropic_render as _render
+from .anthropic_batch import AnthropicBatches
 from .base import (
     HTTPRequestSpec,
     ProviderConfig,
@@ -321,7 +322,9 @@ class AnthropicProvider:
     """The :class:`~trillm.providers.base.Provider` for Anthropic's Messages API."""
 
     name = "anthropic"
-    operations = frozenset({"chat"})
+    operations = frozenset({"chat", "batches"})
+    #: The Message Batches API's translation (anthropic_batch).
+    batches = AnthropicBatches(API_VERSION)
     # The inverse of the parse steps (anthropic_render), for the test kit.
     render_chat = staticmethod(_render.render_chat)
     render_chat_stream = staticmethod(_render.render_chat_stream)

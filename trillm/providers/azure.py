@@ -18,6 +18,7 @@ from ..response_types import ResponsesRequest
 from ..types import ChatRequest, EmbeddingRequest
 from .base import AnyRequest, ProviderConfig
 from .openai import OpenAIProvider
+from .openai_batch import AZURE_BATCHES
 
 __all__ = ["DEFAULT_API_VERSION", "PROVIDER", "AzureProvider"]
 
@@ -32,7 +33,9 @@ class AzureProvider(OpenAIProvider):
 
     name = "azure"
     #: Azure serves images and audio at other paths, not offered here yet.
-    operations = frozenset({"chat", "embeddings", "responses"})
+    operations = frozenset({"chat", "embeddings", "responses", "batches"})
+    #: The Batch API at ``{base}/openai/files`` and ``{base}/openai/batches``.
+    batches = AZURE_BATCHES
 
     def chat_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
         """The deployment's chat-completions URL, with its ``api-version``."""

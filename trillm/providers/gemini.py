@@ -87,6 +87,7 @@ from .base import (
     unexpected_answer,
     with_extra_headers,
 )
+from .gemini_batch import GeminiBatches
 
 __all__ = ["PROVIDER", "GeminiProvider", "GeminiStreamParser", "parse_retry_delay"]
 
@@ -296,7 +297,9 @@ class GeminiProvider:
     """The :class:`~trillm.providers.base.Provider` for Google's Gemini API."""
 
     name = "gemini"
-    operations = frozenset({"chat", "embeddings"})
+    operations = frozenset({"chat", "embeddings", "batches"})
+    #: The Batch API's translation, inline requests (gemini_batch).
+    batches = GeminiBatches()
     # The inverse of the parse steps (gemini_render), for the test kit.
     render_chat = staticmethod(_render.render_chat)
     render_chat_stream = staticmethod(_render.render_chat_stream)

@@ -79,6 +79,7 @@ from .base import (
     unexpected_answer,
     with_extra_headers,
 )
+from .openai_batch import OPENAI_BATCHES, OpenAIBatches
 from .openai_responses import (
     ResponsesStreamParser,
     build_responses,
@@ -386,7 +387,9 @@ class OpenAIProvider:
 
     name = "openai"
     operations = frozenset({"chat", "embeddings", "images", "transcription", "speech", "models",
-                            "responses"})
+                            "responses", "batches"})
+    #: The Batch API's translation (openai_batch): files, batches, result lines.
+    batches: OpenAIBatches = OPENAI_BATCHES
     # The inverse of the parse steps (openai_render), for the test kit.
     render_chat = staticmethod(_render.render_chat)
     render_chat_stream = staticmethod(_render.render_chat_stream)
