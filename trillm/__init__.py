@@ -44,6 +44,10 @@ from .errors import PermissionDeniedError as PermissionDeniedError
 from .errors import RateLimitError as RateLimitError
 from .errors import StructuredOutputError as StructuredOutputError
 from .errors import UnprocessableEntityError as UnprocessableEntityError
+from .hooks import AttemptInfo as AttemptInfo
+from .hooks import CallInfo as CallInfo
+from .hooks import CallResult as CallResult
+from .hooks import Hook as Hook
 from .response_types import Response as Response
 from .response_types import ResponseEvent as ResponseEvent
 from .response_types import ResponseFunctionCall as ResponseFunctionCall
@@ -72,6 +76,9 @@ from .types import ToolCall as ToolCall
 from .types import ToolCallDelta as ToolCallDelta
 from .types import TranscriptionResponse as TranscriptionResponse
 from .types import Usage as Usage
+from .usage import ModelTotals as ModelTotals
+from .usage import Prices as Prices
+from .usage import cost as cost
 
 if TYPE_CHECKING:
     from ._sync import SyncResponseStream as SyncResponseStream
@@ -119,9 +126,12 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AsyncOpenAI",
+    "AttemptInfo",
     "AudioStream",
     "AuthenticationError",
     "BadRequestError",
+    "CallInfo",
+    "CallResult",
     "ChatRequest",
     "Choice",
     "Client",
@@ -133,15 +143,18 @@ __all__ = [
     "EmbeddingResponse",
     "FunctionCall",
     "FunctionDelta",
+    "Hook",
     "ImageObject",
     "ImageResponse",
     "InternalServerError",
     "LengthFinishReasonError",
     "Message",
     "ModelResponse",
+    "ModelTotals",
     "NotFoundError",
     "OpenAI",
     "PermissionDeniedError",
+    "Prices",
     "RateLimit",
     "RateLimitError",
     "RateLimiter",
@@ -180,6 +193,7 @@ __all__ = [
     "atranscription",
     "amap",
     "completion",
+    "cost",
     "embedding",
     "as_completed",
     "errors",
