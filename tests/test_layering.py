@@ -72,6 +72,7 @@ LAYERS: dict[str, int] = {
     "client": 3,
     "_call": 3,  # the one call pipeline
     "_responses": 3,  # the Responses API's call preparation (input and tools checked)
+    "_count_tokens": 3,  # acount_tokens: the COUNT_TOKENS operation over the pipeline
     "batch": 3,
     "_fanout": 3,  # client-side fan-out (abatch_completion, several models)
     "__init__": 4,

@@ -186,6 +186,7 @@ __all__ = [
     "abatch_completion_models",
     "abatch_completion_models_all_responses",
     "acompletion",
+    "acount_tokens",
     "aembedding",
     "aimage_generation",
     "aresponses",
@@ -273,6 +274,15 @@ async def aembedding(
 ) -> EmbeddingResponse:
     """:meth:`Client.aembedding` on this trio run's default client."""
     return await default_client().aembedding(model, input, **kwargs)
+
+
+async def acount_tokens(
+    model: str, messages: Sequence[Mapping[str, Any]], *,
+    tools: Sequence[Mapping[str, Any]] | None = None, system: str | None = None, **kwargs: Any,
+) -> int:
+    """:meth:`Client.acount_tokens` on this trio run's default client."""
+    return await default_client().acount_tokens(model, messages, tools=tools, system=system,
+                                                **kwargs)
 
 
 async def aimage_generation(model: str, prompt: str, **kwargs: Any) -> ImageResponse:

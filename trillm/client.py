@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, cast, overloa
 import attrs
 import trio
 
-from . import _fanout, errors
+from . import _count_tokens, _fanout, errors
 from ._call import CHAT, EMBEDDINGS, IMAGES, MODELS, SPEECH, TRANSCRIPTION, Call, Pipeline
 from ._files import SpeechResponse, load_file
 from ._options import ClientDefaults, call_options, check_messages, retries, seconds
@@ -435,6 +435,20 @@ class Client:
             self.acompletion, models=models, messages=messages, return_exceptions=return_exceptions,
             **kwargs,
         )
+
+    @_trio_or_bridge
+    async def acount_tokens(
+        self, model: str, messages: Sequence[Mapping[str, Any]], *,
+        tools: Sequence[Mapping[str, Any]] | None = None, system: str | None = None,
+        **kwargs: Any,
+    ) -> int:
+        """How many input tokens *messages* (with *tools*, and a *system* prompt) are for
+        *model*, counted by its provider's endpoint (openai, anthropic, gemini; ``mock/``
+        counts words).  A server without one: ``NotFoundError``.  Options as for
+        :meth:`acompletion` (``api_key``, ``api_base``, ``timeout``, ``hooks``, ...)."""
+        return await _count_tokens.acount_tokens(
+            self._pipeline, self._defaults, model, messages, tools=tools, system=system,
+            kwargs=kwargs)
 
     # -------------------------------------------------------------- beyond chat
 

@@ -316,7 +316,7 @@ class AnthropicProvider:
     """The :class:`~trillm.providers.base.Provider` for Anthropic's Messages API."""
 
     name = "anthropic"
-    operations = frozenset({"chat"})
+    operations = frozenset({"chat", "count_tokens"})
     # The inverse of the parse steps (anthropic_render), for the test kit.
     render_chat = staticmethod(_render.render_chat)
     render_chat_stream = staticmethod(_render.render_chat_stream)

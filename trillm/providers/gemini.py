@@ -297,7 +297,7 @@ class GeminiProvider:
     """The :class:`~trillm.providers.base.Provider` for Google's Gemini API."""
 
     name = "gemini"
-    operations = frozenset({"chat", "embeddings"})
+    operations = frozenset({"chat", "embeddings", "count_tokens"})
     # The inverse of the parse steps (gemini_render), for the test kit.
     render_chat = staticmethod(_render.render_chat)
     render_chat_stream = staticmethod(_render.render_chat_stream)

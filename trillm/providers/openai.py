@@ -386,7 +386,7 @@ class OpenAIProvider:
 
     name = "openai"
     operations = frozenset({"chat", "embeddings", "images", "transcription", "speech", "models",
-                            "responses"})
+                            "responses", "count_tokens"})
     # The inverse of the parse steps (openai_render), for the test kit.
     render_chat = staticmethod(_render.render_chat)
     render_chat_stream = staticmethod(_render.render_chat_stream)
