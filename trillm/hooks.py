@@ -26,6 +26,7 @@ no record is built, when a Client has no hooks and no ``prices=``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -205,6 +206,7 @@ def _content(req: Any) -> Any:
     return None
 
 
+@functools.lru_cache(maxsize=256)
 def _server(url: str) -> tuple[str | None, int | None]:
     try:
         parts = urlsplit(url)
@@ -320,7 +322,9 @@ class Observation:
         req = self.current.req
         key = f"{req.provider}/{req.model}"
         rid, rmodel, reasons, usage = _summary(response)
-        counts: TokenCounts | None = token_counts(usage) if usage is not None else None
+        counts: TokenCounts | None = None
+        if usage is not None and observer.totals is not None:
+            counts = token_counts(usage)
         price = None
         if observer.prices is not None and counts is not None:
             prices = observer.prices.get(key)
