@@ -388,3 +388,25 @@ async def test_the_module_level_functions_take_hooks() -> None:
     rec = Recorder()
     await trillm.acompletion("mock/x", MSGS, hooks=[rec])
     assert [e[0] for e in rec.events] == ["start", "attempt", "end"]
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest",
+                                   "gemini/gemini-2.0-flash"])
+async def test_no_log_line_holds_the_key(model: str, caplog: pytest.LogCaptureFixture,
+                                         autojump_clock: trio.testing.MockClock) -> None:
+    key = "sk-very-secret-0123456789"
+
+    def handler(request: httpx.Request) -> httpx.Response:  # echoes the key back, as some do
+        return httpx.Response(503, json={"error": {"message": f"bad key {key} at {request.url}"}})
+
+    with caplog.at_level(logging.DEBUG, logger="trillm"):
+        async with trillm.Client(transport=httpx.MockTransport(handler), api_key=key,
+                                 hooks=[Broken()], max_retries=2,
+                                 retry=trillm.RetryPolicy(jitter=0)) as c:
+            with pytest.raises(errors.APIError):
+                await c.acompletion(model, MSGS)
+    lines = [r.getMessage() for r in caplog.records if r.name == "trillm"]
+    assert sum("retrying" in line for line in lines) == 2  # at INFO
+    assert any("giving up" in line for line in lines)
+    assert all(key not in line for line in lines)
+    assert key not in caplog.text  # the hooks' failure tracebacks included
