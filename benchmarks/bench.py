@@ -37,7 +37,8 @@ import report
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULT_PREFIX = "BENCH-RESULT "
-ALL_VARIANTS = ("raw-httpx", "raw-httpx-stream", "trillm", "trillm-asyncio", "asyncopenai")
+ALL_VARIANTS = ("raw-httpx", "raw-httpx-stream", "trillm", "trillm-otel", "trillm-asyncio",
+                "asyncopenai")
 BASELINE_IMPORT = "import trio, httpx, attrs, outcome"
 
 

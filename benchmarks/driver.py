@@ -219,15 +219,47 @@ def _import_trillm() -> Any:
     return trillm
 
 
+def otel_hooks() -> list[Any]:
+    """trillm's OpenTelemetryHook on the SDK as an application would set it up: spans to a
+    batch processor (an exporter that drops them) and metrics to a reader.  Without
+    opentelemetry-sdk, the API's no-op providers (which cost next to nothing)."""
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+    except ImportError:
+        from trillm.otel import OpenTelemetryHook
+
+        return [OpenTelemetryHook()]
+    from trillm.otel import OpenTelemetryHook
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Drop()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    return [OpenTelemetryHook(tracer_provider, meter_provider)]
+
+
 async def trillm_completion(
-    base: str, workers: int, meter: Meter, spawn: Spawn = run_workers
+    base: str, workers: int, meter: Meter, spawn: Spawn = run_workers,
+    hooks: Callable[[], list[Any]] | None = None,
 ) -> None:
-    """Under trio, or under asyncio (``spawn=run_workers_asyncio``) through trillm's bridge."""
+    """Under trio, or under asyncio (``spawn=run_workers_asyncio``) through trillm's bridge;
+    with *hooks* (``otel_hooks``), the OpenTelemetry hook on."""
     trillm = _import_trillm()
     expected = canned.EXPECTED_CONTENT
     model, messages = canned.MODEL, canned.MESSAGES
+    extra = {"hooks": hooks()} if hooks is not None else {}
     async with trillm.Client(
-        api_base=base, api_key=canned.API_KEY, max_concurrency=workers
+        api_base=base, api_key=canned.API_KEY, max_concurrency=workers, **extra
     ) as client:
 
         async def one() -> None:
@@ -238,13 +270,15 @@ async def trillm_completion(
 
 
 async def trillm_stream(
-    base: str, workers: int, meter: Meter, spawn: Spawn = run_workers
+    base: str, workers: int, meter: Meter, spawn: Spawn = run_workers,
+    hooks: Callable[[], list[Any]] | None = None,
 ) -> None:
     trillm = _import_trillm()
     expected = canned.EXPECTED_STREAM_CONTENT
     model, messages = canned.MODEL, canned.MESSAGES
+    extra = {"hooks": hooks()} if hooks is not None else {}
     async with trillm.Client(
-        api_base=base, api_key=canned.API_KEY, max_concurrency=workers
+        api_base=base, api_key=canned.API_KEY, max_concurrency=workers, **extra
     ) as client:
 
         async def one() -> None:
@@ -315,6 +349,10 @@ VARIANTS: dict[str, tuple[Runner | None, Runner | None]] = {
     "raw-httpx": (raw_httpx, None),
     "raw-httpx-stream": (None, raw_httpx_stream),
     "trillm": (trillm_completion, trillm_stream),
+    "trillm-otel": (
+        functools.partial(trillm_completion, hooks=otel_hooks),
+        functools.partial(trillm_stream, hooks=otel_hooks),
+    ),
     "trillm-asyncio": (
         functools.partial(trillm_completion, spawn=run_workers_asyncio),
         functools.partial(trillm_stream, spawn=run_workers_asyncio),

@@ -55,6 +55,8 @@ LAYERS: dict[str, int] = {
     "accumulate": 0,  # stream_chunk_builder: pure, over types (not in DESIGN.md's table)
     "_wire": 0,  # neutral wire records shared by providers and I/O
     "_options": 0,  # a call's options, settled from the Client's and the call's: pure
+    "hooks": 0,  # the hook records and the dispatcher the pipeline fires (its clock passed in)
+    "usage": 0,  # normalized token counts, Prices, cost(), the per-model totals
     "providers": 0,
     "providers.*": 0,
     "limits": 1,
@@ -70,6 +72,7 @@ LAYERS: dict[str, int] = {
     "client": 3,
     "_call": 3,  # the one call pipeline
     "_responses": 3,  # the Responses API's call preparation (input and tools checked)
+    "_count_tokens": 3,  # acount_tokens: the COUNT_TOKENS operation over the pipeline
     "batch": 3,
     "_fanout": 3,  # client-side fan-out (abatch_completion, several models)
     "batch_types": 0,  # the batch APIs' records (BatchJob, BatchItem, ...): pure

@@ -49,6 +49,10 @@ from .errors import PermissionDeniedError as PermissionDeniedError
 from .errors import RateLimitError as RateLimitError
 from .errors import StructuredOutputError as StructuredOutputError
 from .errors import UnprocessableEntityError as UnprocessableEntityError
+from .hooks import AttemptInfo as AttemptInfo
+from .hooks import CallInfo as CallInfo
+from .hooks import CallResult as CallResult
+from .hooks import Hook as Hook
 from .response_types import Response as Response
 from .response_types import ResponseEvent as ResponseEvent
 from .response_types import ResponseFunctionCall as ResponseFunctionCall
@@ -77,6 +81,9 @@ from .types import ToolCall as ToolCall
 from .types import ToolCallDelta as ToolCallDelta
 from .types import TranscriptionResponse as TranscriptionResponse
 from .types import Usage as Usage
+from .usage import ModelTotals as ModelTotals
+from .usage import Prices as Prices
+from .usage import cost as cost
 
 if TYPE_CHECKING:
     from ._sync import SyncResponseStream as SyncResponseStream
@@ -124,9 +131,12 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AsyncOpenAI",
+    "AttemptInfo",
     "AudioStream",
     "AuthenticationError",
     "BadRequestError",
+    "CallInfo",
+    "CallResult",
     "ChatRequest",
     "Choice",
     "Client",
@@ -138,15 +148,18 @@ __all__ = [
     "EmbeddingResponse",
     "FunctionCall",
     "FunctionDelta",
+    "Hook",
     "ImageObject",
     "ImageResponse",
     "InternalServerError",
     "LengthFinishReasonError",
     "Message",
     "ModelResponse",
+    "ModelTotals",
     "NotFoundError",
     "OpenAI",
     "PermissionDeniedError",
+    "Prices",
     "RateLimit",
     "RateLimitError",
     "RateLimiter",
@@ -188,6 +201,7 @@ __all__ = [
     "abatch_submit",
     "abatch_wait",
     "acompletion",
+    "acount_tokens",
     "aembedding",
     "aimage_generation",
     "aresponses",
@@ -195,6 +209,7 @@ __all__ = [
     "atranscription",
     "amap",
     "completion",
+    "cost",
     "embedding",
     "as_completed",
     "errors",
@@ -274,6 +289,15 @@ async def aembedding(
 ) -> EmbeddingResponse:
     """:meth:`Client.aembedding` on this trio run's default client."""
     return await default_client().aembedding(model, input, **kwargs)
+
+
+async def acount_tokens(
+    model: str, messages: Sequence[Mapping[str, Any]], *,
+    tools: Sequence[Mapping[str, Any]] | None = None, system: str | None = None, **kwargs: Any,
+) -> int:
+    """:meth:`Client.acount_tokens` on this trio run's default client."""
+    return await default_client().acount_tokens(model, messages, tools=tools, system=system,
+                                                **kwargs)
 
 
 async def aimage_generation(model: str, prompt: str, **kwargs: Any) -> ImageResponse:

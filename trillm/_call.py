@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from ._options import CallOptions
     from ._transport import Transport
     from ._wire import HTTPRequestSpec, ProviderConfig
+    from .hooks import Observation, Observer
     from .limits import RateLimiter, Reservation
     from .providers.base import Provider
 
@@ -182,7 +183,7 @@ RESPONSES = Operation(
 )
 
 BATCHES = Operation(
-    "batches", "provider batch APIs",
+    "batch", "provider batch APIs",
     lambda p, step, cfg: p.batches.build(p, step, cfg),
     lambda p, body, step, cfg, headers: p.batches.parse(p, body, step, cfg),
     mock_answer=batch_mock_answer,  # the mock keeps its batches in the trio run
@@ -209,6 +210,11 @@ class Call:
     stream: str | None = None
     rate_keys: tuple[str, ...] = ()  # the configured rate-limit keys it counts against
     tokens: int = 0  # its token estimate, booked before each attempt
+    # Only when the call is observed (hooks or prices): its logical call, and what the
+    # last attempt saw (its HTTP status, its wait for a slot).
+    obs: Observation | None = None
+    status: int | None = None
+    slot_wait: float = 0.0
 
 
 class _Slot:
@@ -321,13 +327,36 @@ class Pipeline:
             failure: BaseException = exc
         else:
             await trio.lowlevel.checkpoint()
-            if prepared[0].op.combine is not None:
-                return prepared[0].op.combine(await self._batches(prepared))
-            if len(prepared) == 1:
-                return await self._with_retries(prepared[0])
-            return await self._with_fallbacks(prepared)
+            observer = prepared[0].options.observer
+            if observer is not None:  # hooks or prices: the one check on the hot path
+                return await self._observed(prepared, observer)
+            return await self._dispatch(prepared)
         await trio.lowlevel.checkpoint()
         raise failure
+
+    async def _dispatch(self, prepared: list[Call]) -> Any:
+        if prepared[0].op.combine is not None:
+            return prepared[0].op.combine(await self._batches(prepared))
+        if len(prepared) == 1:
+            return await self._with_retries(prepared[0])
+        return await self._with_fallbacks(prepared)
+
+    async def _observed(self, prepared: list[Call], observer: Observer) -> Any:
+        """One logical call under its hooks: one start, then one end however it ends (a
+        stream's when it closes), the cancellation included."""
+        first = prepared[0]
+        obs = observer.start(first.op.name, prepared, trio.current_time,
+                             batched=first.op.combine is not None)
+        for call in prepared:
+            call.obs = obs
+        try:
+            result = await self._dispatch(prepared)
+        except BaseException as exc:
+            obs.end(None, exc)
+            raise
+        if first.stream is not None:
+            return result  # it ends when the stream closes
+        return obs.end(result, None)
 
     async def _batches(self, calls: list[Call]) -> list[Any]:
         """Every batch at once; answers in order.  One bare error, never a group: the first
@@ -387,17 +416,29 @@ class Pipeline:
     async def _with_retries(self, call: Call) -> Any:
         once = self._attempt if call.stream is None else self._open_stream
         attempt = 0
+        obs = call.obs
+        waited = started = 0.0
         while True:
             attempt += 1
+            if obs is not None:
+                started = trio.current_time()
             reservation = await self._wait_for_turn(call)  # outside `try`: a refusal is final
+            if obs is not None:
+                waited = trio.current_time() - started
             try:
                 result = await once(call, reservation)
             except errors.APIError as exc:  # Exception only: Cancelled / KeyboardInterrupt pass
                 delay = self._retry_delay(call, attempt, exc)
-                if _log.isEnabledFor(logging.DEBUG):
-                    _log.debug("%s/%s attempt %d failed (status %s); %s", call.req.provider,
-                               call.req.model, attempt, exc.status_code,
-                               "giving up" if delay is None else f"retrying in {delay:.3f} s")
+                # a retry at INFO, the last failure at DEBUG (the error is raised anyway)
+                level = logging.DEBUG if delay is None else logging.INFO
+                if _log.isEnabledFor(level):
+                    _log.log(level, "%s/%s attempt %d failed (status %s, %s); %s",
+                             call.req.provider, call.req.model, attempt, exc.status_code,
+                             type(exc).__name__,
+                             "giving up" if delay is None else f"retrying in {delay:.3f} s")
+                if obs is not None:
+                    obs.attempt(call, attempt, exc.status_code, exc, delay, waited,
+                                call.slot_wait, started + waited)
                 pause = None
                 if call.rate_keys and isinstance(exc, errors.RateLimitError):
                     # hold back every queued request for this model, retried or not
@@ -407,10 +448,18 @@ class Pipeline:
                 if delay is None and pause is None:
                     raise
                 failure = exc
+            except BaseException as exc:  # cancelled (or a bug): the attempt ends here too
+                if obs is not None:
+                    obs.attempt(call, attempt, None, exc, None, waited, call.slot_wait,
+                                started + waited)
+                raise
             else:
                 if _log.isEnabledFor(logging.DEBUG):
                     _log.debug("%s/%s attempt %d succeeded", call.req.provider, call.req.model,
                                attempt)
+                if obs is not None:
+                    obs.attempt(call, attempt, call.status, None, None, waited, call.slot_wait,
+                                started + waited)
                 return result
             if pause is not None and self._rate is not None:
                 await self._rate.pause(call.rate_keys, pause)
@@ -483,7 +532,12 @@ class Pipeline:
         if transport is None:
             raise RuntimeError(NOT_OPEN)
         limiter = self._limiter
-        slot = await self._take_slot(call)
+        if call.obs is None:
+            slot = await self._take_slot(call)
+        else:
+            asked = trio.current_time()
+            slot = await self._take_slot(call)
+            call.slot_wait = trio.current_time() - asked
         self.in_flight += 1
         return transport, limiter, slot, min(trio.current_time() + call.options.timeout,
                                              call.deadline_at)
@@ -500,6 +554,8 @@ class Pipeline:
                 limiter.release_on_behalf_of(slot)
         if scope.cancelled_caught:
             raise self._timeout(call, until)
+        if call.obs is not None:
+            call.status = raw.status
         if raw.status >= 300:
             raise call.provider.parse_error(raw.status, raw.headers, raw.content, call.req,
                                             call.cfg)
@@ -544,6 +600,9 @@ class Pipeline:
             "idle_timeout": call.options.idle_timeout, "deadline_at": call.deadline_at,
             "on_close": release,
         }
+        if call.obs is not None:  # only then: the per-chunk path stays as it is
+            common["on_first_chunk"] = call.obs.first_chunk
+            common["on_end"] = call.obs.stream_end
         if call.stream == "bytes":
             return AudioStream(cast("Any", source), **common)
         if call.stream == "responses":
@@ -557,6 +616,8 @@ class Pipeline:
         self, call: Call, response: Any
     ) -> HTTPChunkSource | ScriptedChunkSource[Any] | BytesSource:
         """Where an opened stream's chunks come from (its status checked first)."""
+        if call.obs is not None:
+            call.status = response.status
         if response.status >= 300:
             body = await response.aread()
             raise call.provider.parse_error(response.status, response.headers, body, call.req,

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from . import errors
+from .hooks import Observer
 from .providers.mock import MockOptions, mock_options
 from .retry import RetryPolicy
 
@@ -37,6 +38,8 @@ class ClientDefaults:
     api_key: str | None = attrs.field(default=None, repr=False)
     api_base: str | None = None
     headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
+    #: The Client's hooks and prices (None: neither, and the pipeline observes nothing).
+    observer: Observer | None = None
     _plain: list[CallOptions] = attrs.field(factory=list, init=False, repr=False, eq=False)
 
     def plain_options(self) -> CallOptions:
@@ -46,7 +49,7 @@ class ClientDefaults:
                 timeout=self.timeout, deadline=self.deadline,
                 idle_timeout=self.timeout if self.idle_timeout is None else self.idle_timeout,
                 max_retries=self.max_retries, retry=self.retry, api_key=self.api_key,
-                api_base=self.api_base, headers=self.headers,
+                api_base=self.api_base, headers=self.headers, observer=self.observer,
             ))
         return self._plain[0]
 
@@ -60,7 +63,8 @@ class CallOptions:
     ``timeout`` unless given).  ``headers`` are the Client's, the call's and
     ``extra_headers`` merged, in that order.  ``mock`` holds the offline mock's
     knobs: it answers ``mock/`` models, and any model when ``mock.response`` or
-    ``mock.tool_calls`` is set.
+    ``mock.tool_calls`` is set.  ``observer`` holds the hooks (the Client's, then the
+    call's ``hooks=``) and prices; None when there are none.
     """
 
     timeout: float
@@ -74,6 +78,7 @@ class CallOptions:
     headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
     extra_body: Mapping[str, Any] | None = None
     mock: MockOptions = attrs.field(factory=MockOptions)
+    observer: Observer | None = None
 
 
 def seconds(name: str, value: Any, default: float) -> float:
@@ -117,14 +122,16 @@ def call_options(
     mock_tool_calls: Any = None,
 ) -> CallOptions:
     """The options of one call.  *params* (the provider parameters) loses the LiteLLM
-    aliases and every None value.  A call that overrides nothing gets the Client's
-    own options, settled once."""
+    aliases and every None value, and its ``hooks`` (a list of hooks run after the
+    Client's).  A call that overrides nothing gets the Client's own options, settled
+    once."""
     if (timeout is None and deadline is None and idle_timeout is None and max_retries is None
             and retry is None and api_key is None and api_base is None and api_version is None
             and headers is None and extra_headers is None and extra_body is None
             and mock_response is None and mock_latency is None and mock_chunk_delay is None
             and mock_tool_calls is None
-            and "num_retries" not in params and "request_timeout" not in params):
+            and "num_retries" not in params and "request_timeout" not in params
+            and "hooks" not in params):
         if None in params.values():
             for k in [k for k, v in params.items() if v is None]:
                 del params[k]
@@ -135,6 +142,15 @@ def call_options(
     if "request_timeout" in params:
         alias = params.pop("request_timeout")
         timeout = alias if timeout is None else timeout
+    observer = client.observer
+    hooks = params.pop("hooks", None)
+    if hooks:
+        if not isinstance(hooks, list | tuple):
+            raise errors.BadRequestError(f"hooks must be a list of hooks, not {hooks!r}")
+        try:
+            observer = Observer(hooks) if observer is None else observer.with_hooks(hooks)
+        except TypeError as exc:
+            raise errors.BadRequestError(str(exc)) from None
     for k in [k for k, v in params.items() if v is None]:
         del params[k]
     limit = seconds("timeout", timeout, client.timeout)
@@ -154,6 +170,7 @@ def call_options(
         headers=merged or None,
         extra_body=extra_body,
         mock=mock_options(mock_response, mock_latency, mock_chunk_delay, mock_tool_calls),
+        observer=observer,
     )
 
 

@@ -56,7 +56,14 @@ class ResponseStream(ChunkStream[ResponseEvent]):
         self._final: Response | None = None
         self._text_format = text_format
         self._text: list[str] = []
-        self._on_chunk = self._seen
+        self._on_chunk = self._watch(self._seen)
+
+    def _summary(self) -> Response | None:
+        return self._final
+
+    async def _close_now(self, error: BaseException | None = None) -> None:
+        # After the terminal event the answer is whole: what ends the drain is no error.
+        await super()._close_now(None if self._final is not None else error)
 
     def _seen(self, event: ResponseEvent) -> None:
         if event.type == "response.output_text.delta" and event.delta:

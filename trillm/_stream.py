@@ -197,22 +197,37 @@ class BytesSource:
         await self._response.aclose()
 
 
+_OnEnd = Callable[[BaseException | None, Callable[[], Any] | None], None]
+
+
 class _Closer:
-    """What closing a stream takes, held apart so a finalizer need not keep the Stream."""
+    """What closing a stream takes, held apart so a finalizer need not keep the Stream.
 
-    __slots__ = ("on_close", "source")
+    ``on_end`` (hooks only) is told how the stream ended once it is closed: the
+    error it ended with, or None, and how to build the answer its chunks made.
+    """
 
-    def __init__(self, source: ChunkSource[Any], on_close: Callable[[], None] | None) -> None:
+    __slots__ = ("on_close", "on_end", "source")
+
+    def __init__(self, source: ChunkSource[Any], on_close: Callable[[], None] | None,
+                 on_end: _OnEnd | None = None) -> None:
         self.source = source
         self.on_close = on_close
+        self.on_end = on_end
 
-    async def close(self) -> None:
+    async def close(self, error: BaseException | None = None,
+                    summary: Callable[[], Any] | None = None) -> None:
         on_close, self.on_close = self.on_close, None
         try:
             if on_close is not None:
                 on_close()  # give back the concurrency slot first: it is synchronous
         finally:
-            await self.source.aclose()
+            try:
+                await self.source.aclose()
+            finally:
+                on_end, self.on_end = self.on_end, None
+                if on_end is not None:
+                    on_end(error, summary)
 
 
 class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
@@ -223,6 +238,7 @@ class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
         "_closed",
         "_closer",
         "_deadline_at",
+        "_first_chunk",
         "_idle_timeout",
         "_on_chunk",
         "_take",
@@ -240,16 +256,39 @@ class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
         idle_timeout: float = math.inf,
         deadline_at: float = math.inf,
         on_close: Callable[[], None] | None = None,
+        on_first_chunk: Callable[[], None] | None = None,
+        on_end: _OnEnd | None = None,
     ) -> None:
         self.provider = provider
         self.model = model
-        self._closer = _Closer(source, on_close)
+        self._closer = _Closer(source, on_close, on_end)
         self._idle_timeout = idle_timeout
         self._deadline_at = deadline_at
         self._take = source.take
-        self._on_chunk: Callable[[T], object] | None = None
+        self._first_chunk = on_first_chunk
+        self._on_chunk: Callable[[T], object] | None = self._watch(None)
         self._closed = False
         self._token = trio.lowlevel.current_trio_token()
+
+    def _watch(self, on_chunk: Callable[[T], object] | None) -> Callable[[T], object] | None:
+        """*on_chunk*, which each chunk is given to; with an ``on_first_chunk`` callback
+        (hooks), wrapped to call it once first.  Without one, *on_chunk* as it is."""
+        first = self._first_chunk
+        if first is None:
+            return on_chunk
+
+        def once(chunk: T) -> None:
+            self._on_chunk = on_chunk
+            self._first_chunk = None
+            first()
+            if on_chunk is not None:
+                on_chunk(chunk)
+
+        return once
+
+    def _summary(self) -> Any:
+        """The answer the chunks so far make, for the hooks (None: a stream kind without one)."""
+        return None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -272,8 +311,8 @@ class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
         await trio.lowlevel.checkpoint()
         try:
             chunk = self._take()
-        except BaseException:  # a malformed event or an in-stream error: release, then raise
-            await self._close_now()  # noqa: ASYNC102 - shielded inside, with a time limit
+        except BaseException as exc:  # a malformed event or an in-stream error: release, raise
+            await self._close_now(exc)  # noqa: ASYNC102 - shielded inside, with a time limit
             raise
         if chunk is None:
             chunk = await self._fill()
@@ -304,7 +343,6 @@ class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
             until = min(until, trio.current_time() + self._idle_timeout)
         fill, take = self._closer.source.fill, self._take
         chunk = None
-        failed = True
         try:
             if until == math.inf:  # no limit: no cancel scope to pay for on each read
                 while await fill():
@@ -319,14 +357,15 @@ class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
                         if chunk is not None:
                             break
                 timed_out = scope.cancelled_caught
-            failed = False
-        finally:
-            if failed:  # an error or the caller's cancellation: release the response now
-                await self._close_now()  # noqa: ASYNC102 - shielded inside, with a time limit
+        except BaseException as exc:  # an error or the caller's cancellation: release now
+            await self._close_now(exc)  # noqa: ASYNC102 - shielded inside, with a time limit
+            raise
         if chunk is None:
-            await self._close_now()
             if timed_out:
-                raise self._timeout()
+                timeout = self._timeout()
+                await self._close_now(timeout)
+                raise timeout
+            await self._close_now()
             raise StopAsyncIteration
         return chunk
 
@@ -361,12 +400,13 @@ class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
         await self._close_now()
         await trio.lowlevel.checkpoint()
 
-    async def _close_now(self) -> None:
-        """Release everything at once; runs even when the caller is being cancelled."""
+    async def _close_now(self, error: BaseException | None = None) -> None:
+        """Release everything at once; runs even when the caller is being cancelled.
+        *error* is what the stream ends with (for the hooks; None: it ended well)."""
         if not self._closed:
             self._closed = True
             with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-                await self._closer.close()
+                await self._closer.close(error, self._summary)
 
     # -------------------------------------------------------------- context manager
 
@@ -428,8 +468,11 @@ class Stream(_ChunkStream["StreamChunk"]):
                  **kwargs: Any) -> None:
         super().__init__(source, **kwargs)
         self._received = ChunkAccumulator()
-        self._on_chunk = self._received.add
+        self._on_chunk = self._watch(self._received.add)
         self._response_format = response_format
+
+    def _summary(self) -> ModelResponse:
+        return self._received.build()
 
     # -------------------------------------------------------------- whole answer
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, cast, overloa
 import attrs
 import trio
 
-from . import _fanout, errors
+from . import _count_tokens, _fanout, errors
 from ._call import CHAT, EMBEDDINGS, IMAGES, MODELS, SPEECH, TRANSCRIPTION, Call, Pipeline
 from ._files import SpeechResponse, load_file
 from ._options import ClientDefaults, call_options, check_messages, retries, seconds
@@ -28,6 +28,7 @@ from ._responses import ResponseStreamOpener, prepare_responses
 from ._stream import AudioStream, Stream
 from ._transport import Transport
 from .batch import Batches
+from .hooks import Observer
 from .response_types import Response
 from .retry import RetryPolicy
 from .routing import rate_limit_keys
@@ -44,6 +45,7 @@ from .types import (
     TranscriptionRequest,
     TranscriptionResponse,
 )
+from .usage import ModelTotals, Prices, UsageTotals
 
 if TYPE_CHECKING:
     import httpx
@@ -115,7 +117,11 @@ class Client:
       ``httpx.MockTransport`` in tests; it stays the caller's to close);
       ``proxy`` and the environment's ``HTTPS_PROXY`` / ``NO_PROXY`` apply
       otherwise; ``headers`` are sent with every request;
-      ``max_response_bytes`` bounds what one response may hold (256 MiB).
+      ``max_response_bytes`` bounds what one response may hold (256 MiB);
+    * ``hooks`` observe every call (see :mod:`trillm.hooks`; a call's own
+      ``hooks=`` run after these); ``prices`` (``{"openai/gpt-4o-mini":
+      trillm.Prices(...)}``) put ``cost`` on every answer of those models and
+      turn on :meth:`usage_totals`.
     """
 
     def __init__(
@@ -135,7 +141,13 @@ class Client:
         headers: Mapping[str, str] | None = None,
         trust_env: bool = True,
         max_response_bytes: float = MAX_RESPONSE_BYTES,
+        hooks: Sequence[Any] | None = None,
+        prices: Mapping[str, Prices] | None = None,
     ) -> None:
+        observer = None
+        if hooks or prices is not None:  # else nothing observes: the pipeline's one check
+            observer = Observer(list(hooks or ()), prices,
+                                UsageTotals() if prices is not None else None)
         self._defaults = ClientDefaults(
             timeout=seconds("timeout", timeout, math.inf),
             deadline=seconds("deadline", deadline, math.inf),
@@ -146,6 +158,7 @@ class Client:
             api_key=api_key,
             api_base=api_base,
             headers=dict(headers) if headers else None,
+            observer=observer,
         )
         if max_concurrency is not None and (
             isinstance(max_concurrency, bool)
@@ -231,6 +244,13 @@ class Client:
             t = pipeline.transport.statistics()
             idle, active = t.idle_connections, t.active_connections
         return ClientStatistics(pipeline.in_flight, pipeline.open_streams, idle, active)
+
+    def usage_totals(self) -> dict[str, ModelTotals]:
+        """Per ``"provider/model"``: calls, errors, tokens by kind and cost so far (with
+        ``prices=``; an empty dict without)."""
+        observer = self._defaults.observer
+        totals = observer.totals if observer is not None else None
+        return totals.snapshot() if totals is not None else {}
 
     # -------------------------------------------------------------- chat
 
@@ -422,6 +442,19 @@ class Client:
         """The providers' batch APIs on this Client: ``submit``, ``status``, ``cancel``,
         ``wait``, ``results`` (:class:`trillm.batch.Batches`)."""
         return Batches(self._pipeline, self._defaults)
+    @_trio_or_bridge
+    async def acount_tokens(
+        self, model: str, messages: Sequence[Mapping[str, Any]], *,
+        tools: Sequence[Mapping[str, Any]] | None = None, system: str | None = None,
+        **kwargs: Any,
+    ) -> int:
+        """How many input tokens *messages* (with *tools*, and a *system* prompt) are for
+        *model*, counted by its provider's endpoint (openai, anthropic, gemini; ``mock/``
+        counts words).  A server without one: ``NotFoundError``.  Options as for
+        :meth:`acompletion` (``api_key``, ``api_base``, ``timeout``, ``hooks``, ...)."""
+        return await _count_tokens.acount_tokens(
+            self._pipeline, self._defaults, model, messages, tools=tools, system=system,
+            kwargs=kwargs)
 
     # -------------------------------------------------------------- beyond chat
 

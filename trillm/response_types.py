@@ -170,6 +170,8 @@ class Response(Record):
     object: str = "response"
     #: The answer parsed into ``text_format=`` (structured output; None without it).
     output_parsed: Any = None
+    #: What the answer cost at the Client's ``prices=`` (None without a price for the model).
+    cost: float | None = attrs.field(default=None, kw_only=True)
     raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=HIDDEN)
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False, eq=False,
                                              metadata=HIDDEN)

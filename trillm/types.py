@@ -204,6 +204,8 @@ class ModelResponse(_Record):
     usage: Usage | None = None
     object: str = "chat.completion"
     system_fingerprint: str | None = None
+    #: What the answer cost at the Client's ``prices=`` (None without a price for the model).
+    cost: float | None = attrs.field(default=None, kw_only=True)
     raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
     headers: Mapping[str, str] = attrs.field(
         factory=dict, repr=False, eq=False, metadata=_HIDDEN
@@ -305,6 +307,8 @@ class EmbeddingResponse(_Record):
     model: str
     usage: Usage | None = None
     object: str = "list"
+    #: What the answer cost at the Client's ``prices=`` (as on ModelResponse).
+    cost: float | None = attrs.field(default=None, kw_only=True)
     raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
 
 

@@ -322,7 +322,7 @@ class AnthropicProvider:
     """The :class:`~trillm.providers.base.Provider` for Anthropic's Messages API."""
 
     name = "anthropic"
-    operations = frozenset({"chat", "batches"})
+    operations = frozenset({"chat", "batch", "count_tokens"})
     #: The Message Batches API's translation (anthropic_batch).
     batches = AnthropicBatches(API_VERSION)
     # The inverse of the parse steps (anthropic_render), for the test kit.

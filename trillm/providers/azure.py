@@ -33,7 +33,7 @@ class AzureProvider(OpenAIProvider):
 
     name = "azure"
     #: Azure serves images and audio at other paths, not offered here yet.
-    operations = frozenset({"chat", "embeddings", "responses", "batches"})
+    operations = frozenset({"chat", "embeddings", "responses", "batch"})
     #: The Batch API at ``{base}/openai/files`` and ``{base}/openai/batches``.
     batches = AZURE_BATCHES
 

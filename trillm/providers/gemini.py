@@ -297,7 +297,7 @@ class GeminiProvider:
     """The :class:`~trillm.providers.base.Provider` for Google's Gemini API."""
 
     name = "gemini"
-    operations = frozenset({"chat", "embeddings", "batches"})
+    operations = frozenset({"chat", "embeddings", "batch", "count_tokens"})
     #: The Batch API's translation, inline requests (gemini_batch).
     batches = GeminiBatches()
     # The inverse of the parse steps (gemini_render), for the test kit.

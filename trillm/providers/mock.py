@@ -150,6 +150,10 @@ def answer(options: MockOptions, req: AnyRequest, spec: HTTPRequestSpec) -> Loca
     if isinstance(options.response, BaseException):
         return LocalAnswer(latency=options.latency, error=options.response)
     said = options.response
+    if spec.url.endswith("/responses/input_tokens"):  # token counting: one token a word
+        return LocalAnswer(200, _JSON, (json.dumps(
+            {"object": "response.input_tokens", "input_tokens": _words(spec.json)}).encode(),),
+            latency=options.latency)
     if isinstance(req, ChatRequest) and options.tool_calls is not None:
         if req.stream:
             return _stream(options, _tool_call_chunks(req.model, req.messages, said,
@@ -229,6 +233,19 @@ def _tool_call_chunks(model: str, messages: Any, text: str | None,
         c.function.name, c.function.arguments)),))) for k, c in enumerate(calls)]
     out.append(chunk(Delta(), "tool_calls", whole.usage))
     return out
+
+
+def _words(value: Any) -> int:
+    """The words in every string of a request body's ``input`` and ``tools``."""
+    if isinstance(value, str):
+        return len(value.split())
+    if isinstance(value, Mapping):
+        return sum(_words(v) for k, v in value.items()
+                   if k in ("input", "tools", "content", "text", "output", "arguments",
+                            "description"))
+    if isinstance(value, list | tuple):
+        return sum(_words(v) for v in value)
+    return 0
 
 
 def _json(options: MockOptions, record: Any) -> LocalAnswer:

@@ -387,7 +387,7 @@ class OpenAIProvider:
 
     name = "openai"
     operations = frozenset({"chat", "embeddings", "images", "transcription", "speech", "models",
-                            "responses", "batches"})
+                            "responses", "batch", "count_tokens"})
     #: The Batch API's translation (openai_batch): files, batches, result lines.
     batches: OpenAIBatches = OPENAI_BATCHES
     # The inverse of the parse steps (openai_render), for the test kit.
