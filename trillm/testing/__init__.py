@@ -1,8 +1,9 @@
 """trillm's test kit: a scriptable fake LLM for testing code that calls LLMs.
 
-``FakeLLM`` speaks OpenAI (chat, embeddings, images, audio, models), Anthropic
-Messages and Gemini ``generateContent`` / ``streamGenerateContent``, in JSON
-and SSE, with answers rendered by trillm's own providers.  Script it by
+``FakeLLM`` speaks OpenAI (chat, embeddings, images, audio, models, the
+Responses API), Anthropic Messages and Gemini ``generateContent`` /
+``streamGenerateContent``, in JSON and SSE, with answers rendered by trillm's
+own providers.  Script it by
 matching (``fake.on(model=..., when=...)`` then ``.reply()``, ``.stream()``,
 ``.fail()``, ``.disconnect()``, ``.hang()``, ``.times()``), plug it in memory
 (``trillm.Client(transport=fake.transport())``, virtual time friendly) or on a
