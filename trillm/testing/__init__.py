@@ -8,7 +8,9 @@ matching (``fake.on(model=..., when=...)`` then ``.reply()``, ``.stream()``,
 ``.fail()``, ``.disconnect()``, ``.hang()``, ``.times()``), plug it in memory
 (``trillm.Client(transport=fake.transport())``, virtual time friendly) or on a
 loopback port (``async with fake.serve() as url``), and check
-``fake.requests`` / ``fake.assert_called(...)``.
+``fake.requests`` / ``fake.assert_called(...)``.  Record a real provider's answers
+once with ``fake.record(path, upstream=...)`` and answer from them with
+``fake.replay(path)`` (a cassette: JSONL, secrets scrubbed).
 
 ``import trillm`` does not import this package: it loads on first use.
 """

@@ -94,7 +94,9 @@ class Answer:
 class Plan:
     """How to answer one request: wait ``delay``, then (unless ``hang`` or
     ``cut_before_headers``) send ``status`` and ``headers``, then each of ``frames``
-    after ``frame_delay`` seconds; ``cut`` breaks the connection after the frames."""
+    after ``frame_delay`` seconds (or ``delays[k]`` before frame *k*, when given: a
+    cassette's timing); ``cut`` breaks the connection after the frames.  A plan with a
+    ``relay`` (recording) answers whatever the relay brings from upstream instead."""
 
     status: int = 200
     headers: tuple[tuple[str, str], ...] = ()
@@ -104,6 +106,12 @@ class Plan:
     hang: bool = False
     cut_before_headers: bool = False
     cut: bool = False
+    delays: tuple[float, ...] = ()
+    relay: Any = None
+
+    def wait_before(self, k: int) -> float:
+        """Seconds to wait before frame *k*."""
+        return self.delays[k] if self.delays else self.frame_delay
 
 
 def tool_calls_of(calls: Sequence[Any]) -> tuple[ToolCall, ...]:
