@@ -1,5 +1,9 @@
 """The Client's timing promises on virtual time: autojump MockClock + in-memory transport.
 
+Scripted answers come from trillm.testing's FakeLLM in memory; a hand-written
+``httpx.MockTransport`` remains where a test answers from what the request carried
+(its headers, its key), or needs what the kit does not script (a delay before a
+stream's headers, a Retry-After date relative to the answer's own ``Date``).
 Every test asserts exact virtual times.  No real socket is ever opened here
 (autojump would jump the clock while real I/O is in flight).
 """
@@ -17,6 +21,7 @@ import trio.testing
 
 import trillm
 from trillm import errors
+from trillm.testing import FakeLLM
 
 MSGS = [{"role": "user", "content": "x"}]
 NO_JITTER = trillm.RetryPolicy(jitter=0)
@@ -52,25 +57,29 @@ def sse_events(words: list[str]) -> list[bytes]:
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
 
+def kit_client(fake: FakeLLM, **kw: object) -> trillm.Client:
+    """A Client answered by *fake* in memory (trillm.testing), retries without jitter."""
+    kw.setdefault("retry", NO_JITTER)
+    return trillm.Client(transport=fake.transport(), api_key="sk-test", **kw)  # type: ignore[arg-type]
+
+
+def starts(fake: FakeLLM) -> list[float]:
+    """When each request reached the fake (virtual seconds)."""
+    return [q.started_at for q in fake.requests]
+
+
 def client_for(handler: Handler, **kw: object) -> trillm.Client:
     kw.setdefault("retry", NO_JITTER)
     return trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test", **kw)  # type: ignore[arg-type]
 
 
 async def test_429_retry_after_then_success(autojump_clock: trio.testing.MockClock) -> None:
-    seen: list[float] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(trio.current_time())
-        if len(seen) < 3:
-            return httpx.Response(429, headers={"retry-after": "7"},
-                                  json={"error": {"message": "slow down"}})
-        return httpx.Response(200, json=chat_payload("hi"))
-
-    async with client_for(handler, max_retries=3) as client:
+    fake = FakeLLM()
+    fake.on().fail(429, retry_after=7).fail(429, retry_after=7).reply("hi")
+    async with kit_client(fake, max_retries=3) as client:
         r = await client.acompletion("openai/gpt-4o-mini", MSGS)
     assert r.choices[0].message.content == "hi"
-    assert seen == [0.0, 7.0, 14.0]
+    assert starts(fake) == [0.0, 7.0, 14.0]
 
 
 async def test_retry_after_ms_and_http_date(autojump_clock: trio.testing.MockClock) -> None:
@@ -92,32 +101,25 @@ async def test_retry_after_ms_and_http_date(autojump_clock: trio.testing.MockClo
 
 
 async def test_500_storm_until_retries_run_out(autojump_clock: trio.testing.MockClock) -> None:
-    seen: list[float] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(trio.current_time())
-        return httpx.Response(500, json={"error": {"message": "boom"}})
-
-    async with client_for(handler, max_retries=4) as client:
+    fake = FakeLLM()
+    fake.on().fail(500)
+    async with kit_client(fake, max_retries=4) as client:
         with pytest.raises(errors.InternalServerError) as info:
             await client.acompletion("openai/gpt-4o-mini", MSGS)
     assert info.value.status_code == 500
     # back-off 0.5, 1, 2, 4: growing, exact without jitter
-    assert seen == [0.0, 0.5, 1.5, 3.5, 7.5]
+    assert starts(fake) == [0.0, 0.5, 1.5, 3.5, 7.5]
 
 
 async def test_default_is_two_retries_with_jittered_backoff(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    seen: list[float] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(trio.current_time())
-        return httpx.Response(502)
-
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k") as client:
+    fake = FakeLLM()
+    fake.on().fail(502)
+    async with trillm.Client(transport=fake.transport(), api_key="k") as client:
         with pytest.raises(errors.InternalServerError):
             await client.acompletion("openai/gpt-4o-mini", MSGS)
+    seen = starts(fake)
     assert len(seen) == 3
     first, second = seen[1] - seen[0], seen[2] - seen[1]
     assert 0.375 <= first <= 0.5
@@ -125,97 +127,70 @@ async def test_default_is_two_retries_with_jittered_backoff(
 
 
 async def test_long_retry_after_is_raised_at_once(autojump_clock: trio.testing.MockClock) -> None:
-    calls = 0
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return httpx.Response(429, headers={"retry-after": "120"})
-
-    async with client_for(handler) as client:
+    fake = FakeLLM()
+    fake.on().fail(429, retry_after=120)
+    async with kit_client(fake) as client:
         with pytest.raises(errors.RateLimitError) as info:
             await client.acompletion("openai/gpt-4o-mini", MSGS)
-    assert calls == 1
+    assert len(fake.requests) == 1
     assert info.value.retry_after == 120.0
     assert trio.current_time() == 0.0
 
 
 async def test_x_should_retry_header_decides_first(autojump_clock: trio.testing.MockClock) -> None:
-    statuses = iter([(500, "false"), (400, "true"), (200, None)])
-    seen: list[float] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(trio.current_time())
-        status, should = next(statuses)
-        headers = {"x-should-retry": should} if should else {}
-        if status == 200:
-            return httpx.Response(200, json=chat_payload("ok"))
-        return httpx.Response(status, headers=headers)
-
-    async with client_for(handler) as client:
+    fake = FakeLLM()
+    fake.on().fail(500, headers={"x-should-retry": "false"}).fail(
+        400, headers={"x-should-retry": "true"}).reply("ok")
+    async with kit_client(fake) as client:
         with pytest.raises(errors.InternalServerError):
             await client.acompletion("openai/gpt-4o-mini", MSGS)  # 500 + "false": no retry
-        assert seen == [0.0]
+        assert starts(fake) == [0.0]
         r = await client.acompletion("openai/gpt-4o-mini", MSGS)  # 400 + "true": retried
     assert r.choices[0].message.content == "ok"
-    assert seen == [0.0, 0.0, 0.5]
+    assert starts(fake) == [0.0, 0.0, 0.5]
+    assert [q.status for q in fake.requests] == [500, 400, 200]
 
 
 async def test_4xx_is_not_retried(autojump_clock: trio.testing.MockClock) -> None:
-    calls = 0
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return httpx.Response(401, json={"error": {"message": "bad key"}})
-
-    async with client_for(handler) as client:
+    fake = FakeLLM()
+    fake.on().fail(401)
+    async with kit_client(fake) as client:
         with pytest.raises(errors.AuthenticationError):
             await client.acompletion("openai/gpt-4o-mini", MSGS)
-    assert calls == 1
+    assert len(fake.requests) == 1
 
 
 async def test_per_attempt_timeout_is_a_cancel_scope(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    starts: list[float] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        starts.append(trio.current_time())
-        await trio.sleep_forever()
-        raise AssertionError
-
-    async with client_for(handler, max_retries=1) as client:
+    fake = FakeLLM()
+    fake.on().hang()
+    async with kit_client(fake, max_retries=1) as client:
         with pytest.raises(errors.Timeout) as info:
             await client.acompletion("openai/gpt-4o-mini", MSGS, timeout=10)
         assert client.statistics().requests_in_flight == 0
     assert isinstance(info.value, TimeoutError)
-    assert starts == [0.0, 10.5]
+    assert starts(fake) == [0.0, 10.5]
+    assert all(q.cancelled_by_client for q in fake.requests)
     assert trio.current_time() == 20.5
 
 
 async def test_total_deadline_across_retries(autojump_clock: trio.testing.MockClock) -> None:
-    starts: list[float] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        starts.append(trio.current_time())
-        await trio.sleep_forever()
-        raise AssertionError
-
-    async with client_for(handler, max_retries=5) as client:
+    fake = FakeLLM()
+    fake.on().hang()
+    async with kit_client(fake, max_retries=5) as client:
         with pytest.raises(errors.Timeout, match="deadline"):
             await client.acompletion("openai/gpt-4o-mini", MSGS, timeout=10, deadline=25)
-    assert starts == [0.0, 10.5, 21.5]
+    assert starts(fake) == [0.0, 10.5, 21.5]
     assert trio.current_time() == 25.0
 
 
 async def test_deadline_stops_a_backoff_that_would_end_after_it(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(429, headers={"retry-after": "30"})
-
-    async with client_for(handler) as client:
+    fake = FakeLLM()
+    fake.on().fail(429, retry_after=30)
+    async with kit_client(fake) as client:
         with pytest.raises(errors.RateLimitError):
             await client.acompletion("openai/gpt-4o-mini", MSGS, deadline=20)
     assert trio.current_time() == 0.0
@@ -223,18 +198,11 @@ async def test_deadline_stops_a_backoff_that_would_end_after_it(
 
 async def test_limiter_slot_is_free_during_backoff(autojump_clock: trio.testing.MockClock) -> None:
     done: dict[str, float] = {}
-    first = True
+    fake = FakeLLM()
+    fake.on(when=lambda r: r.text == "a").fail(429, retry_after=5).times(1)
+    fake.on().reply(delay=1)  # the echo, after 1 s
 
-    async def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal first
-        body = json.loads(request.content)
-        if body["messages"][0]["content"] == "a" and first:
-            first = False
-            return httpx.Response(429, headers={"retry-after": "5"})
-        await trio.sleep(1)
-        return httpx.Response(200, json=chat_payload(body["messages"][0]["content"]))
-
-    async with client_for(handler, max_concurrency=1) as client:
+    async with kit_client(fake, max_concurrency=1) as client:
 
         async def ask(text: str, start_at: float) -> None:
             await trio.sleep(start_at)
@@ -251,31 +219,24 @@ async def test_limiter_slot_is_free_during_backoff(autojump_clock: trio.testing.
 async def test_caller_cancellation_is_not_converted_or_retried(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    calls = 0
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        await trio.sleep_forever()
-        raise AssertionError
-
-    async with client_for(handler, max_retries=5) as client:
+    fake = FakeLLM()
+    fake.on().hang()
+    async with kit_client(fake, max_retries=5) as client:
         with trio.move_on_after(3) as scope:
             await client.acompletion("openai/gpt-4o-mini", MSGS, timeout=10)
         assert client.statistics().requests_in_flight == 0
     assert scope.cancelled_caught
-    assert calls == 1
+    (request,) = fake.requests
+    assert request.cancelled_by_client
     assert trio.current_time() == 3.0
 
 
 async def test_limiter_wait_counts_against_deadline_not_timeout(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async def handler(request: httpx.Request) -> httpx.Response:
-        await trio.sleep(4)
-        return httpx.Response(200, json=chat_payload("ok"))
-
-    async with client_for(handler, max_concurrency=1) as client:
+    fake = FakeLLM()
+    fake.on().reply("ok", delay=4)
+    async with kit_client(fake, max_concurrency=1) as client:
         async with trio.open_nursery() as nursery:
             for _ in range(3):  # each waits its turn: 4, 8, 12 s; timeout=5 applies on the wire
                 nursery.start_soon(lambda: client.acompletion("openai/gpt-4o-mini", MSGS,
@@ -320,54 +281,53 @@ async def test_stream_chunks_arrive_on_virtual_time(autojump_clock: trio.testing
 
 
 async def test_stream_idle_timeout_per_chunk(autojump_clock: trio.testing.MockClock) -> None:
-    handler = streaming_handler(sse_events(["a", "b"]), gap=5)
-    async with client_for(handler) as client:
+    fake = FakeLLM()
+    fake.on().stream(["a", "b"], delay=5)
+    async with kit_client(fake) as client:
         async with client.stream("openai/gpt-4o-mini", MSGS, idle_timeout=4) as s:
             with pytest.raises(errors.Timeout, match="idle_timeout"):
                 await s.__anext__()
             assert s.closed
         assert trio.current_time() == 4.0
         assert client.statistics().open_streams == 0
+    assert fake.requests[0].cancelled_by_client
 
 
 async def test_stream_deadline_bounds_the_whole_stream(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    handler = streaming_handler(sse_events(["a", "b", "c", "d"]), gap=3)
+    fake = FakeLLM()
+    fake.on().stream(["a", "b", "c", "d"], delay=3)
     got = []
-    async with client_for(handler) as client:
+    async with kit_client(fake) as client:
         with pytest.raises(errors.Timeout, match="deadline"):
             async with client.stream("openai/gpt-4o-mini", MSGS, deadline=10,
                                      idle_timeout=4) as s:
                 async for chunk in s:
-                    got.append(chunk.choices[0].delta.content)
+                    if chunk.choices[0].delta.content:
+                        got.append(chunk.choices[0].delta.content)
     assert got == ["a", "b", "c"]
     assert trio.current_time() == 10.0
+    assert fake.requests[0].chunks_sent == 3 and fake.requests[0].cancelled_by_client
 
 
 async def test_stream_status_error_is_retried_before_first_chunk(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    calls: list[float] = []
-    ok = streaming_handler(sse_events(["x"]), gap=0)
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(trio.current_time())
-        if len(calls) == 1:
-            return httpx.Response(503)
-        return await ok(request)
-
-    async with client_for(handler) as client:
+    fake = FakeLLM()
+    fake.on().fail(503).stream(["x"])
+    async with kit_client(fake) as client:
         s = await client.acompletion("openai/gpt-4o-mini", MSGS, stream=True)
         async with s:
             text = [c.choices[0].delta.content async for c in s]
-    assert text == ["x"]
-    assert calls == [0.0, 0.5]
+    assert [t for t in text if t] == ["x"]
+    assert starts(fake) == [0.0, 0.5]
 
 
 async def test_stream_holds_its_slot_until_closed(autojump_clock: trio.testing.MockClock) -> None:
-    handler = streaming_handler(sse_events(["a", "b"]), gap=1)
-    async with client_for(handler, max_concurrency=1) as client:
+    fake = FakeLLM()
+    fake.on().stream(["a", "b"], delay=1)
+    async with kit_client(fake, max_concurrency=1) as client:
         order = []
 
         async def second() -> None:

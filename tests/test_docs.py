@@ -1,6 +1,7 @@
 """Every code block of README.md and docs/*.md runs, so the docs never rot.
 
-Python blocks run as scripts (each calls ``trio.run`` or ``asyncio.run`` itself) with
+Python blocks run as scripts (each calls ``trio.run`` or ``asyncio.run`` itself), or, when
+their first line is ``# test_<name>.py``, as pytest files in a pytest subprocess; scripts run with
 ``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL`` and ``GEMINI_API_BASE`` pointing at a
 small fake server on 127.0.0.1 that answers in each provider's shape (a thread,
 real sockets, real clock), and ``trillm ...`` lines of
@@ -19,6 +20,8 @@ import logging
 import os
 import re
 import shlex
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,11 +37,32 @@ BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 
 
 def blocks(kind: str) -> list[tuple[str, str]]:
+    """The blocks of *kind*; for ``python``, the scripts (a pytest file, a block whose first
+    line is ``# test_....py``, is ``pytest_files()``'s)."""
     found = []
     for path in DOCS:
         for n, m in enumerate(BLOCK.finditer(path.read_text())):
-            if m.group(1) == kind:
+            if m.group(1) == kind and not (kind == "python" and _pytest_name(m.group(2))):
                 found.append((f"{path.name}#{n}", m.group(2)))
+    return found
+
+
+def _pytest_name(code: str) -> str | None:
+    first = code.split("\n", 1)[0].strip()
+    name = first.removeprefix("# ").strip()
+    if first.startswith("# ") and name.startswith("test_") and name.endswith(".py"):
+        return name
+    return None
+
+
+def pytest_files() -> list[tuple[str, str, str]]:
+    """``(where, file name, code)`` of every ``python`` block that is a pytest file."""
+    found = []
+    for path in DOCS:
+        for n, m in enumerate(BLOCK.finditer(path.read_text())):
+            name = _pytest_name(m.group(2)) if m.group(1) == "python" else None
+            if name:
+                found.append((f"{path.name}#{n}", name, m.group(2)))
     return found
 
 
@@ -281,6 +305,28 @@ def test_python_block_runs_offline_or_says_what_it_needs(
 
 
 
+@pytest.mark.parametrize(("where", "name", "code"), pytest_files(),
+                         ids=[w for w, _, _ in pytest_files()])
+def test_pytest_block_passes(where: str, name: str, code: str, tmp_path: Path) -> None:
+    """A block that is a pytest file (first line ``# test_....py``) passes as a reader runs
+    it: saved under its name and run by pytest in a subprocess, with pytest-trio's
+    ``trio_mode`` and trillm's plugin, offline (no key, no base URL, no network but
+    loopback).  Its tests may skip (an optional package missing), never fail."""
+    (tmp_path / name).write_text(code)
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\ntrio_mode = true\nfilterwarnings = error\n")
+    env = {k: v for k, v in os.environ.items()
+           if not k.endswith(("_API_KEY", "_BASE_URL", "_API_BASE")) and k != "PYTEST_ADDOPTS"}
+    env.update({"PYTHONPATH": str(ROOT), "HOME": str(tmp_path)})
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+         "trillm.testing.pytest_plugin", "-W", "error", str(tmp_path / name)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env)
+    assert done.returncode == 0, f"{where}:\n{done.stdout}\n{done.stderr}"
+    assert re.search(r"\d+ passed", done.stdout), done.stdout
+    assert "failed" not in done.stdout and "error" not in done.stdout.lower(), done.stdout
+
+
 def _ipython_pages() -> list[tuple[str, list[str]]]:
     pages = []
     for path in DOCS:
@@ -335,4 +381,5 @@ def test_cli_line_runs(line: str, docs_env: None, capsys: pytest.CaptureFixture[
 
 def test_docs_have_examples() -> None:
     assert len(blocks("python")) >= 10
+    assert len(pytest_files()) >= 5
     assert _cli_lines()

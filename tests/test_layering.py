@@ -116,6 +116,7 @@ PROVIDER_EXCEPTIONS = frozenset({
     ("providers.mock", "providers.mock_responses"),
     # each provider attaches its own render steps (the inverse of its parse steps)
     ("providers.openai", "providers.openai_render"),
+    ("providers.openai", "providers.openai_responses_render"),
     ("providers.anthropic", "providers.anthropic_render"),
     ("providers.gemini", "providers.gemini_render"),
     # each provider attaches its batch API's translation

@@ -51,10 +51,43 @@ async def test_a_client_with_its_own_transport_is_left_alone(fake_llm):
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("anyio_backend", ["trio"])
+@pytest.mark.parametrize("anyio_backend", ["trio", "asyncio"])
 async def test_under_anyio(fake_llm, anyio_backend):
+    fake_llm.on(when=lambda r: r.text == "s").stream(["x", "y"])
     r = await trillm.acompletion(model="gpt-4o-mini", messages=[{"role": "user", "content": "a"}])
     assert r.choices[0].message.content == "a"
+    async with trillm.Client() as c:
+        s = await c.acompletion(model="claude-3-5-haiku-latest", stream=True,
+                                messages=[{"role": "user", "content": "s"}])
+        async with s:
+            got = [chunk.choices[0].delta.content async for chunk in s]
+    assert "".join(t or "" for t in got) == "xy"
+    assert [q.provider for q in fake_llm.requests] == ["openai", "anthropic"]
+    assert fake_llm.requests[1].completed
+
+
+def test_under_asyncio_through_the_bridge(fake_llm):
+    import asyncio
+
+    fake_llm.on(model="gemini-2.0-flash").fail(503).reply("bridged")
+
+    async def main():
+        r = await trillm.acompletion(model="gemini/gemini-2.0-flash",
+                                     messages=[{"role": "user", "content": "x"}])
+        slow = asyncio.ensure_future(trillm.acompletion(
+            model="gpt-4o", messages=[{"role": "user", "content": "hang"}]))
+        await asyncio.sleep(0.05)
+        slow.cancel()  # the bridge cancels the trio side and waits for its close
+        try:
+            await slow
+        except asyncio.CancelledError:
+            pass
+        return r.choices[0].message.content
+
+    fake_llm.on(model="gpt-4o").hang()
+    assert asyncio.run(main()) == "bridged"
+    assert [q.status for q in fake_llm.requests[:2]] == [503, 200]
+    assert fake_llm.requests[2].cancelled_by_client
 
 
 async def test_loopback_is_allowed(no_network, fake_llm):
@@ -80,7 +113,7 @@ def run_pytest(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
 def test_the_plugin_in_a_users_test_suite(tmp_path: Path) -> None:
     done = run_pytest(tmp_path, USER_TESTS)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "5 passed" in done.stdout
+    assert "7 passed" in done.stdout
 
 
 def test_no_network_fails_the_test_even_when_it_swallowed_the_refusal(tmp_path: Path) -> None:

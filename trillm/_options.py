@@ -8,6 +8,7 @@ spellings ``num_retries`` and ``request_timeout`` are taken as aliases.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,8 +17,10 @@ import attrs
 
 from . import errors
 from .hooks import Observer
-from .providers.mock import MockOptions, mock_options
+from .providers import openai
+from .providers.mock import PROVIDER_NAME, MockOptions, mock_options
 from .retry import RetryPolicy
+from .types import ChatRequest, ModelResponse
 
 __all__ = ["CallOptions", "ClientDefaults", "call_options", "check_messages", "retries",
            "seconds"]
@@ -169,9 +172,35 @@ def call_options(
         api_version=api_version,
         headers=merged or None,
         extra_body=extra_body,
-        mock=mock_options(mock_response, mock_latency, mock_chunk_delay, mock_tool_calls),
+        mock=mock_options(whole_response(mock_response), mock_latency, mock_chunk_delay,
+                          mock_tool_calls),
         observer=observer,
     )
+
+
+def whole_response(given: Any) -> Any:
+    """A ``mock_response`` dict (a chat completion's JSON, as LiteLLM takes it) as the
+    :class:`ModelResponse` an OpenAI server sending it would give, a choice without a
+    ``finish_reason`` finishing as ``"tool_calls"`` or ``"stop"``; anything else as given."""
+    if not isinstance(given, Mapping) or isinstance(given, ModelResponse):
+        return given
+    choices = given.get("choices")
+    if not isinstance(choices, Sequence) or isinstance(choices, str) or not choices or not all(
+            isinstance(c, Mapping) for c in choices):
+        raise errors.BadRequestError(
+            "a mock_response dict is a chat completion: {'choices': [{'message': {'role': "
+            "'assistant', 'content': '...'}}], ...} (usage, id, model optional)",
+            provider=PROVIDER_NAME)
+    data = dict(given)
+    data["choices"] = [{**c, "finish_reason": c.get("finish_reason") or (
+        "tool_calls" if isinstance(c.get("message"), Mapping) and c["message"].get("tool_calls")
+        else "stop")} for c in choices]
+    try:
+        body = json.dumps(data).encode()
+        return openai.PROVIDER.parse_chat(body, ChatRequest(PROVIDER_NAME, "", ()))
+    except (TypeError, ValueError, errors.APIError) as exc:
+        raise errors.BadRequestError(f"mock_response is not a chat completion: {exc}",
+                                     provider=PROVIDER_NAME) from exc
 
 
 def check_messages(messages: Any) -> tuple[Mapping[str, Any], ...]:

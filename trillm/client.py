@@ -284,7 +284,7 @@ class Client:
         headers: Mapping[str, str] | None = None,
         extra_headers: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
-        mock_response: str | BaseException | None = None,
+        mock_response: str | BaseException | Mapping[str, Any] | ModelResponse | None = None,
         mock_latency: float | None = None,
         mock_chunk_delay: float | None = None,
         mock_tool_calls: Sequence[Mapping[str, Any]] | None = None,

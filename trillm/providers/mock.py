@@ -9,7 +9,13 @@ the transport does the waiting.
 * ``mock/<anything>`` echoes the last user message; ``mock_response="text"``
   (with any model) answers that text; ``mock_response=SomeError("...")``
   raises a copy of that exception on every attempt, so it goes through the
-  retry loop like an error from the wire.
+  retry loop like an error from the wire; ``mock_response=`` a
+  :class:`~trillm.types.ModelResponse` (or, through the Client, a chat
+  completion dict: several choices, tool calls, usage) answers that response,
+  its empty ``id`` / ``created`` / ``model`` filled in as for the echo; streamed, it
+  comes as the chunks that answer amounts to (word by word, each tool call's id
+  and name then its arguments, the finish reasons, then the usage).  The Responses
+  API and transcriptions answer the text of its first choice.
 * ``mock_tool_calls=[...]`` (with any model, as in LiteLLM) answers with those
   tool calls (OpenAI's shape: ``{"id": ..., "function": {"name": ...,
   "arguments": ...}}``; a missing id is ``call_<k>``, arguments may be a dict)
@@ -48,6 +54,7 @@ from .. import errors
 from .._wire import HTTPRequestSpec, LocalAnswer
 from ..response_types import ResponsesRequest
 from ..types import (
+    EMPTY_STREAM_CHOICES,
     ChatRequest,
     Choice,
     Delta,
@@ -74,6 +81,7 @@ from ..types import (
 )
 from .base import AnyRequest
 from .mock_responses import input_messages, response_events, response_json
+from .render import response_chunks
 
 __all__ = ["MODELS", "PROVIDER_NAME", "MockOptions", "answer", "echo_text", "png_1x1",
            "schema_instance", "wav_silence"]
@@ -91,7 +99,7 @@ _SSE: tuple[tuple[str, str], ...] = ()
 class MockOptions:
     """The mock knobs of one call: what to answer (or raise) and how slowly."""
 
-    response: str | BaseException | None = None
+    response: str | BaseException | ModelResponse | None = None
     latency: float = 0.0
     chunk_delay: float = 0.0
     tool_calls: tuple[ToolCall, ...] | None = None
@@ -111,11 +119,15 @@ def mock_options(
     response: Any, latency: Any, chunk_delay: Any, tool_calls: Any = None
 ) -> MockOptions:
     """Checked :class:`MockOptions` (a clear error before anything is sent)."""
-    if response is not None and not isinstance(response, str | BaseException):
+    if response is not None and not isinstance(response, str | BaseException | ModelResponse):
         raise errors.BadRequestError(
-            "mock_response must be a string or an exception instance, not "
-            f"{type(response).__name__}", provider=PROVIDER_NAME,
+            "mock_response must be a string, an exception instance, a ModelResponse or a "
+            f"chat completion dict, not {type(response).__name__}", provider=PROVIDER_NAME,
         )
+    if isinstance(response, ModelResponse) and tool_calls is not None:
+        raise errors.BadRequestError(
+            "mock_tool_calls cannot go with a whole mock_response: put the tool calls in "
+            "the response's message", provider=PROVIDER_NAME)
     return MockOptions(response, _seconds("mock_latency", latency),
                        _seconds("mock_chunk_delay", chunk_delay),
                        None if tool_calls is None else _tool_calls(tool_calls))
@@ -149,11 +161,18 @@ def answer(options: MockOptions, req: AnyRequest, spec: HTTPRequestSpec) -> Loca
     serves it: the bytes an OpenAI server would send back."""
     if isinstance(options.response, BaseException):
         return LocalAnswer(latency=options.latency, error=options.response)
-    said = options.response
     if spec.url.endswith("/responses/input_tokens"):  # token counting: one token a word
         return LocalAnswer(200, _JSON, (json.dumps(
             {"object": "response.input_tokens", "input_tokens": _words(spec.json)}).encode(),),
             latency=options.latency)
+    if isinstance(options.response, ModelResponse):
+        whole = options.response
+        if isinstance(req, ChatRequest):
+            return _whole(options, req, whole)
+        said: str | None = whole.choices[0].message.content if whole.choices else None
+        said = "" if said is None else said
+    else:
+        said = options.response
     if isinstance(req, ChatRequest) and options.tool_calls is not None:
         if req.stream:
             return _stream(options, _tool_call_chunks(req.model, req.messages, said,
@@ -199,6 +218,15 @@ def answer(options: MockOptions, req: AnyRequest, spec: HTTPRequestSpec) -> Loca
 MODELS = ModelList(tuple(
     ModelInfo(name, CREATED, "trillm-mock") for name in ("mock-chat", "mock-embedding")
 ))
+
+
+def _whole(options: MockOptions, req: ChatRequest, whole: ModelResponse) -> LocalAnswer:
+    """A whole ``mock_response`` answer, its empty id, created and model filled in."""
+    whole = attrs.evolve(whole, id=whole.id or _id(req.model, repr(whole.choices)),
+                         created=whole.created or CREATED, model=whole.model or req.model)
+    if req.stream:
+        return _stream(options, response_chunks(whole))
+    return _json(options, whole)
 
 
 def _stream(options: MockOptions, records: list[StreamChunk]) -> LocalAnswer:
@@ -254,7 +282,10 @@ def _json(options: MockOptions, record: Any) -> LocalAnswer:
 
 
 def _sse(chunk: StreamChunk) -> bytes:
-    return b"data: " + json.dumps(chunk.to_dict()).encode() + b"\n\n"
+    data = chunk.to_dict()
+    if chunk.usage is not None and chunk.choices == EMPTY_STREAM_CHOICES:
+        data["choices"] = []  # a usage-only chunk, as OpenAI sends it
+    return b"data: " + json.dumps(data).encode() + b"\n\n"
 
 
 def _text_of(content: Any) -> str:

@@ -67,6 +67,7 @@ from ..types import (
     Usage,
 )
 from . import openai_render as _render
+from . import openai_responses_render as _responses_render
 from .base import (
     AnyRequest,
     HTTPRequestSpec,
@@ -399,6 +400,10 @@ class OpenAIProvider:
     render_image = staticmethod(_render.render_image)
     render_transcription = staticmethod(_render.render_transcription)
     render_models = staticmethod(_render.render_models)
+    render_responses = staticmethod(_responses_render.render_responses)
+    render_responses_stream = staticmethod(_responses_render.render_responses_stream)
+    render_responses_stream_error = staticmethod(
+        _responses_render.render_responses_stream_error)
 
     def chat_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
         """The chat-completions endpoint for *cfg*'s base URL."""

@@ -1,13 +1,16 @@
 """trillm's test kit: a scriptable fake LLM for testing code that calls LLMs.
 
-``FakeLLM`` speaks OpenAI (chat, embeddings, images, audio, models), Anthropic
-Messages and Gemini ``generateContent`` / ``streamGenerateContent``, in JSON
-and SSE, with answers rendered by trillm's own providers.  Script it by
+``FakeLLM`` speaks OpenAI (chat, embeddings, images, audio, models, the
+Responses API), Anthropic Messages and Gemini ``generateContent`` /
+``streamGenerateContent``, in JSON and SSE, with answers rendered by trillm's
+own providers.  Script it by
 matching (``fake.on(model=..., when=...)`` then ``.reply()``, ``.stream()``,
 ``.fail()``, ``.disconnect()``, ``.hang()``, ``.times()``), plug it in memory
 (``trillm.Client(transport=fake.transport())``, virtual time friendly) or on a
 loopback port (``async with fake.serve() as url``), and check
-``fake.requests`` / ``fake.assert_called(...)``.
+``fake.requests`` / ``fake.assert_called(...)``.  Record a real provider's answers
+once with ``fake.record(path, upstream=...)`` and answer from them with
+``fake.replay(path)`` (a cassette: JSONL, secrets scrubbed).
 
 ``import trillm`` does not import this package: it loads on first use.
 """

@@ -21,7 +21,17 @@ from typing import Any
 import attrs
 
 from ..providers import anthropic, gemini, mock, openai
+from ..providers.openai_responses_render import DELTA_EVENTS
 from ..providers.render import response_chunks, words
+from ..response_types import (
+    Response,
+    ResponseFunctionCall,
+    ResponseInputTokensDetails,
+    ResponseOutputMessage,
+    ResponseOutputText,
+    ResponseOutputTokensDetails,
+    ResponseUsage,
+)
 from ..types import (
     Choice,
     Embedding,
@@ -84,7 +94,9 @@ class Answer:
 class Plan:
     """How to answer one request: wait ``delay``, then (unless ``hang`` or
     ``cut_before_headers``) send ``status`` and ``headers``, then each of ``frames``
-    after ``frame_delay`` seconds; ``cut`` breaks the connection after the frames."""
+    after ``frame_delay`` seconds (or ``delays[k]`` before frame *k*, when given: a
+    cassette's timing); ``cut`` breaks the connection after the frames.  A plan with a
+    ``relay`` (recording) answers whatever the relay brings from upstream instead."""
 
     status: int = 200
     headers: tuple[tuple[str, str], ...] = ()
@@ -94,6 +106,12 @@ class Plan:
     hang: bool = False
     cut_before_headers: bool = False
     cut: bool = False
+    delays: tuple[float, ...] = ()
+    relay: Any = None
+
+    def wait_before(self, k: int) -> float:
+        """Seconds to wait before frame *k*."""
+        return self.delays[k] if self.delays else self.frame_delay
 
 
 def tool_calls_of(calls: Sequence[Any]) -> tuple[ToolCall, ...]:
@@ -179,6 +197,50 @@ def _chat_plan(req: ParsedRequest, answer: Answer, text: str, rid: str) -> Plan:
                 cut=answer.kind == "disconnect")
 
 
+def _responses_answer(req: ParsedRequest, text: str | None,
+                      calls: tuple[ToolCall, ...] | None, rid: str) -> Response:
+    output: list[Any] = []
+    if text or not calls:
+        output.append(ResponseOutputMessage(f"msg_{rid}", (ResponseOutputText(text or ""),),
+                                            status="completed"))
+    output += [ResponseFunctionCall(c.id, c.function.name, c.function.arguments,
+                                    f"fc_{rid}_{k}", "completed")
+               for k, c in enumerate(calls or ())]
+    said = len(words(text or "")) + sum(len(words(c.function.arguments)) for c in calls or ())
+    prompt = _usage(req, 0).prompt_tokens
+    usage = ResponseUsage(prompt, said, prompt + said, ResponseInputTokensDetails(0),
+                          ResponseOutputTokensDetails(0))
+    previous = req.params.get("previous_response_id")
+    return Response(f"resp_{rid}", req.model or "fake-model", tuple(output), "completed",
+                    usage, created_at=CREATED,
+                    previous_response_id=previous if isinstance(previous, str) else None)
+
+
+def _responses_plan(req: ParsedRequest, answer: Answer, text: str, rid: str) -> Plan:
+    """A Responses API answer: a ``response`` object, or a real stream's events, one
+    frame per piece of the answer (the first frame starts the stream, the last ends it)."""
+    pieces = list(answer.pieces) if answer.pieces is not None else None
+    response = _responses_answer(req, text, answer.tool_calls, rid)
+    if not req.stream:
+        body = openai.PROVIDER.render_responses(response)
+        delay = answer.delay + answer.piece_delay * len(pieces or ())
+        if answer.kind == "disconnect":
+            half = len(body) // 2
+            return Plan(200, _JSON, (body[:half], body[half:])[:answer.after_chunks or 0],
+                        delay=delay, cut=True)
+        return Plan(200, _JSON, (body,), delay=delay)
+    events = openai.PROVIDER.render_responses_stream(
+        response, lambda t: pieces if pieces and t == text else words(t))
+    ends = [k + 1 for k, e in enumerate(events)
+            if e.split(b"\n", 1)[0].removeprefix(b"event: ").decode() in DELTA_EVENTS][:-1]
+    edges = [0, *ends, len(events)]
+    frames = [b"".join(events[a:b]) for a, b in itertools.pairwise(edges)]
+    if answer.kind == "disconnect":
+        frames = frames[:answer.after_chunks or 0]
+    return Plan(200, _SSE, tuple(frames), answer.piece_delay, answer.delay,
+                cut=answer.kind == "disconnect")
+
+
 def error_plan(req: ParsedRequest, status: int, message: str, *,
                retry_after: float | None = None, delay: float = 0.0,
                body: bytes | None = None, headers: tuple[tuple[str, str], ...] = ()) -> Plan:
@@ -255,7 +317,7 @@ def make_plan(req: ParsedRequest, answer: Answer, rid: str) -> Plan:
         return Plan(cut_before_headers=True, delay=answer.delay)
     if req.operation == "unknown":
         return error_plan(req, 404, f"the fake LLM does not serve {req.method} {req.path}")
-    if req.operation != "chat":
+    if req.operation not in ("chat", "responses"):
         return _other_plan(req, answer)
     text = answer.text
     if answer.pieces is not None:
@@ -263,4 +325,6 @@ def make_plan(req: ParsedRequest, answer: Answer, rid: str) -> Plan:
     elif text is None and not answer.tool_calls:
         text = last_user_text(req.messages)
         text = "This is a fake response." if text is None else text
+    if req.operation == "responses":
+        return _responses_plan(req, answer, text or "", rid)
     return _chat_plan(req, answer, text or "", rid)

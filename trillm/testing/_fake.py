@@ -21,6 +21,11 @@ from ._formats import ParsedRequest, parse_request
 from ._record import FakeRequest
 
 if TYPE_CHECKING:
+    import os
+
+    import httpx
+
+    from ._cassette import Cassette, Recorder
     from ._memory import FakeTransport
 
 __all__ = ["FakeLLM", "FakeRequest", "Rule", "UnmatchedRequest"]
@@ -168,8 +173,11 @@ class FakeLLM:
         self.rules: list[Rule] = []
         #: Every request received, in arrival order.
         self.requests: list[FakeRequest] = []
-        #: Unmatched requests in strict mode (raised again by :meth:`check`).
+        #: Unmatched requests in strict mode or replay (raised again by :meth:`check`).
         self.errors: list[UnmatchedRequest] = []
+        #: The cassette being replayed (:meth:`replay`), or recorded (:meth:`record`).
+        self.cassette: Cassette | None = None
+        self.recorder: Recorder | None = None
 
     def on(self, model: str | None = None, *, when: Callable[[FakeRequest], bool] | None = None,
            provider: str | None = None, operation: str | None = None) -> Rule:
@@ -179,6 +187,34 @@ class FakeLLM:
         rule = Rule(len(self.rules), model, when, provider, operation)
         self.rules.append(rule)
         return rule
+
+    def record(self, path: str | os.PathLike[str],
+               upstream: str | httpx.AsyncBaseTransport | None = None, *,
+               overwrite: bool = False) -> FakeLLM:
+        """Record a cassette: from now on every request is forwarded to *upstream* (a base
+        URL such as ``"https://api.openai.com"``, or an ``httpx.AsyncBaseTransport``; by
+        default the provider's own host), answered as upstream answers, and each exchange
+        that ends is appended to *path* as a JSON line, secrets scrubbed (rules are not
+        consulted).  An existing *path* is kept unless *overwrite* is true: re-recording is
+        always asked for, never automatic.  Returns the fake."""
+        from ._cassette import Recorder
+
+        self.cassette = None
+        self.recorder = Recorder(path, upstream, overwrite=overwrite)
+        return self
+
+    def replay(self, path: str | os.PathLike[str], *, timing: bool = True) -> FakeLLM:
+        """Answer from the cassette at *path* (recorded by :meth:`record`): a request matches
+        an exchange with the same method, path and canonical body (JSON key order and
+        whitespace ignored); a miss fails with a diff against the nearest recorded request
+        (:class:`UnmatchedRequest`, raised again by :meth:`check`).  Rules added with
+        :meth:`on` still come first.  *timing* false answers without the recorded waits.
+        Returns the fake."""
+        from ._cassette import Cassette
+
+        self.recorder = None
+        self.cassette = Cassette(path, timing=timing)
+        return self
 
     def transport(self) -> FakeTransport:
         """An ``httpx.AsyncBaseTransport`` answering in memory, for ``Client(transport=)``
@@ -203,12 +239,22 @@ class FakeLLM:
         parsed = parse_request(method, target, headers, body)
         request = FakeRequest(parsed, started_at=_now())
         self.requests.append(request)
+        if self.recorder is not None:
+            return request, self.recorder.relay(parsed, target, headers, request)
         for rule in self.rules:
             if not rule.mismatches(request):
                 request.rule = rule.index
                 answer = rule.take()
                 break
         else:
+            if self.cassette is not None:
+                played = self.cassette.answer(parsed, target)
+                if isinstance(played, Plan):
+                    request.status = played.status
+                    return request, played
+                error = UnmatchedRequest(played)
+                self.errors.append(error)
+                return request, error_plan(parsed, 500, str(error))
             if self.strict:
                 error = UnmatchedRequest(self._unmatched(request))
                 self.errors.append(error)

@@ -2,9 +2,10 @@
 
 A request is recognised by its method and path (the headers only add the
 secrets to hide): OpenAI's ``.../chat/completions``, ``.../embeddings``,
-``.../images/generations``, ``.../audio/transcriptions``, ``.../audio/speech``
-and ``GET .../models`` (under any prefix: ``/v1``, an Azure deployment, a
-proxy's path); Anthropic's ``/v1/messages``; Gemini's
+``.../images/generations``, ``.../audio/transcriptions``, ``.../audio/speech``,
+``GET .../models`` and the Responses API's ``POST .../responses`` (under any
+prefix: ``/v1``, an Azure deployment or Azure's ``/openai/v1``, a proxy's
+path); Anthropic's ``/v1/messages``; Gemini's
 ``/v1beta/models/{model}:generateContent``, ``:streamGenerateContent`` and
 ``:batchEmbedContents``.  Its messages are read into OpenAI's roles
 (``system``, ``user``, ``assistant``, ``tool``), with a content that is a
@@ -29,7 +30,7 @@ _GEMINI = re.compile(r"/v1(?:beta|alpha)?/models/([^/:]+):([A-Za-z]+)$")
 _OPENAI_PATHS = (
     ("/chat/completions", "chat"), ("/embeddings", "embeddings"),
     ("/images/generations", "images"), ("/audio/transcriptions", "transcription"),
-    ("/audio/speech", "speech"), ("/models", "models"),
+    ("/audio/speech", "speech"), ("/models", "models"), ("/responses", "responses"),
 )
 _GEMINI_OPS = {"generateContent": "chat", "streamGenerateContent": "chat",
                "batchEmbedContents": "embeddings"}
@@ -42,7 +43,7 @@ class ParsedRequest:
 
     ``provider`` is ``"openai"``, ``"azure"``, ``"anthropic"``, ``"gemini"`` or
     ``"unknown"``; ``operation`` is ``"chat"``, ``"embeddings"``, ``"images"``,
-    ``"transcription"``, ``"speech"``, ``"models"`` or ``"unknown"``.
+    ``"transcription"``, ``"speech"``, ``"models"``, ``"responses"`` or ``"unknown"``.
     ``headers`` and ``path`` have their secrets replaced by ``[REDACTED]``.
     """
 
@@ -122,6 +123,42 @@ def _gemini_messages(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
     return tuple(out)
 
 
+def _responses_messages(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    """A Responses API body's ``instructions`` and ``input`` in chat roles: input items
+    with a role keep it, ``function_call`` items become assistant tool calls and
+    ``function_call_output`` items ``tool`` messages."""
+    def text_of(part: Any) -> str | None:
+        if isinstance(part, Mapping) and part.get("type") in ("input_text", "output_text",
+                                                              "text"):
+            return str(part.get("text") or "")
+        return None
+
+    out: list[Mapping[str, Any]] = []
+    instructions = body.get("instructions")
+    if isinstance(instructions, str):
+        out.append({"role": "system", "content": instructions})
+    given = body.get("input")
+    items = [{"role": "user", "content": given}] if isinstance(given, str) else given
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, Mapping):
+            continue
+        kind = item.get("type")
+        if kind == "function_call":
+            out.append({"role": "assistant", "content": None, "tool_calls": [
+                {"id": item.get("call_id"), "type": "function", "function": {
+                    "name": item.get("name"), "arguments": item.get("arguments")}}]})
+        elif kind == "function_call_output":
+            out.append({"role": "tool", "tool_call_id": item.get("call_id"),
+                        "content": item.get("output")})
+        elif "role" in item:
+            content = item.get("content")
+            if isinstance(content, list):
+                content = _text_or_parts(content, text_of)
+            out.append({"role": _ROLES.get(str(item["role"]), item["role"]),
+                        "content": content})
+    return tuple(out)
+
+
 def _without(body: Any, *names: str) -> dict[str, Any]:
     if not isinstance(body, Mapping):
         return {}
@@ -161,15 +198,20 @@ def parse_request(method: str, target: str, headers: Mapping[str, str] | Any,
         return made("anthropic", "chat", _anthropic_messages(as_map),
                     _without(data, "model", "messages", "system", "stream"))
     deployment = re.search(r"/openai/deployments/([^/]+)/", path)
-    provider = "azure" if deployment else "openai"
+    provider = "azure" if deployment or "/openai/v1/" in path else "openai"
     if deployment:
         model = deployment.group(1)
     for suffix, operation in _OPENAI_PATHS:
-        if path.endswith(suffix) and (operation != "models" or method.upper() == "GET"):
+        if path.endswith(suffix) and (operation not in ("models", "responses")
+                                      or method.upper() == ("GET" if operation == "models"
+                                                            else "POST")):
             if operation == "transcription":  # multipart: the fields are not JSON
                 fields = _multipart_fields(headers, body)
                 model = fields.pop("model", model)
                 return made(provider, operation, (), fields)
+            if operation == "responses":
+                return made(provider, operation, _responses_messages(as_map),
+                            _without(data, "model", "input", "instructions", "stream"))
             return made(provider, operation, _openai_messages(as_map),
                         _without(data, "model", "messages", "stream"))
     return made("unknown", "unknown", (), _without(data))

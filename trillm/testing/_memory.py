@@ -18,6 +18,7 @@ import trio
 from ._answers import Plan
 
 if TYPE_CHECKING:
+    from ._cassette import Relay
     from ._record import Answering, FakeRequest
 
 __all__ = ["FakeTransport"]
@@ -35,6 +36,8 @@ class FakeTransport(httpx.AsyncBaseTransport):
         target = request.url.raw_path.decode("ascii")
         record, plan = self.fake.handle(request.method, target, request.headers.multi_items(),
                                         body)
+        if plan.relay is not None:
+            return await _relayed(plan.relay, record, request)
         waited = False
         try:
             if plan.delay:
@@ -91,8 +94,9 @@ class _Frames:
                 raise httpx.RemoteProtocolError(
                     "peer closed connection without sending complete message body")
             raise StopAsyncIteration
-        if plan.frame_delay:
-            await trio.sleep(plan.frame_delay)
+        wait = plan.wait_before(self.next)
+        if wait:
+            await trio.sleep(wait)
         else:
             await trio.lowlevel.checkpoint()
         frame = plan.frames[self.next]
@@ -101,3 +105,40 @@ class _Frames:
         if self.next == len(plan.frames) and not plan.cut:
             self.record.mark_completed()
         return frame
+
+
+async def _relayed(relay: Relay, record: FakeRequest, request: httpx.Request) -> httpx.Response:
+    """The answer of a recording fake: upstream's, passed on as it comes."""
+    try:
+        status, headers = await relay.open()
+    except BaseException:
+        record.mark_cancelled()
+        raise
+    record.status = status
+    return httpx.Response(status, headers=list(headers), stream=_RelayBody(relay, record),
+                          request=request)
+
+
+class _RelayBody(httpx.AsyncByteStream):
+    def __init__(self, relay: Relay, record: FakeRequest) -> None:
+        self.relay, self.record = relay, record
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            data = await self.relay.next_chunk()
+        except httpx.TransportError as exc:
+            self.record.mark_broken()
+            raise httpx.RemoteProtocolError(f"upstream broke: {exc}") from exc
+        if data is None:
+            self.record.mark_completed()
+            raise StopAsyncIteration
+        self.record.chunks_sent += 1
+        return data
+
+    async def aclose(self) -> None:
+        if not self.record.completed:
+            self.record.mark_cancelled()
+        await self.relay.aclose()

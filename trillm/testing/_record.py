@@ -80,7 +80,7 @@ class FakeRequest:
     @property
     def operation(self) -> str:
         """``"chat"``, ``"embeddings"``, ``"images"``, ``"transcription"``, ``"speech"``,
-        ``"models"`` or ``"unknown"``."""
+        ``"models"``, ``"responses"`` or ``"unknown"``."""
         return self.parsed.operation
 
     @property

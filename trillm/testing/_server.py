@@ -18,11 +18,13 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import h11
+import httpx
 import trio
 
 from ._answers import Plan
 
 if TYPE_CHECKING:
+    from ._cassette import Relay
     from ._record import Answering, FakeRequest
 
 __all__ = ["serve"]
@@ -139,6 +141,8 @@ class _Connection:
 
     async def _send(self, record: FakeRequest, plan: Plan) -> bool:
         h, stream = self.h, self.stream
+        if plan.relay is not None:
+            return await self._relay(record, plan.relay)
         if plan.delay:
             await trio.sleep(plan.delay)
         if plan.hang:
@@ -152,9 +156,10 @@ class _Connection:
             headers.append((b"content-length", str(len(plan.frames[0])).encode()))
         await stream.send_all(h.send(h11.Response(status_code=plan.status, headers=headers))
                               or b"")
-        for frame in plan.frames:
-            if plan.frame_delay:
-                await trio.sleep(plan.frame_delay)
+        for k, frame in enumerate(plan.frames):
+            wait = plan.wait_before(k)
+            if wait:
+                await trio.sleep(wait)
             await stream.send_all(h.send(h11.Data(data=frame)) or b"")
             record.chunks_sent += 1
         if plan.cut:
@@ -163,3 +168,34 @@ class _Connection:
         record.mark_completed()
         await stream.send_all(h.send(h11.EndOfMessage()) or b"")
         return True
+
+    async def _relay(self, record: FakeRequest, relay: Relay) -> bool:
+        """Pass upstream's answer on as it comes (recording); False: close the connection."""
+        h, stream = self.h, self.stream
+        try:
+            try:
+                status, upstream_headers = await relay.open()
+            except httpx.TransportError as exc:  # upstream unreachable: a 502, as a proxy says
+                body = f"the fake could not reach upstream: {exc}".encode()
+                return await self._send(record, Plan(502, (("content-type", "text/plain"),),
+                                                     (body,)))
+            record.status = status
+            headers = [(k.encode(), v.encode()) for k, v in upstream_headers]
+            headers.append((b"transfer-encoding", b"chunked"))
+            await stream.send_all(h.send(h11.Response(status_code=status, headers=headers))
+                                  or b"")
+            while True:
+                try:
+                    data = await relay.next_chunk()
+                except httpx.TransportError:
+                    record.mark_broken()
+                    return False
+                if data is None:
+                    break
+                await stream.send_all(h.send(h11.Data(data=data)) or b"")
+                record.chunks_sent += 1
+            record.mark_completed()
+            await stream.send_all(h.send(h11.EndOfMessage()) or b"")
+            return True
+        finally:
+            await relay.aclose()
