@@ -19,7 +19,7 @@ from urllib.parse import quote
 from .. import errors
 from ..batch_types import BatchItem, BatchJob, BatchRequestCounts, BatchStep, unix_seconds
 from ..types import ChatRequest
-from .base import HTTPRequestSpec, ProviderConfig, loads_json
+from .base import HTTPRequestSpec, ProviderConfig, batch_step_answer, loads_json
 
 __all__ = ["AnthropicBatches"]
 
@@ -77,11 +77,7 @@ class AnthropicBatches:
 
     def parse(self, p: Any, body: bytes, step: BatchStep, cfg: ProviderConfig) -> Any:
         """A step's 2xx answer as a :class:`BatchJob`."""
-        data = loads_json(body, provider=step.provider, model=step.model, secrets=cfg.secrets)
-        if type(data) is not dict or not isinstance(data.get("id"), str):
-            raise errors.APIError(
-                f"unexpected answer from {step.provider} to the batch step {step.step!r}: "
-                "no id", provider=step.provider, model=step.model, secrets=cfg.secrets)
+        data = batch_step_answer(body, step, cfg)
         return self.job(data, step.provider, step.model or None)
 
     def job(self, data: dict[str, Any], provider: str, model: str | None) -> BatchJob:

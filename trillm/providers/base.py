@@ -40,6 +40,7 @@ __all__ = [
     "Provider",
     "ProviderConfig",
     "StreamParser",
+    "batch_step_answer",
     "body_excerpt",
     "check_embedding_count",
     "json_or_none",
@@ -183,6 +184,17 @@ def loads_json(
             f"the server's answer is not valid JSON ({why}); it began: {text!r}",
             provider=provider, model=model, body=text, secrets=secrets,
         ) from exc
+
+
+def batch_step_answer(body: bytes, step: Any, cfg: ProviderConfig) -> dict[str, Any]:
+    """A batch step's 2xx answer: a JSON object with a string ``id`` (an
+    :class:`~trillm.errors.APIError` naming the step otherwise)."""
+    data = loads_json(body, provider=step.provider, model=step.model, secrets=cfg.secrets)
+    if type(data) is not dict or not isinstance(data.get("id"), str):
+        raise errors.APIError(
+            f"unexpected answer from {step.provider} to the batch step {step.step!r}: no id",
+            provider=step.provider, model=step.model, secrets=cfg.secrets)
+    return data
 
 
 def body_excerpt(body: bytes | str, secrets: tuple[str, ...], limit: int = 2000) -> str:

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from .. import errors
 from ..batch_types import BatchItem, BatchJob, BatchRequestCounts, BatchStep
 from ..types import ChatRequest
-from .base import HTTPRequestSpec, ProviderConfig, loads_json, multipart_body
+from .base import HTTPRequestSpec, ProviderConfig, batch_step_answer, loads_json, multipart_body
 
 __all__ = ["AZURE_BATCHES", "OPENAI_BATCHES", "OpenAIBatches"]
 
@@ -99,11 +99,7 @@ class OpenAIBatches:
 
     def parse(self, p: Any, body: bytes, step: BatchStep, cfg: ProviderConfig) -> Any:
         """A step's 2xx answer: the file id (``upload``) or a :class:`BatchJob`."""
-        data = loads_json(body, provider=step.provider, model=step.model, secrets=cfg.secrets)
-        if type(data) is not dict or not isinstance(data.get("id"), str):
-            raise errors.APIError(
-                f"unexpected answer from {step.provider} to the batch step {step.step!r}: "
-                "no id", provider=step.provider, model=step.model, secrets=cfg.secrets)
+        data = batch_step_answer(body, step, cfg)
         if step.step == "upload":
             return data["id"]
         return self.job(data, step.provider)
