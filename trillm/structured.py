@@ -456,17 +456,8 @@ def parse_response(
             choices.append(choice)
             continue
         text = message.content or ""
-        try:
-            parsed = fmt.model_validate_json(text) if kind == "model" else json.loads(text)
-        except Exception as exc:  # the validator is the caller's code: any error it raises
-            what = f"{fmt.__name__}" if kind == "model" else "JSON"
-            first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
-            raise errors.StructuredOutputError(
-                f"choice {choice.index}'s answer is not valid {what} ({first[0]}); its text is "
-                "in the error's .text, the validation error in .validation_error",
-                text=text, validation_error=exc, completion=response, provider=provider,
-                model=model,
-            ) from exc
+        parsed = _validate(fmt if kind == "model" else None, text, f"choice {choice.index}'s "
+                           "answer", response, provider, model)
         choices.append(attrs.evolve(choice, message=attrs.evolve(message, parsed=parsed)))
     return attrs.evolve(response, choices=tuple(choices))
 
@@ -534,14 +525,22 @@ def parse_response_output(
     calls = any(isinstance(item, ResponseFunctionCall) for item in response.output)
     if refused or (calls and not text):
         return response
+    parsed = _validate(text_format, text, "the response's output_text", response, provider,
+                       model)
+    return attrs.evolve(response, output_parsed=parsed)
+
+
+def _validate(cls: Any, text: str, what: str, completion: Any, provider: str | None,
+              model: str | None) -> Any:
+    """``cls.model_validate_json(text)`` (``json.loads`` when *cls* is None), or a
+    :class:`~trillm.errors.StructuredOutputError` saying *what* did not validate."""
     try:
-        parsed = text_format.model_validate_json(text)
+        return json.loads(text) if cls is None else cls.model_validate_json(text)
     except Exception as exc:  # the validator is the caller's code: any error it raises
         first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
         raise errors.StructuredOutputError(
-            f"the response's output_text is not valid {text_format.__name__} ({first[0]}); its "
+            f"{what} is not valid {'JSON' if cls is None else cls.__name__} ({first[0]}); its "
             "text is in the error's .text, the validation error in .validation_error",
-            text=text, validation_error=exc, completion=response, provider=provider,
+            text=text, validation_error=exc, completion=completion, provider=provider,
             model=model,
         ) from exc
-    return attrs.evolve(response, output_parsed=parsed)
