@@ -450,12 +450,14 @@ class RateLimiter:
         # One atomic booking on every key, at the slowest key's slot: a key booked
         # at its own earlier slot would count a start that never happened and let
         # the next request through too early.
-        now = trio.current_time()
-        wait = await self._store.reserve_many(keys, costs, deadline - now)
+        wait = await self._store.reserve_many(keys, costs, deadline - trio.current_time())
         if wait is None:
             raise RateLimitTimeout(keys, deadline)
         booked.extend(k for k in keys if k not in booked)
-        return now + wait
+        # The wait counts from the answer: a shared store's "now" lies between the
+        # question and the answer, so this is never early, and a slow round trip (a
+        # connection being made) does not turn queued slots into a burst.
+        return trio.current_time() + wait
 
     async def _paused(self, keys: Sequence[str], deadline: float) -> list[str]:
         # One probe for all the keys; only when one of them is paused, one per key.

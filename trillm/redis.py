@@ -331,6 +331,10 @@ class RedisRateStore:
         """Correct a booking (a negative ``requests`` gives the latest one back exactly)."""
         _check_costs(delta, "delta", signed=True)
         per_request, per_token, _ = self._limits.get(key, ("", "", "0"))
+        if delta.get(REQUESTS, 0.0) > -1 and not (per_request and delta.get(REQUESTS)) \
+                and not (per_token and delta.get(TOKENS)):
+            await trio.lowlevel.checkpoint()  # changes no limited dimension: no round trip
+            return
         args = ["adjust", "1", _number(delta.get(REQUESTS)), _number(delta.get(TOKENS)),
                 per_request, per_token]
         await self._correct("a correction", key, args)
