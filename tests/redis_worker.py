@@ -2,12 +2,13 @@
 
 ``python tests/redis_worker.py URL TASKS SECONDS fail|allow``: opens a Client whose
 rate limit ``openai/gpt-4o-mini: RateLimit(rpm=3000)`` lives in a RedisRateStore at
-URL, connects to the store, prints ``ready``, reads the common start time (``time.time()``, a float) from
-stdin, and from then on runs TASKS tasks that each send one request after another
-for SECONDS.  Requests go to an ``httpx.MockTransport`` answering after 10 ms, which
-notes the wall-clock time each one arrived (the moment it left the Client).  A task
-whose call raises ``RateStoreError`` notes it and stops.  At the end it prints one
-JSON line: ``{"sends": [times], "store_errors": [times], "other_errors": [reprs]}``.
+URL, connects to the store, prints ``ready``, reads the common start time
+(``time.time()``, a float) from stdin, and from then on runs TASKS tasks that each
+send one request after another for SECONDS.  Requests go to an
+``httpx.MockTransport`` answering after 10 ms, which notes the wall-clock time each
+one arrived (the moment it left the Client).  A task whose call raises
+``RateStoreError`` notes it and stops.  At the end it prints one JSON line:
+``{"sends": [times], "store_errors": [times], "other_errors": [reprs]}``.
 """
 
 from __future__ import annotations
