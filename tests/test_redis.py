@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import coredis
+import httpx
 import pytest
 import trio
 
@@ -79,6 +80,7 @@ async def test_reserve_many_books_every_key_at_the_slowest_slot(server: RedisSer
         store = RedisRateStore(server.url)
         store.configure("p/a", RateLimit(rpm=600))  # 0.1 s
         store.configure("p", RateLimit(rpm=200))  # 0.3 s
+        await store.reserve_many(["warm"], {}, math.inf)  # connected, the script loaded
         t0 = trio.current_time()
         assert await store.reserve_many(["p/a", "p"], {REQUESTS: 1}, math.inf) == 0
         second = await store.reserve_many(["p/a", "p"], {REQUESTS: 1}, math.inf)
@@ -93,6 +95,7 @@ async def test_a_refusal_books_nothing_on_any_key(server: RedisServer) -> None:
         store = RedisRateStore(server.url)
         store.configure("m", RateLimit(rpm=600))  # 0.1 s
         store.configure("p", RateLimit(rpm=6))  # 10 s
+        await store.reserve_many(["warm"], {}, math.inf)  # connected, the script loaded
         t0 = trio.current_time()
         assert await store.reserve_many(["m", "p"], {REQUESTS: 1}, 0) == 0
         assert await store.reserve_many(["m", "p"], {REQUESTS: 1}, 5.0) is None
@@ -121,6 +124,7 @@ async def test_a_pause_by_one_worker_holds_every_worker(server: RedisServer) -> 
 async def test_giving_back_undoes_the_latest_booking_exactly(server: RedisServer) -> None:
     with trio.fail_after(10):
         store = store_for(server)
+        await store.reserve_many(["warm"], {}, math.inf)  # connected, the script loaded
         t0 = trio.current_time()
         for _ in range(3):
             await store.reserve("k", {REQUESTS: 1, TOKENS: 5}, math.inf)
@@ -133,6 +137,7 @@ async def test_tokens_are_paced_and_corrected(server: RedisServer) -> None:
     with trio.fail_after(10):
         store = RedisRateStore(server.url)
         store.configure("t", RateLimit(tpm=60_000))  # 1 ms per token, a 1-token bucket
+        await store.reserve_many(["warm"], {}, math.inf)  # connected, the script loaded
         t0 = trio.current_time()
         assert await store.reserve("t", {REQUESTS: 1, TOKENS: 200}, math.inf) == 0
         wait = await store.reserve("t", {REQUESTS: 1, TOKENS: 100}, math.inf)
@@ -156,8 +161,9 @@ async def test_keys_carry_the_prefix_as_a_hash_tag_and_expire(server: RedisServe
 
 async def test_the_limiter_over_redis_books_once_per_request(server: RedisServer) -> None:
     with trio.fail_after(10):
-        limiter = RateLimiter({"p/a": RateLimit(rpm=600), "p": RateLimit(rpm=300)},
-                              RedisRateStore(server.url))
+        store = RedisRateStore(server.url)
+        limiter = RateLimiter({"p/a": RateLimit(rpm=600), "p": RateLimit(rpm=300)}, store)
+        await store.reserve_many(["warm"], {}, math.inf)  # connected, the script loaded
         begin = trio.current_time()
         starts = []
         for _ in range(4):
@@ -168,8 +174,43 @@ async def test_the_limiter_over_redis_books_once_per_request(server: RedisServer
             stats = await raw.info("commandstats")
         # four bookings and, after each wait, one pause probe: no undo-and-rebook (the
         # first call answered NOSCRIPT, then the script was loaded once)
-        assert stats["cmdstat_evalsha"]["calls"] == 1 + 4 + 3
+        assert stats["cmdstat_evalsha"]["calls"] == 1 + 1 + 4 + 3  # the warm-up's, too
         assert stats["cmdstat_script|load"]["calls"] == 1
+        # a token correction on keys without a tpm limit changes nothing: no round trip
+        await res.settle(25)
+        async with coredis.Redis.from_url(server.url) as raw:
+            stats = await raw.info("commandstats")
+        assert stats["cmdstat_evalsha"]["calls"] == 1 + 1 + 4 + 3
+
+
+async def test_a_429_in_one_client_holds_back_the_other(server: RedisServer) -> None:
+    store = RedisRateStore(server.url)
+    limits = {"openai/gpt-4o-mini": trillm.RateLimit(rpm=6000)}
+    sent_by_b: list[float] = []
+
+    def too_many(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"retry-after-ms": "500"},
+                              json={"error": {"message": "slow down", "type": "requests"}})
+
+    def ok(request: httpx.Request) -> httpx.Response:
+        sent_by_b.append(trio.current_time())
+        return httpx.Response(200, json={
+            "id": "1", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "ok"}}]})
+
+    a = trillm.Client(transport=httpx.MockTransport(too_many), api_key="sk-test",
+                      rate_limits=limits, rate_store=store, max_retries=0)
+    b = trillm.Client(transport=httpx.MockTransport(ok), api_key="sk-test",
+                      rate_limits=limits, rate_store=store)
+    with trio.fail_after(10):
+        async with a, b:
+            await store.reserve_many(["warm"], {}, math.inf)  # connected, the script loaded
+            begin = trio.current_time()
+            with pytest.raises(errors.RateLimitError):
+                await a.acompletion("openai/gpt-4o-mini", MSGS)
+            await b.acompletion("openai/gpt-4o-mini", MSGS)
+    assert sent_by_b[0] - begin == pytest.approx(0.5, abs=SLACK)
 
 
 async def test_clients_in_one_run_share_the_store(server: RedisServer) -> None:

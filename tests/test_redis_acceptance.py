@@ -121,9 +121,11 @@ def test_8_processes_x_10_tasks_share_3000_rpm(server: RedisServer) -> None:
           f"(ideal {0.5 * RATE:g})")
     assert abs(len(window) - ideal) <= 2
     # each near its slot (a 2-CPU machine running 8 workers, the server and pytest
-    # wakes a task late now and then; a burst would be hundreds of ms off)
-    assert max(abs(x) for x in off) < 0.06
-    assert most_in_half_second <= 0.5 * RATE + 2
+    # wakes a task late now and then; a burst would be hundreds of ms off), so a half
+    # second holds its 25, one more at its edge, and the few a late send can add
+    late = 0.06
+    assert max(abs(x) for x in off) < late
+    assert most_in_half_second <= 0.5 * RATE + 1 + late / SLOT
     assert gaps[len(gaps) // 2] == pytest.approx(SLOT, abs=0.002)
 
 
