@@ -11,6 +11,9 @@ import gc
 import itertools
 import logging
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -356,3 +359,12 @@ async def test_bad_costs_are_refused_before_any_traffic() -> None:
         await store.pause("k", -1)
     with pytest.raises(TypeError, match="not one string"):
         await store.reserve_many("k", {REQUESTS: 1}, math.inf)
+
+
+def test_without_coredis_the_import_says_what_to_install() -> None:
+    code = ("import sys\nsys.modules['coredis'] = None\n"
+            "try:\n    import trillm.redis\nexcept ImportError as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+                         check=True, timeout=60)
+    assert "pip install 'trillm[redis]'" in out.stdout

@@ -53,9 +53,13 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import attrs
-import coredis
-import coredis.retry
 import trio
+
+try:
+    import coredis
+    import coredis.retry
+except ImportError as exc:
+    raise ImportError("trillm.redis needs coredis: pip install 'trillm[redis]'") from exc
 
 from . import errors
 from .limits import REQUESTS, TOKENS, RateLimit
