@@ -159,3 +159,32 @@ async def test_a_pause_also_holds_requests_waiting_for_a_concurrency_slot(
         await trillm.gather(*calls)
     assert sent[0] == 1.0
     assert min(sent[1:]) >= 11.0  # the 429 came at 1.0 with Retry-After: 10
+
+
+async def test_two_clients_on_one_rate_store_share_the_pace(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from trillm.limits import InMemoryRateStore
+
+    store = InMemoryRateStore()
+    limits = {"mock/echo": trillm.RateLimit(rpm=60)}
+    starts: list[tuple[int, float]] = []
+
+    async def worker(n: int) -> None:
+        async with trillm.Client(rate_limits=limits, rate_store=store) as client:
+            for _ in range(3):
+                await client.acompletion("mock/echo", MSGS)
+                starts.append((n, trio.current_time()))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker, 0)
+        nursery.start_soon(worker, 1)
+    assert sorted(t for _, t in starts) == [0, 1, 2, 3, 4, 5]  # one pace for both
+    assert {n for n, _ in starts} == {0, 1}
+
+
+def test_rate_store_without_rate_limits_is_refused() -> None:
+    from trillm.limits import InMemoryRateStore
+
+    with pytest.raises(ValueError, match="rate_store= holds the state of rate_limits="):
+        trillm.Client(rate_store=InMemoryRateStore())

@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_openai import hang_guard
+from tests.redis_server import NO_SERVER, RedisServer, server_binaries
 from trillm import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -267,10 +268,30 @@ def _skip_without_optional_modules(code: str) -> None:
             pytest.importorskip(module)
 
 
+@contextlib.contextmanager
+def redis_for(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An example reading ``REDIS_URL`` gets a real server there (tests/redis_server.py); it
+    is skipped only when no redis-server or valkey-server binary can be found."""
+    if "REDIS_URL" not in code:
+        yield
+        return
+    binaries = server_binaries()
+    if not binaries:
+        pytest.skip(NO_SERVER)
+    server = RedisServer(binaries[0], tmp_path)
+    try:
+        monkeypatch.setenv("REDIS_URL", server.url)
+        yield
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize(("where", "code"), blocks("python"), ids=[w for w, _ in blocks("python")])
-def test_python_block_runs(where: str, code: str, docs_env: None) -> None:
+def test_python_block_runs(
+    where: str, code: str, docs_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     _skip_without_optional_modules(code)
-    with hang_guard(30):
+    with redis_for(code, tmp_path, monkeypatch), hang_guard(30):
         exec(_compiled(code, where), {"__name__": "__main__"})
 
 

@@ -37,6 +37,7 @@ DEFAULT_STATUS: dict[type[errors.APIError], int | None] = {
     errors.APIConnectionError: None,
     errors.Timeout: None,
     errors.StreamError: None,
+    errors.RateStoreError: None,
     errors.StructuredOutputError: None,
     errors.LengthFinishReasonError: None,
     errors.ContentFilterFinishReasonError: None,

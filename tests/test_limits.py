@@ -50,6 +50,14 @@ class RecordingStore(InMemoryRateStore):
             self.bookings.append((trio.lowlevel.current_task(), trio.current_time() + wait))
         return wait
 
+    async def reserve_many(
+        self, keys: Sequence[str], costs: Mapping[str, float], max_wait: float
+    ) -> float | None:
+        wait = await super().reserve_many(keys, costs, max_wait)
+        if costs and wait is not None:
+            self.bookings.append((trio.lowlevel.current_task(), trio.current_time() + wait))
+        return wait
+
 
 async def _acquire_at(
     limiter: RateLimiter, keys: Sequence[str], tokens: float, at: float, out: list[float]
@@ -569,3 +577,95 @@ async def test_a_request_on_two_keys_is_booked_on_both_at_the_later_slot(
             nursery.start_soon(one, model, i * 0.001)
     a = [t for m, t in starts if m == "p/a"]
     assert [round(t, 3) for t in a] == [1.0, 2.0, 3.0]
+
+
+# -- reserve_many: one request on several keys, booked at once -----------------------------
+
+
+async def test_reserve_many_books_every_key_at_the_slowest_slot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = InMemoryRateStore()
+    store.configure("m", RateLimit(rpm=60))
+    store.configure("p", RateLimit(rpm=20))
+    assert await store.reserve_many(["m", "p"], {REQUESTS: 1}, math.inf) == 0
+    # "m" alone would allow 1 s, "p" 3 s: both are booked at 3 s
+    assert await store.reserve_many(["m", "p"], {REQUESTS: 1}, math.inf) == pytest.approx(3.0)
+    # so "m"'s next slot is a second after that, not at 2 s
+    assert await store.reserve("m", {REQUESTS: 1}, math.inf) == pytest.approx(4.0)
+    assert await store.reserve("p", {REQUESTS: 1}, math.inf) == pytest.approx(6.0)
+
+
+async def test_reserve_many_refusal_books_nothing_on_any_key(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = InMemoryRateStore()
+    store.configure("m", RateLimit(rpm=60))
+    store.configure("p", RateLimit(rpm=6))
+    assert await store.reserve_many(["m", "p"], {REQUESTS: 1}, 0) == 0
+    assert await store.reserve_many(["m", "p"], {REQUESTS: 1}, 5.0) is None
+    assert await store.reserve("m", {REQUESTS: 1}, math.inf) == pytest.approx(1.0)
+    assert await store.reserve("p", {REQUESTS: 1}, math.inf) == pytest.approx(10.0)
+
+
+async def test_reserve_many_counts_a_repeated_key_once_and_probes_pauses(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = InMemoryRateStore()
+    store.configure("k", RateLimit(rpm=60))
+    assert await store.reserve_many(["k", "k"], {REQUESTS: 1}, math.inf) == 0
+    assert await store.reserve("k", {REQUESTS: 1}, math.inf) == pytest.approx(1.0)
+    await store.pause("k", 4)
+    await store.pause("other", 7)  # never configured: still paused
+    assert await store.reserve_many(["k", "other"], {}, math.inf) == pytest.approx(7.0)
+    assert await store.reserve_many(["k"], {}, math.inf) == pytest.approx(4.0)
+    assert await store.reserve_many([], {}, math.inf) == 0
+    with pytest.raises(TypeError, match="not one string"):
+        await store.reserve_many("k", {REQUESTS: 1}, math.inf)
+
+
+async def test_a_refusal_on_two_keys_names_both(autojump_clock: trio.testing.MockClock) -> None:
+    limiter = RateLimiter({"m": RateLimit(rpm=60), "p": RateLimit(rpm=6)})
+    await limiter.acquire(["m", "p"], 0)
+    with pytest.raises(RateLimitTimeout) as info:
+        await limiter.acquire(["m", "p"], 0, deadline=5.0)
+    assert info.value.keys == ("m", "p")
+    assert "rate limits of 'm' and 'p'" in str(info.value)
+
+
+class OneCallStore(InMemoryRateStore):
+    """Counts the store's calls, as a shared store counts round trips."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    async def reserve(
+        self, key: str, costs: Mapping[str, float], max_wait: float, *, not_before: float = 0.0
+    ) -> float | None:
+        self.calls.append("reserve")
+        return await super().reserve(key, costs, max_wait, not_before=not_before)
+
+    async def reserve_many(
+        self, keys: Sequence[str], costs: Mapping[str, float], max_wait: float
+    ) -> float | None:
+        self.calls.append("reserve_many" if costs else "probe")
+        return await super().reserve_many(keys, costs, max_wait)
+
+    async def adjust(self, key: str, delta: Mapping[str, float]) -> None:
+        self.calls.append("adjust")
+        await super().adjust(key, delta)
+
+
+async def test_a_request_on_two_keys_is_one_store_call(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = OneCallStore()
+    limiter = RateLimiter({"p/a": RateLimit(rpm=60), "p": RateLimit(rpm=30)}, store)
+    await limiter.acquire(["p/a", "p"], 0)
+    assert store.calls == ["reserve_many"]  # no wait: no pause probe either
+    store.calls.clear()
+    res = await limiter.acquire(["p/a", "p"], 0)
+    assert res.start == pytest.approx(2.0)
+    # one booking, then one probe for a pause begun while it waited; no undo-and-rebook
+    assert store.calls == ["reserve_many", "probe"]

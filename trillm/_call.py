@@ -513,8 +513,8 @@ class Pipeline:
                     await self._limiter.acquire_on_behalf_of(slot)
                 if scope.cancelled_caught:
                     raise self._timeout(call, call.deadline_at)
-            if self._rate is None or not call.rate_keys:
-                return slot
+            if self._rate is None or not call.rate_keys or self._limiter is None:
+                return slot  # no wait since the turn came (a shared store: no round trip)
             if await self._rate.paused_for(call.rate_keys) <= 0:
                 return slot
             if self._limiter is not None:

@@ -50,7 +50,7 @@ from .usage import ModelTotals, Prices, UsageTotals
 if TYPE_CHECKING:
     import httpx
 
-    from .limits import RateLimit
+    from .limits import RateLimit, RateStore
     from .routing import Route
 
 __all__ = ["Client", "ClientStatistics", "StreamOpener"]
@@ -112,7 +112,9 @@ class Client:
     * ``max_retries`` and ``retry`` (a :class:`~trillm.retry.RetryPolicy`)
       govern retries; ``max_concurrency`` caps requests on the wire and open
       streams with a ``trio.CapacityLimiter``, never held during back-off;
-      ``rate_limits`` paces requests per model or provider;
+      ``rate_limits`` paces requests per model or provider, on ``rate_store``
+      (a :class:`~trillm.limits.RateStore`; by default one in this process,
+      :class:`trillm.redis.RedisRateStore` to share the limits between workers);
     * ``transport`` takes any ``httpx.AsyncBaseTransport`` (e.g.
       ``httpx.MockTransport`` in tests; it stays the caller's to close);
       ``proxy`` and the environment's ``HTTPS_PROXY`` / ``NO_PROXY`` apply
@@ -136,6 +138,7 @@ class Client:
         retry: RetryPolicy | None = None,
         max_concurrency: int | None = None,
         rate_limits: Mapping[str, RateLimit] | None = None,
+        rate_store: RateStore | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         proxy: str | None = None,
         headers: Mapping[str, str] | None = None,
@@ -178,6 +181,9 @@ class Client:
             if not isinstance(limit, RateLimit):
                 raise TypeError(f"rate_limits[{key!r}] must be a trillm.RateLimit, not {limit!r}")
         self._rate_limits = rate_limit_keys(rate_limits, api_base=api_base) if rate_limits else None
+        if rate_store is not None and not rate_limits:
+            raise ValueError("rate_store= holds the state of rate_limits=: give both, or neither")
+        self._rate_store = rate_store
         self._user_transport = transport
         self._proxy = proxy
         self._trust_env = trust_env
@@ -205,7 +211,7 @@ class Client:
         if self._rate_limits is not None:  # pacing state lives on this run's clock
             from .limits import RateLimiter
 
-            rate = RateLimiter(self._rate_limits)
+            rate = RateLimiter(self._rate_limits, self._rate_store)
         self._pipeline.open(transport, limiter, rate)
 
     @_trio_or_bridge

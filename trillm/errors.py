@@ -20,6 +20,7 @@ The hierarchy::
         ├── APIConnectionError           no HTTP answer (connect, read, protocol)
         │   └── Timeout                  trillm's own timeouts; also a builtin TimeoutError
         ├── StreamError                  malformed or truncated stream
+        ├── RateStoreError               the shared rate-limit store failed; nothing sent
         └── StructuredOutputError        the answer does not fit the response_format (never retried)
             ├── LengthFinishReasonError         cut off by the length limit
             └── ContentFilterFinishReasonError  stopped by the content filter
@@ -58,6 +59,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateStoreError",
     "RequestTimeoutError",
     "ServiceUnavailableError",
     "StreamError",
@@ -338,6 +340,16 @@ class Timeout(APIConnectionError, TimeoutError):
 
 class StreamError(APIError):
     """A stream was malformed or ended before the provider's end marker."""
+
+
+class RateStoreError(APIError):
+    """The shared rate-limit store (Redis, Valkey) failed: unreachable, too slow or in error.
+
+    Raised instead of sending, with the store named in the message (its address,
+    never a password), when the store was built with ``on_store_error="fail"``
+    (the default); the cause is the store's own error.  Never retried: nothing
+    was sent, and the store's state is unknown.
+    """
 
 
 class StructuredOutputError(APIError):

@@ -28,8 +28,10 @@ the end of a :meth:`~RateStore.pause`.
 
 The state lives behind :class:`RateStore`, an async protocol in relative
 seconds and in reservation form (``reserve`` books and answers "wait this
-long"), so a store shared by many processes (Redis/Valkey, a Lua script doing
-the arithmetic above) can replace :class:`InMemoryRateStore` without touching
+long"; ``reserve_many`` books one request on several keys at once, all at the
+slowest key's slot), so a store shared by many processes
+(:class:`trillm.redis.RedisRateStore`: a Lua script doing the arithmetic above
+on the server's clock) can replace :class:`InMemoryRateStore` without touching
 callers.  The in-process store reads :func:`trio.current_time` (a
 ``MockClock`` drives it); its methods never block and never checkpoint, so a
 booking is atomic and no cancellation can land between booking a slot and
@@ -157,6 +159,20 @@ class RateStore(Protocol):
         """
         ...
 
+    async def reserve_many(
+        self, keys: Sequence[str], costs: Mapping[str, float], max_wait: float
+    ) -> float | None:
+        """Book one request on every key of *keys* at one slot, atomically; the wait.
+
+        The slot is the earliest that every key allows (the slowest key's), and
+        each key is booked at it, so a key that alone would have let the request
+        go sooner does not count a start that never happened.  Repeated keys
+        count once.  Returns ``None`` and books nothing when the wait would
+        exceed *max_wait*.  With empty *costs* nothing is booked and the answer
+        is the longest time left on a :meth:`pause` of any of the keys.
+        """
+        ...
+
     async def adjust(self, key: str, delta: Mapping[str, float]) -> None:
         """Correct a booking: add ``delta[dim]`` units (negative gives capacity back).
 
@@ -217,37 +233,53 @@ class InMemoryRateStore:
     async def reserve(
         self, key: str, costs: Mapping[str, float], max_wait: float, *, not_before: float = 0.0
     ) -> float | None:
+        return self._reserve((key,), costs, max_wait, not_before)
+
+    async def reserve_many(
+        self, keys: Sequence[str], costs: Mapping[str, float], max_wait: float
+    ) -> float | None:
+        if isinstance(keys, str):
+            raise TypeError("keys must be a sequence of strings, not one string")
+        return self._reserve(tuple(dict.fromkeys(keys)), costs, max_wait, 0.0)
+
+    def _reserve(
+        self, keys: Sequence[str], costs: Mapping[str, float], max_wait: float, not_before: float
+    ) -> float | None:
+        # Never blocks: the whole booking, on every key, is one atomic step.
         for dim, cost in costs.items():
             if not (cost >= 0 and math.isfinite(cost)):
                 raise ValueError(f"cost of {dim!r} must be a finite number >= 0, not {cost!r}")
         if math.isnan(max_wait):
             raise ValueError("max_wait must be a number of seconds, not nan")
-        state = self._keys.get(key, _UNCONFIGURED)
+        states = [self._keys.get(key, _UNCONFIGURED) for key in keys]
         now = trio.current_time()
-        start = max(now, state.paused_until)
+        start = max([now, *(state.paused_until for state in states)])
         if not costs:
             return start - now  # a probe: the pause alone, nothing booked
-        start = max(start, state.last_start, now + not_before)
-        for dim, cost in costs.items():
-            interval = state.intervals.get(dim)
-            if interval is not None:
-                tat = max(state.tat.get(dim, -math.inf), now)
-                start = max(start, tat + min(0.0, cost * interval - state.tolerance))
+        start = max(start, now + not_before)
+        for state in states:
+            start = max(start, state.last_start)
+            for dim, cost in costs.items():
+                interval = state.intervals.get(dim)
+                if interval is not None:
+                    tat = max(state.tat.get(dim, -math.inf), now)
+                    start = max(start, tat + min(0.0, cost * interval - state.tolerance))
         wait = start - now
         if wait > max_wait:
             return None
-        if state is _UNCONFIGURED:
-            state = self._keys[key] = _KeyState()
-        state.forget_started(now)
-        moved: dict[str, float] = {}
-        for dim, cost in costs.items():
-            interval = state.intervals.get(dim)
-            if interval is not None:
-                tat = max(state.tat.get(dim, -math.inf), now)
-                state.tat[dim] = max(tat, start) + cost * interval
-                moved[dim] = state.tat[dim] - tat
-        state.queued.append(_Booking(start, costs.get(TOKENS, 0.0), moved, state.last_start))
-        state.last_start = start
+        for key, state in zip(keys, states, strict=True):
+            if state is _UNCONFIGURED:
+                state = self._keys[key] = _KeyState()
+            state.forget_started(now)
+            moved: dict[str, float] = {}
+            for dim, cost in costs.items():
+                interval = state.intervals.get(dim)
+                if interval is not None:
+                    tat = max(state.tat.get(dim, -math.inf), now)
+                    state.tat[dim] = max(tat, start) + cost * interval
+                    moved[dim] = state.tat[dim] - tat
+            state.queued.append(_Booking(start, costs.get(TOKENS, 0.0), moved, state.last_start))
+            state.last_start = start
         return wait
 
     async def adjust(self, key: str, delta: Mapping[str, float]) -> None:
@@ -285,12 +317,19 @@ class RateLimitTimeout(TimeoutError):
     """A rate limit would hold the request past its deadline; nothing was booked.
 
     Raised at once, before any waiting (the Client turns it into
-    :class:`trillm.errors.Timeout`).
+    :class:`trillm.errors.Timeout`).  ``keys`` are the keys the request was
+    being booked on (``key``, the first of them, names the one key when
+    there is only one).
     """
 
-    def __init__(self, key: str, deadline: float) -> None:
-        super().__init__(f"the rate limit of {key!r} would delay this request past its deadline")
-        self.key = key
+    def __init__(self, key: str | Sequence[str], deadline: float) -> None:
+        keys = (key,) if isinstance(key, str) else tuple(key)
+        names = " and ".join(repr(k) for k in keys)
+        limits = "limit" if len(keys) == 1 else "limits"
+        super().__init__(f"the rate {limits} of {names} would delay this request past its "
+                         f"deadline")
+        self.keys = keys
+        self.key = ", ".join(keys)
         self.deadline = deadline
 
 
@@ -364,8 +403,9 @@ class RateLimiter:
     ) -> Reservation:
         """Book one request of *tokens* (an estimate) on every configured key; wait for it.
 
-        Books on each key, then sleeps until the latest of the slots, holding
-        no lock.  If a key was paused meanwhile (a 429), the request books again
+        Books on every key at once, at the slowest key's slot
+        (:meth:`RateStore.reserve_many`), then sleeps until it, holding no
+        lock.  If a key was paused meanwhile (a 429), the request books again
         on that key, behind the queue, and waits for that slot.
 
         *deadline* is absolute, on :func:`trio.current_time`: when a slot would
@@ -392,7 +432,7 @@ class RateLimiter:
                 booked.clear()  # their time has come: nothing left to give back
                 if not (slept and active):
                     break
-                paused = [k for k in active if await self._pause_left(k, deadline) > 0]
+                paused = await self._paused(active, deadline)
                 if not paused:
                     break
                 start = await self._book(paused, costs, deadline, booked)
@@ -407,37 +447,28 @@ class RateLimiter:
     async def _book(
         self, keys: Sequence[str], costs: Mapping[str, float], deadline: float, booked: list[str]
     ) -> float:
-        # The store's calls never yield, so this runs as one step: book every key, then
-        # move the ones that would start before the slowest key's slot to that slot
-        # (undo, book again not before it), or their buckets would count a start that
-        # never happened and let the next request through too early.
-        now = trio.current_time()
-        start = now
-        slots: dict[str, float] = {}
-        for key in keys:
-            slots[key] = await self._reserve(key, costs, deadline, start - now)
-            if key not in booked:
-                booked.append(key)
-            start = max(start, slots[key])
-        for key in keys:
-            if slots[key] < start:
-                await self._store.adjust(key, {REQUESTS: -1.0, TOKENS: -costs.get(TOKENS, 0.0)})
-                await self._reserve(key, costs, deadline, start - now)
-        return start
-
-    async def _reserve(
-        self, key: str, costs: Mapping[str, float], deadline: float, not_before: float
-    ) -> float:
-        now = trio.current_time()
-        wait = await self._store.reserve(key, costs, deadline - now, not_before=not_before)
+        # One atomic booking on every key, at the slowest key's slot: a key booked
+        # at its own earlier slot would count a start that never happened and let
+        # the next request through too early.
+        wait = await self._store.reserve_many(keys, costs, deadline - trio.current_time())
         if wait is None:
-            raise RateLimitTimeout(key, deadline)
-        return now + wait
+            raise RateLimitTimeout(keys, deadline)
+        booked.extend(k for k in keys if k not in booked)
+        # The wait counts from the answer: a shared store's "now" lies between the
+        # question and the answer, so this is never early, and a slow round trip (a
+        # connection being made) does not turn queued slots into a burst.
+        return trio.current_time() + wait
 
-    async def _pause_left(self, key: str, deadline: float) -> float:
-        left = await self._store.reserve(key, {}, deadline - trio.current_time())
+    async def _paused(self, keys: Sequence[str], deadline: float) -> list[str]:
+        # One probe for all the keys; only when one of them is paused, one per key.
+        if await self._pause_left(keys, deadline) <= 0:
+            return []
+        return [k for k in keys if await self._pause_left((k,), deadline) > 0]
+
+    async def _pause_left(self, keys: Sequence[str], deadline: float) -> float:
+        left = await self._store.reserve_many(keys, {}, deadline - trio.current_time())
         if left is None:
-            raise RateLimitTimeout(key, deadline)
+            raise RateLimitTimeout(keys, deadline)
         return left
 
     async def paused_for(self, keys: Iterable[str]) -> float:
@@ -446,11 +477,10 @@ class RateLimiter:
         For a caller that waited elsewhere after its turn came (for a concurrency
         slot, say) and must not go out during a pause that began meanwhile.
         """
-        left = 0.0
-        for key in self.configured(keys):
-            wait = await self._store.reserve(key, {}, math.inf)
-            left = max(left, wait or 0.0)
-        return left
+        active = self.configured(keys)
+        if not active:
+            return 0.0
+        return await self._store.reserve_many(active, {}, math.inf) or 0.0
 
     async def pause(self, keys: Iterable[str], seconds: float) -> None:
         """Hold every configured key among *keys* for *seconds* (a 429's Retry-After).
