@@ -196,3 +196,29 @@ def test_memory_stays_flat_in_the_input_size(tmp_path: Path) -> None:
     peak_mib = int(done.stdout.strip()) / 1024
     assert out.read_bytes().count(b"\n") == n
     assert peak_mib < 120, f"peak RSS {peak_mib:.0f} MiB for {n} lines"
+
+
+def test_redis_option_books_on_the_shared_store(tmp_path: Path) -> None:
+    """``--redis URL`` paces the run through a RedisRateStore on that server: the limits'
+    schedules are there afterwards (the store itself is tested in tests/test_redis*.py)."""
+    import socket
+
+    from tests.redis_server import NO_SERVER, RedisServer, server_binaries
+
+    binaries = server_binaries()
+    if not binaries:
+        pytest.skip(NO_SERVER)
+    server = RedisServer(binaries[0], tmp_path)
+    try:
+        src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+        ids = write_input(src, 5)
+        done = run_cli("run", str(src), "-o", str(out), "-m", "mock/echo", "--rpm", "6000",
+                       "--redis", server.url, "--quiet")
+        assert done.returncode == 0, done.stderr
+        assert sorted(x["custom_id"] for x in read_output(out)) == ids
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(b"*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n")
+            reply = sock.recv(65536)
+        assert b"trillm" in reply and b"rate" in reply, reply
+    finally:
+        server.stop()
