@@ -419,3 +419,21 @@ def test_a_stream_dropped_open_warns_and_is_closed() -> None:
             assert client.statistics().open_streams == 0
 
     asyncio.run(main())
+
+
+def test_provider_batches_under_asyncio() -> None:
+    """Regression: client.batches (and trillm.abatch_*) ran only under trio ("Task got bad
+    yield" under asyncio); they go through the bridge as every Client method does."""
+
+    async def main() -> list[tuple[str, str | None]]:
+        job = await trillm.abatch_submit(
+            "mock/x", [{"messages": [{"role": "user", "content": "one"}]},
+                       {"messages": [{"role": "user", "content": "two"}]}],
+            mock_batch_delay=0.05)
+        job = await trillm.abatch_wait(job, poll=0.02)
+        assert job.status == "completed"
+        async with trillm.abatch_results(job) as results:
+            return [(item.custom_id, item.response.choices[0].message.content)
+                    async for item in results if item.response is not None]
+
+    assert asyncio.run(main()) == [("0", "one"), ("1", "two")]

@@ -74,6 +74,7 @@ LAYERS: dict[str, int] = {
     "_responses": 3,  # the Responses API's call preparation (input and tools checked)
     "_count_tokens": 3,  # acount_tokens: the COUNT_TOKENS operation over the pipeline
     "batch": 3,
+    "_outside": 3,  # where async methods run outside trio: the bridge's registered runner
     "_fanout": 3,  # client-side fan-out (abatch_completion, several models)
     "batch_types": 0,  # the batch APIs' records (BatchJob, BatchItem, ...): pure
     "_batch_mock": 3,  # the mock's batches: an in-run registry on trio's clock

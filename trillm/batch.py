@@ -31,6 +31,7 @@ import trio
 from . import errors
 from ._call import BATCHES, Call, Pipeline
 from ._options import ClientDefaults, call_options, check_messages
+from ._outside import trio_or_bridge
 from .batch_types import BatchItem, BatchJob, BatchStep, combine_parts, job_from_ref
 from .types import ChatRequest
 
@@ -105,6 +106,7 @@ class Batches:
 
     # -------------------------------------------------------------- submit
 
+    @trio_or_bridge
     async def submit(
         self, model: str, requests: Iterable[Mapping[str, Any]], *,
         custom_ids: Iterable[str] | None = None, metadata: Mapping[str, str] | None = None,
@@ -218,6 +220,7 @@ class Batches:
 
     # -------------------------------------------------------------- follow-up
 
+    @trio_or_bridge
     async def status(self, job: BatchJob | str, **options: Any) -> BatchJob:
         """The job as the provider reports it now (every part asked)."""
         model, ids, job_model = _model_of(job)
@@ -228,6 +231,7 @@ class Batches:
         parts = [attrs.evolve(p, model=p.model or job_model) for p in parts]
         return combine_parts(parts, provider=provider, model=job_model or parts[0].model)
 
+    @trio_or_bridge
     async def cancel(self, job: BatchJob | str, **options: Any) -> BatchJob:
         """Ask the provider to cancel the job (every part); the job as it is then."""
         model, ids, _ = _model_of(job)
@@ -236,6 +240,7 @@ class Batches:
             await self._run(model, opts, BatchStep("", "", "cancel", batch_id=i))
         return await self.status(job, **options)
 
+    @trio_or_bridge
     async def wait(self, job: BatchJob | str, *, poll: float = 30.0,
                    **options: Any) -> BatchJob:
         """Ask for the job's status every *poll* seconds (``trio.sleep``: cancellable)
@@ -283,12 +288,15 @@ class BatchResults:
     def __aiter__(self) -> BatchResults:
         return self
 
+    @trio_or_bridge
     async def __aenter__(self) -> BatchResults:
         return self
 
+    @trio_or_bridge
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    @trio_or_bridge
     async def aclose(self) -> None:
         """Stop: close the download in progress (if any)."""
         self._closed = True
@@ -296,6 +304,7 @@ class BatchResults:
         if stream is not None:
             await stream.aclose()
 
+    @trio_or_bridge
     async def __anext__(self) -> BatchItem:
         while not self._pending:
             if self._closed:

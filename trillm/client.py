@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, overload
 
 import attrs
 import trio
@@ -23,6 +23,8 @@ from . import _count_tokens, _fanout, errors
 from ._call import CHAT, EMBEDDINGS, IMAGES, MODELS, SPEECH, TRANSCRIPTION, Call, Pipeline
 from ._files import SpeechResponse, load_file
 from ._options import ClientDefaults, call_options, check_messages, retries, seconds
+from ._outside import run_outside_trio_with
+from ._outside import trio_or_bridge as _trio_or_bridge
 from ._response_stream import ResponseStream
 from ._responses import ResponseStreamOpener, prepare_responses
 from ._stream import AudioStream, Stream
@@ -53,38 +55,11 @@ if TYPE_CHECKING:
     from .limits import RateLimit, RateStore
     from .routing import Route
 
-__all__ = ["Client", "ClientStatistics", "StreamOpener"]
+__all__ = ["Client", "ClientStatistics", "StreamOpener", "run_outside_trio_with"]
 
 _CLOSE_TIMEOUT = 10.0  # seconds closing the pool may take, even while being cancelled
 #: The most one response may hold, unless ``max_response_bytes=`` says otherwise.
 MAX_RESPONSE_BYTES = 256 * 2**20
-
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-_Outside = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
-_outside_trio: list[_Outside] = []
-
-
-def run_outside_trio_with(runner: _Outside) -> None:
-    """How a Client call awaited outside a trio run reaches one: the asyncio bridge
-    (``trillm._bridge``, an entry point this module never imports) registers itself."""
-    _outside_trio[:] = [runner]
-
-
-def _trio_or_bridge(method: _F) -> _F:
-    """Run *method* as it is inside trio; elsewhere (asyncio) through the bridge.
-
-    Inside trio the method's own coroutine is returned (no extra frame): the trio
-    path pays one ``in_trio_run()`` check for the bridge, nothing more.
-    """
-
-    @functools.wraps(method)
-    def call(self: Client, /, *args: Any, **kwargs: Any) -> Awaitable[Any]:
-        if trio.lowlevel.in_trio_run() or not _outside_trio:
-            return method(self, *args, **kwargs)  # type: ignore[no-any-return]
-        return _outside_trio[0](functools.partial(method, self, *args, **kwargs))
-
-    return cast("_F", call)
 
 
 @attrs.frozen
