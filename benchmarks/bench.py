@@ -37,7 +37,12 @@ import report
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULT_PREFIX = "BENCH-RESULT "
-ALL_VARIANTS = ("raw-httpx", "raw-httpx-stream", "trillm", "trillm-asyncio", "asyncopenai")
+ALL_VARIANTS = (
+    "raw-httpx", "raw-httpx-stream", "raw-httpx2", "raw-httpx2-stream",
+    "trillm", "trillm-asyncio", "asyncopenai",
+)
+#: References that may be missing (their package not installed): reported, never a failure.
+OPTIONAL = frozenset({"asyncopenai", "raw-httpx2", "raw-httpx2-stream"})
 BASELINE_IMPORT = "import trio, httpx, attrs, outcome"
 
 
@@ -67,7 +72,8 @@ def _child_env() -> dict[str, str]:
 
 def _versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
-    for name in ("trio", "httpx", "httpcore", "h11", "attrs", "outcome", "trillm", "openai"):
+    for name in ("trio", "httpx", "httpcore", "httpx2", "httpcore2", "h11", "attrs", "outcome",
+                 "trillm", "openai"):
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -419,7 +425,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         for r in runs
         if r["variant"] not in report.CANDIDATES
         and r["status"] != "ok"
-        and not (r["variant"] == report.ASYNCIO_PEER and r["status"] in ("unavailable", "skipped"))
+        and not (r["variant"] in OPTIONAL and r["status"] in ("unavailable", "skipped"))
     ]
     if ref_failed:
         print(f"{len(ref_failed)} reference run(s) failed: the harness is broken", file=sys.stderr)

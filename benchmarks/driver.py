@@ -129,9 +129,11 @@ def _check(got: object, expected: str) -> None:
 # --- raw httpx ----------------------------------------------------------------------------
 
 
-def _raw_client() -> Any:
-    import httpx
+def _raw_client(module: str = "httpx") -> Any:
+    """``httpx.AsyncClient`` (or ``httpx2.AsyncClient``) with a pool big enough for any phase."""
+    import importlib
 
+    httpx = importlib.import_module(module)
     return httpx.AsyncClient(
         limits=httpx.Limits(
             max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
@@ -141,12 +143,20 @@ def _raw_client() -> Any:
     )
 
 
-async def raw_httpx(base: str, workers: int, meter: Meter) -> None:
+def _httpx2() -> str:
+    try:
+        import httpx2  # noqa: F401
+    except Exception as exc:
+        raise Unavailable(f"import httpx2 failed: {exc!r}") from exc
+    return "httpx2"
+
+
+async def raw_httpx(base: str, workers: int, meter: Meter, module: str = "httpx") -> None:
     url = base + "/chat/completions"
     body = canned.REQUEST_BODY
     expected = canned.EXPECTED_CONTENT
     loads = json.loads
-    async with _raw_client() as client:
+    async with _raw_client(module) as client:
 
         async def one() -> None:
             resp = await client.post(url, json=body)
@@ -157,19 +167,25 @@ async def raw_httpx(base: str, workers: int, meter: Meter) -> None:
         await run_workers(workers, one, meter)
 
 
-async def raw_httpx_stream(base: str, workers: int, meter: Meter) -> None:
+async def raw_httpx_stream(
+    base: str, workers: int, meter: Meter, words: int = canned.STREAM_WORDS,
+    module: str = "httpx", checkpoints: bool = True,
+) -> None:
     """``client.stream`` + ``aiter_bytes``: split lines, ``json.loads`` each event.
 
-    One ``trio.lowlevel.checkpoint()`` per event, as a streaming consumer would have.
+    With *checkpoints* (raw-httpx-stream), one ``trio.lowlevel.checkpoint()`` per
+    event, as a streaming consumer would have; without (raw-httpx2-stream, the
+    floor), none in the loop: the only yields are httpx's own reads.
     """
     import trio
 
     url = base + "/chat/completions"
     body = canned.STREAM_REQUEST_BODY
-    expected = canned.EXPECTED_STREAM_CONTENT
+    expected = canned.expected_stream_content(words)
+    n_events = canned.stream_events(words)
     loads = json.loads
     checkpoint = trio.lowlevel.checkpoint
-    async with _raw_client() as client:
+    async with _raw_client(module) as client:
 
         async def one() -> None:
             pieces: list[str] = []
@@ -198,12 +214,23 @@ async def raw_httpx_stream(base: str, workers: int, meter: Meter) -> None:
                             content = choices[0]["delta"].get("content")
                             if content:
                                 pieces.append(content)
-                        await checkpoint()
-            if not done or events != canned.STREAM_EVENTS:
+                        if checkpoints:
+                            await checkpoint()
+            if not done or events != n_events:
                 raise ContentMismatch(f"stream ended after {events} events, [DONE]={done}")
             _check("".join(pieces), expected)
 
         await run_workers(workers, one, meter)
+
+
+async def raw_httpx2(base: str, workers: int, meter: Meter) -> None:
+    await raw_httpx(base, workers, meter, module=_httpx2())
+
+
+async def raw_httpx2_stream(
+    base: str, workers: int, meter: Meter, words: int = canned.STREAM_WORDS
+) -> None:
+    await raw_httpx_stream(base, workers, meter, words, module=_httpx2(), checkpoints=False)
 
 
 # --- trillm -------------------------------------------------------------------------------
@@ -238,10 +265,11 @@ async def trillm_completion(
 
 
 async def trillm_stream(
-    base: str, workers: int, meter: Meter, spawn: Spawn = run_workers
+    base: str, workers: int, meter: Meter, words: int = canned.STREAM_WORDS,
+    spawn: Spawn = run_workers,
 ) -> None:
     trillm = _import_trillm()
-    expected = canned.EXPECTED_STREAM_CONTENT
+    expected = canned.expected_stream_content(words)
     model, messages = canned.MODEL, canned.MESSAGES
     async with trillm.Client(
         api_base=base, api_key=canned.API_KEY, max_concurrency=workers
@@ -281,8 +309,10 @@ async def asyncopenai_completion(base: str, workers: int, meter: Meter) -> None:
         await run_workers_asyncio(workers, one, meter)
 
 
-async def asyncopenai_stream(base: str, workers: int, meter: Meter) -> None:
-    expected = canned.EXPECTED_STREAM_CONTENT
+async def asyncopenai_stream(
+    base: str, workers: int, meter: Meter, words: int = canned.STREAM_WORDS
+) -> None:
+    expected = canned.expected_stream_content(words)
     model, messages = canned.WIRE_MODEL, canned.MESSAGES
     async with _asyncopenai_client(base) as client:
         create = client.chat.completions.create
@@ -314,6 +344,8 @@ Runner = Callable[[str, int, Meter], Awaitable[None]]
 VARIANTS: dict[str, tuple[Runner | None, Runner | None]] = {
     "raw-httpx": (raw_httpx, None),
     "raw-httpx-stream": (None, raw_httpx_stream),
+    "raw-httpx2": (raw_httpx2, None),
+    "raw-httpx2-stream": (None, raw_httpx2_stream),
     "trillm": (trillm_completion, trillm_stream),
     "trillm-asyncio": (
         functools.partial(trillm_completion, spawn=run_workers_asyncio),
@@ -327,16 +359,29 @@ ASYNCIO_VARIANTS = frozenset({"trillm-asyncio", "asyncopenai"})
 
 @dataclass(frozen=True)
 class Phase:
+    """``cN``: N concurrent requests; ``sN`` / ``sNxM``: N concurrent streams of M chunks
+    (200 by default; nginx serves 200 and 5,000)."""
+
     name: str
     workers: int
     streaming: bool
+    chunks: int = 1  # content chunks per stream (units per item)
 
     @classmethod
     def parse(cls, name: str) -> Phase:
-        kind, num = name[:1], name[1:]
-        if kind not in ("c", "s") or not num.isdigit() or int(num) < 1:
-            raise ValueError(f"phase {name!r}: want c<N> (N concurrent requests) or s<N> (streams)")
-        return cls(name, int(num), kind == "s")
+        kind, rest = name[:1], name[1:]
+        num, _, per = rest.partition("x")
+        ok = kind in ("c", "s") and num.isdigit() and int(num) >= 1
+        if per:
+            ok = ok and kind == "s" and per.isdigit() and int(per) in canned.STREAM_LENGTHS
+        if not ok:
+            raise ValueError(
+                f"phase {name!r}: want c<N> (N concurrent requests), s<N> (N concurrent "
+                f"200-chunk streams) or s<N>x<M> (M in {canned.STREAM_LENGTHS})"
+            )
+        if kind == "s":
+            return cls(name, int(num), True, int(per) if per else canned.STREAM_WORDS)
+        return cls(name, int(num), False)
 
 
 def supports(variant: str, phase: Phase) -> bool:
@@ -358,17 +403,24 @@ def drive(
     runner = VARIANTS[variant][1 if phase.streaming else 0]
     if runner is None:
         return {**out, "status": "failed", "error": f"{variant} has no {phase.name} mode"}
-    meter = Meter(warmup_items=max(phase.workers, 20), warmup_time=warmup_time, min_time=min_time)
-    base = origin_sse if phase.streaming else origin_json
+    warmup_items = max(phase.workers, 20 if phase.chunks < 1000 else 2)
+    meter = Meter(warmup_items=warmup_items, warmup_time=warmup_time, min_time=min_time)
+    base = origin_json
+    extra: tuple[Any, ...] = ()
+    if phase.streaming:
+        base = origin_sse
+        if phase.chunks != canned.STREAM_WORDS:  # .../sse/v1 -> .../sse5000/v1
+            base = origin_sse.removesuffix("/sse/v1") + f"/sse{phase.chunks}/v1"
+        extra = (phase.chunks,)
     try:
         if variant in ASYNCIO_VARIANTS:
             import asyncio
 
-            asyncio.run(runner(base, phase.workers, meter))
+            asyncio.run(runner(base, phase.workers, meter, *extra))
         else:
             import trio
 
-            trio.run(runner, base, phase.workers, meter)
+            trio.run(runner, base, phase.workers, meter, *extra)
     except BaseException as exc:  # reported; the orchestrator decides
         leaf = exc
         while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) >= 1:
@@ -382,7 +434,7 @@ def drive(
             "error": f"{type(leaf).__name__}: {leaf}",
             "traceback": "".join(traceback.format_exception(leaf))[-4000:],
         }
-    units = canned.STREAM_WORDS if phase.streaming else 1
+    units = phase.chunks
     rusage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         **out,

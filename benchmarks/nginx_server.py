@@ -28,6 +28,11 @@ import canned
 
 JSON_PATH = "/json/v1/chat/completions"
 SSE_PATH = "/sse/v1/chat/completions"
+
+
+def sse_path(words: int = canned.STREAM_WORDS) -> str:
+    """Where the canned stream of *words* content chunks is served."""
+    return SSE_PATH if words == canned.STREAM_WORDS else f"/sse{words}/v1/chat/completions"
 STATUS_PATH = "/nginx_status"
 
 _SEARCH = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
@@ -105,7 +110,7 @@ http {{
             default_type application/json;
             error_page 405 =200 $uri;
         }}
-        location = {sse_path} {{
+        location ~ ^/sse[0-9]*/v1/chat/completions$ {{
             default_type text/event-stream;
             add_header Cache-Control no-cache;
             error_page 405 =200 $uri;
@@ -142,6 +147,10 @@ class Nginx:
     def sse_base(self) -> str:
         """``api_base`` for streaming answers (then ``/chat/completions``)."""
         return self.origin + SSE_PATH.removesuffix("/chat/completions")
+
+    def sse_base_for(self, words: int) -> str:
+        """``api_base`` for streams of *words* content chunks."""
+        return self.origin + sse_path(words).removesuffix("/chat/completions")
 
     def status(self) -> dict[str, int]:
         """nginx's stub_status counters: accepts, handled, requests, active."""
@@ -208,7 +217,9 @@ def running_nginx(binary: str, cpus: set[int] | None = None) -> Iterator[Nginx]:
         tmp = Path(tmp_name)
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (tmp / sub).mkdir()
-        for path, body in ((JSON_PATH, canned.completion_body()), (SSE_PATH, canned.stream_body())):
+        bodies = [(JSON_PATH, canned.completion_body())]
+        bodies += [(sse_path(n), canned.stream_body(n)) for n in canned.STREAM_LENGTHS]
+        for path, body in bodies:
             target = tmp / "www" / path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(body)
@@ -222,7 +233,6 @@ def running_nginx(binary: str, cpus: set[int] | None = None) -> Iterator[Nginx]:
                     tmp=tmp,
                     port=port,
                     json_path=JSON_PATH,
-                    sse_path=SSE_PATH,
                     status_path=STATUS_PATH,
                 )
             )
