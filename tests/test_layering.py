@@ -55,6 +55,7 @@ LAYERS: dict[str, int] = {
     "accumulate": 0,  # stream_chunk_builder: pure, over types (not in DESIGN.md's table)
     "_wire": 0,  # neutral wire records shared by providers and I/O
     "_options": 0,  # a call's options, settled from the Client's and the call's: pure
+    "_json": 0,  # json.loads with less overhead, for the stream parsers' hot path
     "providers": 0,
     "providers.*": 0,
     "limits": 1,

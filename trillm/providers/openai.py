@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import errors
+from .._json import loads as _loads
 from ..response_types import Response, ResponseEvent, ResponsesRequest
 from ..sse import SSEEvent
 from ..structured import response_format_body
@@ -273,7 +274,7 @@ class OpenAIStreamParser:
             self._done = True
             return None
         try:
-            obj = json.loads(data)
+            obj = _loads(data)
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise self._malformed(data, str(exc)) from exc
         if type(obj) is not dict:
@@ -304,7 +305,10 @@ class OpenAIStreamParser:
                 choices = []
                 for i, c in enumerate(raw_choices):
                     d = c.get("delta")
-                    if d:
+                    if (type(d) is dict and len(d) == 1
+                            and type(content := d.get("content")) is str):
+                        delta = Delta(None, content)  # the common case: a piece of text
+                    elif d:
                         tcs = d.get("tool_calls")
                         reasoning = d.get("reasoning_content")
                         if reasoning is None and "reasoning" in d:
