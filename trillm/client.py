@@ -114,7 +114,9 @@ class Client:
       ``httpx.MockTransport`` in tests; it stays the caller's to close);
       ``proxy`` and the environment's ``HTTPS_PROXY`` / ``NO_PROXY`` apply
       otherwise; ``headers`` are sent with every request;
-      ``max_response_bytes`` bounds what one response may hold (256 MiB).
+      ``max_response_bytes`` bounds what one response may hold (256 MiB);
+      ``connect_timeout`` bounds opening a connection (by default only the call's
+      ``timeout`` / ``deadline`` do, so a process busy opening thousands fails none).
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class Client:
         headers: Mapping[str, str] | None = None,
         trust_env: bool = True,
         max_response_bytes: float = MAX_RESPONSE_BYTES,
+        connect_timeout: float | None = None,
     ) -> None:
         self._defaults = ClientDefaults(
             timeout=seconds("timeout", timeout, math.inf),
@@ -158,6 +161,8 @@ class Client:
                 f"max_response_bytes must be a number of bytes >= 1 (math.inf for no bound), "
                 f"not {max_response_bytes!r}")
         self._max_concurrency = max_concurrency
+        self._connect_timeout = None if connect_timeout is None else seconds(
+            "connect_timeout", connect_timeout, math.inf)
         if rate_limits:
             from .limits import RateLimit  # only with rate limits: keeps `import trillm` cheap
         for key, limit in (rate_limits or {}).items():
@@ -183,7 +188,8 @@ class Client:
             raise RuntimeError("this trillm.Client is already open")
         transport = Transport(transport=self._user_transport, proxy=self._proxy,
                               trust_env=self._trust_env,
-                              max_response_bytes=self._max_response_bytes)
+                              max_response_bytes=self._max_response_bytes,
+                              connect_timeout=self._connect_timeout)
         limiter = None
         if self._max_concurrency is not None:
             limiter = trio.CapacityLimiter(self._max_concurrency)
