@@ -514,11 +514,18 @@ class OpenAIProvider:
         return f"{cfg.api_base}/embeddings"
 
     def build_embedding(self, req: EmbeddingRequest, cfg: ProviderConfig) -> HTTPRequestSpec:
-        """``POST .../embeddings`` for one batch of inputs (``req.params``: dimensions, ...)."""
+        """``POST .../embeddings`` for one batch of inputs (``req.params``: dimensions, ...).
+
+        Vectors come as base64 float32 unless the call chose an ``encoding_format``
+        (as the official SDK asks): about a quarter of the bytes of JSON floats, and
+        far less parsing; :meth:`parse_embedding` decodes them to floats either way.
+        """
         body: dict[str, Any] = {"model": req.model, "input": list(req.inputs)}
         body.update(req.params)
         if req.extra_body:
             body.update(req.extra_body)
+        if body.get("encoding_format") is None:
+            body["encoding_format"] = "base64"
         return HTTPRequestSpec(
             "POST", self.embedding_url(req, cfg), self._headers(req, cfg), json=body,
             provider=req.provider, model=req.model,
@@ -702,11 +709,10 @@ def _index_problem(indices: list[Any]) -> str | None:
 def _vector(value: Any) -> tuple[float, ...]:
     """A vector as floats: a JSON list, or base64 little-endian float32 (``encoding_format``)."""
     if isinstance(value, str):
-        floats = array("f")
-        floats.frombytes(base64.b64decode(value))
+        floats = array("f", base64.b64decode(value))
         if sys.byteorder == "big":
             floats.byteswap()
-        return tuple(floats)
+        return tuple(floats.tolist())
     return tuple(float(x) for x in value)
 
 
