@@ -106,3 +106,32 @@ async def test_connect_timeout_ends_a_hanging_connect_with_a_connection_error() 
             with pytest.raises(errors.APIConnectionError, match=r"connect_timeout=0\.3 s") as info:
                 await client.acompletion("openai/gpt-4o-mini", MSGS, timeout=30)
             assert not isinstance(info.value, errors.Timeout)
+
+
+async def test_one_ssl_context_per_client_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Building an SSLContext (loading the CA bundle) costs tens of milliseconds: the
+    # Client builds one when it opens and every connection it makes shares it.
+    import ssl
+
+    from tests.fakeserver import Reply, open_fake_server
+
+    built: list[object] = []
+    real = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        ctx = real(*args, **kwargs)
+        built.append(ctx)
+        return ctx
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    with trio.fail_after(GUARD):
+        async with open_fake_server(lambda r: Reply.json(openai_chat_json("hi"))) as server:
+            client = trillm.Client(api_base=server.base_url + "/v1", api_key="k")
+            assert built == []  # nothing before it opens
+            async with client:
+                assert len(built) == 1
+                async with trio.open_nursery() as nursery:
+                    for _ in range(20):  # 20 at once: 20 new connections
+                        nursery.start_soon(client.acompletion, "openai/gpt-4o-mini", MSGS)
+                assert client.statistics().idle_connections == 20
+            assert len(built) == 1
