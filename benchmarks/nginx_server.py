@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import canned
 
@@ -101,7 +102,7 @@ http {{
 
     server {{
         listen 127.0.0.1:{port} backlog=4096;
-        root {tmp}/www;
+{tls_listen}        root {tmp}/www;
 
         # nginx answers POST to a static file with 405; error_page turns that into an
         # internal GET redirect to the same file, served with status 200. The request
@@ -126,6 +127,16 @@ http {{
 """
 
 
+_TLS_LISTEN = """\
+        listen 127.0.0.1:{tls_port} ssl backlog=4096;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache off;
+        ssl_session_tickets off;
+"""
+
+
 @dataclass(frozen=True)
 class Nginx:
     pid: int
@@ -133,10 +144,18 @@ class Nginx:
     binary: str
     version: str
     tmpdir: Path
+    tls_port: int | None = None  # HTTPS on this port too (the TLS phases)
 
     @property
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def tls_json_base(self) -> str | None:
+        """``api_base`` for non-streaming answers over HTTPS (None: no TLS)."""
+        if self.tls_port is None:
+            return None
+        return f"https://127.0.0.1:{self.tls_port}" + JSON_PATH.removesuffix("/chat/completions")
 
     @property
     def json_base(self) -> str:
@@ -211,8 +230,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running_nginx(binary: str, cpus: set[int] | None = None) -> Iterator[Nginx]:
-    """Run nginx on a free 127.0.0.1 port for the duration of the block."""
+def running_nginx(
+    binary: str, cpus: set[int] | None = None, tls: Any = None
+) -> Iterator[Nginx]:
+    """Run nginx on a free 127.0.0.1 port for the duration of the block; with *tls* (a
+    :class:`tls.TLSFiles`), HTTPS on a second port with the same answers."""
     with tempfile.TemporaryDirectory(prefix="trillm-bench-nginx-") as tmp_name:
         tmp = Path(tmp_name)
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -227,11 +249,17 @@ def running_nginx(binary: str, cpus: set[int] | None = None) -> Iterator[Nginx]:
         version = nginx_version(binary)
         for attempt in range(5):  # the free port may be taken between probe and bind
             port = _free_port()
+            tls_port = _free_port() if tls is not None else None
+            tls_listen = (
+                _TLS_LISTEN.format(tls_port=tls_port, cert=tls.cert, key=tls.key)
+                if tls is not None else ""
+            )
             conf = tmp / "nginx.conf"
             conf.write_text(
                 _CONFIG.format(
                     tmp=tmp,
                     port=port,
+                    tls_listen=tls_listen,
                     json_path=JSON_PATH,
                     status_path=STATUS_PATH,
                 )
@@ -254,6 +282,7 @@ def running_nginx(binary: str, cpus: set[int] | None = None) -> Iterator[Nginx]:
                 continue
             break
         try:
-            yield Nginx(pid=proc.pid, port=port, binary=binary, version=version, tmpdir=tmp)
+            yield Nginx(pid=proc.pid, port=port, binary=binary, version=version, tmpdir=tmp,
+                        tls_port=tls_port)
         finally:
             _stop(proc)

@@ -15,15 +15,20 @@ CANDIDATES = (CANDIDATE, ASYNCIO_CANDIDATE)
 
 
 def reference_for(phase: str) -> str:
-    """The main reference of a phase: raw httpx for requests, the raw httpx2 line loop
-    (no checkpoint in it: the parsing floor) for streams."""
-    return "raw-httpx2-stream" if phase.startswith("s") else "raw-httpx"
+    """The main reference of a phase: raw httpx for plain requests, the raw httpx2 line
+    loop (no checkpoint in it: the parsing floor) for streams, raw httpx2 for TLS
+    (``tN``, ``bN``) and requests held in flight (``hN``)."""
+    if phase.startswith("s"):
+        return "raw-httpx2-stream"
+    return "raw-httpx2" if phase[:1] in ("t", "b", "h") else "raw-httpx"
 
 
 def second_reference_for(phase: str) -> str:
-    """Another trio reference, shown when it ran: raw httpx2 for requests, and the raw
-    httpx loop with one checkpoint per event for streams."""
-    return "raw-httpx-stream" if phase.startswith("s") else "raw-httpx2"
+    """Another trio reference, shown when it ran: raw httpx2 (or raw httpx) for requests,
+    and the raw httpx loop with one checkpoint per event for streams."""
+    if phase.startswith("s"):
+        return "raw-httpx-stream"
+    return "raw-httpx" if phase[:1] in ("t", "b", "h") else "raw-httpx2"
 
 
 def comparisons(phase: str) -> list[tuple[str, str]]:
@@ -78,6 +83,9 @@ def _variant_stats(
         ),
         "units_per_s": rate.as_dict() if rate else None,
         "max_rss_kib": max((r["max_rss_kib"] for r in by_round.values()), default=None),
+        "mem_per_inflight_kib": Stat.of(
+            [r["mem_per_inflight_kib"] for r in by_round.values() if "mem_per_inflight_kib" in r]
+        ).as_dict() if any("mem_per_inflight_kib" in r for r in by_round.values()) else None,
         "nginx_new_connections": [r["nginx_new_connections"] for r in by_round.values()],
         "statuses": sorted(
             {r["status"] for r in runs if r["variant"] == name and r["phase"] == phase}
@@ -106,8 +114,13 @@ def summarize(runs: list[dict[str, Any]], phases: list[str]) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "reference": ref_name,
             "unit": "chunk" if phase.startswith("s") else "request",
+            "kind": phase[:1],
             "trillm_cpu_by_round": {
                 i: r["cpu_per_unit_us"] for i, r in _ok_runs(runs, CANDIDATE, phase).items()
+            },
+            "trillm_mem_by_round": {
+                i: r["mem_per_inflight_kib"] for i, r in _ok_runs(runs, CANDIDATE, phase).items()
+                if "mem_per_inflight_kib" in r
             },
             "variants": {},
             "comparisons": {},
@@ -129,6 +142,9 @@ def summarize(runs: list[dict[str, Any]], phases: list[str]) -> dict[str, Any]:
                 "reference": peer_name,
                 "cpu_ratio": _ratios(cand, ref, "cpu_per_unit_us"),
                 "rate_ratio": _ratios(cand, ref, "units_per_s"),
+                "rss_ratio": _ratios(cand, ref, "max_rss_kib"),
+                "mem_ratio": (_ratios(cand, ref, "mem_per_inflight_kib")
+                              if phase.startswith("h") else None),
             }
         trio_pair = entry["comparisons"][f"{CANDIDATE}/{ref_name}"]
         entry["cpu_ratio"], entry["rate_ratio"] = trio_pair["cpu_ratio"], trio_pair["rate_ratio"]
@@ -233,6 +249,11 @@ def evaluate_targets(
         c = e["comparisons"].get(pair or f"{CANDIDATE}/{reference_for(phase)}")
         return c["cpu_ratio"]["median"] if c and c["cpu_ratio"] else None
 
+    def other(phase: str, key: str) -> float | None:
+        e = ph.get(phase)
+        c = e["comparisons"].get(f"{CANDIDATE}/{reference_for(phase)}") if e else None
+        return c[key]["median"] if c and c.get(key) else None
+
     aio = f"{ASYNCIO_CANDIDATE}/{ASYNCIO_PEER}"
 
     scaling = summary["scaling"].get(CANDIDATE)
@@ -250,10 +271,24 @@ def evaluate_targets(
             "CPU/chunk trillm 1,000 streams ÷ trillm one 5,000-chunk stream",
             _own_ratio(summary, "s1000", "s1x5000"), 1.3, "",
         ),
+        ("TLS: CPU/request trillm ÷ raw httpx2 at c=1", ratio("t1"), 1.0, ""),
+        ("TLS: CPU/request trillm ÷ raw httpx2 at c=32", ratio("t32"), 1.0, ""),
+        ("TLS: CPU/request trillm ÷ raw httpx2 at c=256", ratio("t256"), 1.0, ""),
+        ("TLS: CPU/request trillm ÷ raw httpx2, cold burst of 256", ratio("b256"), 1.0,
+         "handshakes"),
+        ("TLS: peak RSS trillm ÷ raw httpx2 at c=256", other("t256", "rss_ratio"), 1.0, ""),
+        ("10,000 in flight: CPU/request trillm ÷ raw httpx2", ratio("h10000"), 1.0, ""),
+        ("10,000 in flight: memory/request trillm ÷ raw httpx2", other("h10000", "mem_ratio"),
+         1.0, ""),
+        ("CPU/request trillm 10,000 in flight ÷ 1,000 in flight",
+         _own_ratio(summary, "h10000", "h1000"), 1.5, "linear"),
+        ("memory/request trillm 10,000 in flight ÷ 1,000 in flight",
+         _own_ratio(summary, "h10000", "h1000", "trillm_mem_by_round"), 1.5, "linear"),
+        ("peak RSS trillm ÷ raw httpx at c=256", other("c256", "rss_ratio"), 1.0, ""),
         ("CPU/request trillm-asyncio ÷ AsyncOpenAI at c=1", ratio("c1", aio), 1.0, ""),
         ("CPU/request trillm-asyncio ÷ AsyncOpenAI at c=32", ratio("c32", aio), 1.0, ""),
         ("CPU/chunk trillm-asyncio ÷ AsyncOpenAI, 64 streams", ratio("s64", aio), 0.5, ""),
-        ("import trillm minus import trio, httpx, attrs, outcome (s)", extra, 0.05, ""),
+        ("import trillm minus import trio, httpx, attrs, outcome (s)", extra, 0.03, ""),
     ]
     out = []
     for name, value, limit, note in targets:
@@ -264,12 +299,14 @@ def evaluate_targets(
     return out
 
 
-def _own_ratio(summary: dict[str, Any], hi: str, lo: str) -> float | None:
-    """Median over rounds of trillm's CPU per unit in phase *hi* over phase *lo*."""
+def _own_ratio(
+    summary: dict[str, Any], hi: str, lo: str, key: str = "trillm_cpu_by_round"
+) -> float | None:
+    """Median over rounds of trillm's CPU (or memory) per unit in phase *hi* over *lo*."""
     ph = summary["phases"]
     if hi not in ph or lo not in ph:
         return None
-    a, b = ph[hi]["trillm_cpu_by_round"], ph[lo]["trillm_cpu_by_round"]
+    a, b = ph[hi][key], ph[lo][key]
     both = sorted(a.keys() & b.keys())
     return statistics.median(a[i] / b[i] for i in both) if both else None
 
