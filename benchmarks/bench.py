@@ -43,10 +43,12 @@ REPO = HERE.parent
 RESULT_PREFIX = "BENCH-RESULT "
 ALL_VARIANTS = (
     "raw-httpx", "raw-httpx-stream", "raw-httpx2", "raw-httpx2-stream",
-    "trillm", "trillm-asyncio", "asyncopenai",
+    "trillm", "trillm-asyncio", "asyncopenai", "trillm-float",
 )
 #: References that may be missing (their package not installed): reported, never a failure.
 OPTIONAL = frozenset({"asyncopenai", "raw-httpx2", "raw-httpx2-stream"})
+#: Not references of anything but trillm's own "before" (embeddings as JSON floats).
+CANDIDATE_LIKE = frozenset({"trillm-float"})
 BASELINE_IMPORT = "import trio, httpx, attrs, outcome"
 
 
@@ -495,6 +497,7 @@ def _rounds(
         r
         for r in runs
         if r["variant"] not in report.CANDIDATES
+        and r["variant"] not in CANDIDATE_LIKE
         and r["status"] != "ok"
         and not (r["variant"] in OPTIONAL and r["status"] in ("unavailable", "skipped"))
         # 10,000 requests in flight through httpcore's pool can take many minutes

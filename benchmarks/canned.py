@@ -155,3 +155,43 @@ STREAM_EVENTS = STREAM_WORDS + 2
 def stream_events(n: int = STREAM_WORDS) -> int:
     """``data:`` events of an *n*-chunk stream other than ``[DONE]``."""
     return n + 2
+
+
+# --- embeddings: the same vectors as base64 float32 (trillm's default) and as JSON floats ---
+
+EMBED_INPUTS = 16  # vectors per answer; CPU per vector divides by this
+EMBED_DIMENSIONS = 1536  # text-embedding-3-small's
+EMBED_MODEL = "openai/text-embedding-3-small"
+EMBED_INPUT_TEXTS = [f"benchmark input {i}" for i in range(EMBED_INPUTS)]
+
+
+def embedding_vectors() -> list[list[float]]:
+    """Deterministic float32 values in (-0.1, 0.1), as an embedding model gives."""
+    import struct
+
+    out = []
+    state = 12345
+    for _ in range(EMBED_INPUTS):
+        vec = []
+        for _ in range(EMBED_DIMENSIONS):
+            state = (state * 1103515245 + 12345) % 2**31
+            value = (state / 2**31 - 0.5) / 5
+            vec.append(struct.unpack("<f", struct.pack("<f", value))[0])  # float32-exact
+        out.append(vec)
+    return out
+
+
+def embedding_body(b64: bool) -> bytes:
+    """An ``/embeddings`` answer: base64 little-endian float32, or JSON floats."""
+    import base64
+    import struct
+
+    data = []
+    for i, vec in enumerate(embedding_vectors()):
+        value: Any = vec
+        if b64:
+            value = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
+        data.append({"object": "embedding", "index": i, "embedding": value})
+    usage = {"prompt_tokens": 64, "total_tokens": 64}
+    return _dumps({"object": "list", "data": data, "model": "text-embedding-3-small",
+                   "usage": usage}).encode()

@@ -458,6 +458,37 @@ def raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+# --- embeddings: base64 (trillm's default) against JSON floats ----------------------------
+
+
+async def trillm_embeddings(base: str, workers: int, meter: Meter, float_json: bool) -> None:
+    """``aembedding`` of 16 inputs; nginx answers base64 at .../emb/v1 and floats at
+    .../embf/v1 (trillm asks for base64 unless told ``encoding_format="float"``)."""
+    trillm = _import_trillm()
+    vectors = canned.embedding_vectors()
+    expected = (vectors[0][0], vectors[-1][-1], len(vectors[0]))
+    base = base.removesuffix("/json/v1") + ("/embf/v1" if float_json else "/emb/v1")
+    kw = {"encoding_format": "float"} if float_json else {}
+    async with trillm.Client(
+        api_base=base, api_key=canned.API_KEY, max_concurrency=workers
+    ) as client:
+
+        async def one() -> None:
+            r = await client.aembedding(canned.EMBED_MODEL, canned.EMBED_INPUT_TEXTS, **kw)
+            e = r.data
+            got = (e[0].embedding[0], e[-1].embedding[-1], len(e[0].embedding))
+            if got != expected or len(e) != canned.EMBED_INPUTS:
+                raise ContentMismatch(f"embeddings {got} != {expected}")
+
+        await run_workers(workers, one, meter)
+
+
+EMBEDDINGS: dict[str, Runner] = {
+    "trillm": functools.partial(trillm_embeddings, float_json=False),
+    "trillm-float": functools.partial(trillm_embeddings, float_json=True),
+}
+
+
 # --- the official OpenAI SDK under asyncio -------------------------------------------------
 
 
@@ -520,6 +551,7 @@ VARIANTS: dict[str, tuple[Runner | None, Runner | None]] = {
     "raw-httpx2": (raw_httpx2, None),
     "raw-httpx2-stream": (None, raw_httpx2_stream),
     "trillm": (trillm_completion, trillm_stream),
+    "trillm-float": (None, None),  # embeddings only (eN phases)
     "trillm-asyncio": (
         functools.partial(trillm_completion, spawn=run_workers_asyncio),
         functools.partial(trillm_stream, spawn=run_workers_asyncio),
@@ -547,22 +579,26 @@ class Phase:
     def parse(cls, name: str) -> Phase:
         kind, rest = name[:1], name[1:]
         num, _, per = rest.partition("x")
-        ok = kind in ("c", "s", "t", "b", "h") and num.isdigit() and int(num) >= 1
+        ok = kind in ("c", "s", "t", "b", "h", "e") and num.isdigit() and int(num) >= 1
         if per:
             ok = ok and kind == "s" and per.isdigit() and int(per) in canned.STREAM_LENGTHS
         if not ok:
             raise ValueError(
                 f"phase {name!r}: want c<N> (N concurrent requests), s<N> (N concurrent "
                 f"200-chunk streams), s<N>x<M> (M in {canned.STREAM_LENGTHS}), t<N> (N "
-                "concurrent HTTPS requests), b<N> (cold HTTPS bursts) or h<N> (N held "
-                "requests in flight)"
+                "concurrent HTTPS requests), b<N> (cold HTTPS bursts), h<N> (N held "
+                "requests in flight) or e<N> (N concurrent embedding requests)"
             )
         if kind == "s":
             return cls(name, int(num), True, int(per) if per else canned.STREAM_WORDS, "s")
+        if kind == "e":
+            return cls(name, int(num), False, canned.EMBED_INPUTS, "e")  # unit: one vector
         return cls(name, int(num), False, 1, kind)
 
 
 def supports(variant: str, phase: Phase) -> bool:
+    if phase.kind == "e":
+        return variant in EMBEDDINGS
     if phase.kind in ("b", "h"):
         return variant in SESSIONS
     if phase.kind == "t" and variant in ASYNCIO_VARIANTS:
@@ -598,6 +634,8 @@ def drive(
         extra = (SESSIONS[variant],)
         base = tls_json if phase.kind == "b" else hold_json  # type: ignore[assignment]
         raise_file_limit()
+    elif phase.kind == "e":
+        runner = EMBEDDINGS.get(variant)
     if runner is None:
         return {**out, "status": "failed", "error": f"{variant} has no {phase.name} mode"}
     warmup_items = max(phase.workers, 20 if phase.chunks < 1000 else 2)
@@ -637,7 +675,7 @@ def drive(
     return {
         **out,
         "status": "ok",
-        "unit": "chunk" if phase.streaming else "request",
+        "unit": "chunk" if phase.streaming else "vector" if phase.kind == "e" else "request",
         "workers": phase.workers,
         "max_rss_kib": rusage.ru_maxrss,
         **meter.result(units),

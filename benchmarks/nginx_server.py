@@ -29,6 +29,8 @@ import canned
 
 JSON_PATH = "/json/v1/chat/completions"
 SSE_PATH = "/sse/v1/chat/completions"
+EMBED_PATH = "/emb/v1/embeddings"  # vectors as base64 (what trillm asks for by default)
+EMBED_FLOAT_PATH = "/embf/v1/embeddings"  # the same vectors as JSON floats
 
 
 def sse_path(words: int = canned.STREAM_WORDS) -> str:
@@ -114,6 +116,10 @@ http {{
         location ~ ^/sse[0-9]*/v1/chat/completions$ {{
             default_type text/event-stream;
             add_header Cache-Control no-cache;
+            error_page 405 =200 $uri;
+        }}
+        location ~ ^/emb(f)?/v1/embeddings$ {{
+            default_type application/json;
             error_page 405 =200 $uri;
         }}
         location = {status_path} {{
@@ -241,6 +247,8 @@ def running_nginx(
             (tmp / sub).mkdir()
         bodies = [(JSON_PATH, canned.completion_body())]
         bodies += [(sse_path(n), canned.stream_body(n)) for n in canned.STREAM_LENGTHS]
+        bodies += [(EMBED_PATH, canned.embedding_body(True)),
+                   (EMBED_FLOAT_PATH, canned.embedding_body(False))]
         for path, body in bodies:
             target = tmp / "www" / path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,8 @@ def reference_for(phase: str) -> str:
     (``tN``, ``bN``) and requests held in flight (``hN``)."""
     if phase.startswith("s"):
         return "raw-httpx2-stream"
+    if phase.startswith("e"):
+        return "trillm-float"  # embeddings: trillm before (JSON floats) and after (base64)
     return "raw-httpx2" if phase[:1] in ("t", "b", "h") else "raw-httpx"
 
 
@@ -118,7 +120,8 @@ def summarize(runs: list[dict[str, Any]], phases: list[str]) -> dict[str, Any]:
         ref_name = reference_for(phase)
         entry: dict[str, Any] = {
             "reference": ref_name,
-            "unit": "chunk" if phase.startswith("s") else "request",
+            "unit": "chunk" if phase.startswith("s") else "vector" if phase.startswith("e")
+            else "request",
             "kind": phase[:1],
             "trillm_cpu_by_round": {
                 i: r["cpu_per_unit_us"] for i, r in _ok_runs(runs, CANDIDATE, phase).items()
@@ -290,6 +293,7 @@ def evaluate_targets(
         ("memory/request trillm 10,000 in flight ÷ 1,000 in flight",
          _own_ratio(summary, "h10000", "h1000", "trillm_mem_by_round"), 1.5, "linear"),
         ("peak RSS trillm ÷ raw httpx at c=256", other("c256", "rss_ratio"), 1.0, ""),
+        ("embeddings: CPU/vector as base64 (default) ÷ as JSON floats", ratio("e1"), 1.0, ""),
         ("CPU/request trillm-asyncio ÷ AsyncOpenAI at c=1", ratio("c1", aio), 1.0, ""),
         ("CPU/request trillm-asyncio ÷ AsyncOpenAI at c=32", ratio("c32", aio), 1.0, ""),
         ("CPU/chunk trillm-asyncio ÷ AsyncOpenAI, 64 streams", ratio("s64", aio), 0.5, ""),
