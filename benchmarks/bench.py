@@ -45,6 +45,7 @@ ALL_VARIANTS = (
     "raw-httpx", "raw-httpx-stream", "raw-httpx2", "raw-httpx2-stream",
     "trillm", "trillm-asyncio", "asyncopenai", "trillm-float",
 )
+DEFAULT_PHASES = "c1,c32,c256,s64,s1x5000,s1000,t1,t32,t256,b256,h1000,h10000,e1"
 #: References that may be missing (their package not installed): reported, never a failure.
 OPTIONAL = frozenset({"asyncopenai", "raw-httpx2", "raw-httpx2-stream"})
 #: Not references of anything but trillm's own "before" (embeddings as JSON floats).
@@ -507,7 +508,7 @@ def _rounds(
     if ref_failed:
         print(f"{len(ref_failed)} reference run(s) failed: the harness is broken", file=sys.stderr)
         return 1
-    if args.strict and any(t["verdict"] != "meets" for t in targets):
+    if args.strict and any(t["verdict"] != "PASS" for t in targets):
         return 1
     return 0
 
@@ -519,8 +520,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=7, help="rounds of every (variant, phase)")
     p.add_argument(
         "--phases",
-        default="c1,c32,c256,s64",
-        help="c<N>: N concurrent non-streaming requests; s<N>: N concurrent 200-chunk streams",
+        default=DEFAULT_PHASES,
+        help="c<N>: N concurrent requests; s<N>[x<M>]: N concurrent streams of M (200) chunks; "
+        "t<N>: N concurrent HTTPS requests; b<N>: cold HTTPS bursts of N; h<N>: N requests "
+        "held in flight; e<N>: N concurrent embedding requests",
     )
     p.add_argument("--variants", default=",".join(ALL_VARIANTS), help="comma-separated")
     p.add_argument("--min-time", type=float, default=1.5, help="seconds of timed work per process")

@@ -601,8 +601,13 @@ def supports(variant: str, phase: Phase) -> bool:
         return variant in EMBEDDINGS
     if phase.kind in ("b", "h"):
         return variant in SESSIONS
-    if phase.kind == "t" and variant in ASYNCIO_VARIANTS:
-        return False  # the TLS phases compare the trio clients
+    if variant in ASYNCIO_VARIANTS and (
+        phase.kind not in ("c", "s") or phase.workers >= WAVES_FROM
+        or phase.chunks > canned.STREAM_WORDS
+    ):
+        return False  # the asyncio pair: requests and 64 streams (its own targets)
+    if variant == "raw-httpx-stream" and phase.workers >= WAVES_FROM:
+        return False  # a checkpoint per event through httpcore 1.0's pool: minutes
     plain, stream = VARIANTS[variant]
     return (stream if phase.streaming else plain) is not None
 

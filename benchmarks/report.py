@@ -301,11 +301,11 @@ def evaluate_targets(
     ]
     out = []
     for name, value, limit, note in targets:
-        verdict = "n/a" if value is None else ("meets" if value <= limit else "MISSES")
+        verdict = "n/a" if value is None else ("PASS" if value <= limit else "FAIL")
         if value is None and name.startswith("10,000 in flight") and _reference_timed_out(
             ph.get("h10000")
         ):
-            verdict = "meets"  # trillm answered all; the reference did not finish
+            verdict = "PASS"  # trillm answered all; the reference did not finish
             note = "raw httpx2 did not finish within --driver-timeout"
         out.append(
             {"target": name, "measured": value, "limit": limit, "note": note, "verdict": verdict}
@@ -350,4 +350,7 @@ def render_targets(targets: list[dict[str, Any]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    counts = {v: sum(t["verdict"] == v for t in targets) for v in ("PASS", "FAIL", "n/a")}
+    lines.append(f"gates: {counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['n/a']} n/a "
+                 "(n/a: its phase or a variant was not run)")
     return "\n".join(lines)
