@@ -599,7 +599,9 @@ class Phase:
 def supports(variant: str, phase: Phase) -> bool:
     if phase.kind == "e":
         return variant in EMBEDDINGS
-    if phase.kind in ("b", "h"):
+    if phase.kind == "h":  # raw httpx needs ~30 s for 1,000 held requests: httpx2 only
+        return variant in ("raw-httpx2", "trillm")
+    if phase.kind == "b":
         return variant in SESSIONS
     if variant in ASYNCIO_VARIANTS and (
         phase.kind not in ("c", "s") or phase.workers >= WAVES_FROM
