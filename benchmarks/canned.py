@@ -25,7 +25,10 @@ STREAM_REQUEST_BODY: dict[str, Any] = {
 
 EXPECTED_CONTENT = "Hello! How can I help you today?"
 
-STREAM_WORDS = 200  # content events per stream; CPU per chunk divides by this
+STREAM_WORDS = 200  # content events per stream (sN phases); CPU per chunk divides by this
+LONG_STREAM_WORDS = 5000  # content events of a long stream (sNx5000 phases)
+#: The stream lengths nginx serves (each at its own path: nginx_server.sse_path).
+STREAM_LENGTHS = (STREAM_WORDS, LONG_STREAM_WORDS)
 
 _ID = "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT"
 _CREATED = 1741569952
@@ -42,18 +45,24 @@ _PROSE = (
 )
 
 
-def _stream_words() -> list[str]:
+def stream_pieces(n: int = STREAM_WORDS) -> list[str]:
+    """The *n* one-word content pieces of a canned stream."""
     words = _PROSE.split()
     out: list[str] = []
-    while len(out) < STREAM_WORDS:
+    while len(out) < n:
         for w in words:
             out.append(w if not out else " " + w)
-            if len(out) == STREAM_WORDS:
+            if len(out) == n:
                 break
     return out
 
 
-STREAM_PIECES: list[str] = _stream_words()
+def expected_stream_content(n: int = STREAM_WORDS) -> str:
+    """What the content pieces of an *n*-chunk canned stream join to."""
+    return "".join(stream_pieces(n))
+
+
+STREAM_PIECES: list[str] = stream_pieces()
 EXPECTED_STREAM_CONTENT = "".join(STREAM_PIECES)
 
 _USAGE: dict[str, Any] = {
@@ -117,16 +126,16 @@ def _chunk(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -
     )
 
 
-def stream_body() -> bytes:
+def stream_body(n: int = STREAM_WORDS) -> bytes:
     """A realistic OpenAI SSE body.
 
-    200 ``chat.completion.chunk`` events of one word each (the first also carries
+    *n* (200 by default) ``chat.completion.chunk`` events of one word each (the first also carries
     the role), then OpenAI's finish chunk (empty delta, ``finish_reason: "stop"``),
     the usage chunk (``choices: []``, as with ``stream_options.include_usage``)
     and ``data: [DONE]``.
     """
     events: list[str] = []
-    for i, word in enumerate(STREAM_PIECES):
+    for i, word in enumerate(stream_pieces(n)):
         delta: dict[str, Any] = {"content": word}
         if i == 0:
             delta = {"role": "assistant", "content": word, "refusal": None}
@@ -141,3 +150,48 @@ def stream_body() -> bytes:
 
 #: ``data:`` events per stream other than ``[DONE]`` (words + finish + usage).
 STREAM_EVENTS = STREAM_WORDS + 2
+
+
+def stream_events(n: int = STREAM_WORDS) -> int:
+    """``data:`` events of an *n*-chunk stream other than ``[DONE]``."""
+    return n + 2
+
+
+# --- embeddings: the same vectors as base64 float32 (trillm's default) and as JSON floats ---
+
+EMBED_INPUTS = 16  # vectors per answer; CPU per vector divides by this
+EMBED_DIMENSIONS = 1536  # text-embedding-3-small's
+EMBED_MODEL = "openai/text-embedding-3-small"
+EMBED_INPUT_TEXTS = [f"benchmark input {i}" for i in range(EMBED_INPUTS)]
+
+
+def embedding_vectors() -> list[list[float]]:
+    """Deterministic float32 values in (-0.1, 0.1), as an embedding model gives."""
+    import struct
+
+    out = []
+    state = 12345
+    for _ in range(EMBED_INPUTS):
+        vec = []
+        for _ in range(EMBED_DIMENSIONS):
+            state = (state * 1103515245 + 12345) % 2**31
+            value = (state / 2**31 - 0.5) / 5
+            vec.append(struct.unpack("<f", struct.pack("<f", value))[0])  # float32-exact
+        out.append(vec)
+    return out
+
+
+def embedding_body(b64: bool) -> bytes:
+    """An ``/embeddings`` answer: base64 little-endian float32, or JSON floats."""
+    import base64
+    import struct
+
+    data = []
+    for i, vec in enumerate(embedding_vectors()):
+        value: Any = vec
+        if b64:
+            value = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
+        data.append({"object": "embedding", "index": i, "embedding": value})
+    usage = {"prompt_tokens": 64, "total_tokens": 64}
+    return _dumps({"object": "list", "data": data, "model": "text-embedding-3-small",
+                   "usage": usage}).encode()

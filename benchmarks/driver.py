@@ -9,13 +9,14 @@ warm-up comes first, then the timed part, then the in-flight requests drain
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import resource
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,8 @@ class Meter:
     begin: float = field(default_factory=time.perf_counter)
     start: tuple[float, float, os.times_result, int] | None = None
     end: tuple[float, float, os.times_result, int] | None = None
+    spans: list[Any] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @staticmethod
     def _snap(done: int) -> tuple[float, float, os.times_result, int]:
@@ -66,20 +69,31 @@ class Meter:
             self.end = self._snap(self.done)
             self.stopping = True  # workers finish their current item, then stop
 
+    def span(self, begin: tuple[float, float, os.times_result, int],
+             end: tuple[float, float, os.times_result, int]) -> None:
+        """Add a timed span (the phases that time only some parts of the process)."""
+        self.spans.append((begin, end))
+
     def result(self, units_per_item: int) -> dict[str, Any]:
-        assert self.start is not None
-        assert self.end is not None
-        (w0, c0, t0, d0), (w1, c1, t1, d1) = self.start, self.end
-        items = d1 - d0
+        if self.spans:
+            items = sum(e[3] - b[3] for b, e in self.spans)
+            cpu = sum(e[1] - b[1] for b, e in self.spans)
+            wall = sum(e[0] - b[0] for b, e in self.spans)
+            user = sum(e[2].user - b[2].user for b, e in self.spans)
+            system = sum(e[2].system - b[2].system for b, e in self.spans)
+        else:
+            assert self.start is not None
+            assert self.end is not None
+            (w0, c0, t0, d0), (w1, c1, t1, d1) = self.start, self.end
+            items, cpu, wall = d1 - d0, c1 - c0, w1 - w0
+            user, system = t1.user - t0.user, t1.system - t0.system
         units = items * units_per_item
-        cpu = c1 - c0
-        wall = w1 - w0
-        return {
+        return {**self.extra,
             "items": items,
             "units": units,
             "cpu_s": cpu,
-            "user_s": t1.user - t0.user,
-            "sys_s": t1.system - t0.system,
+            "user_s": user,
+            "sys_s": system,
             "wall_s": wall,
             "cpu_per_unit_us": cpu / units * 1e6,
             "units_per_s": units / wall,
@@ -89,8 +103,47 @@ class Meter:
         }
 
 
+#: From this many workers on, the timed part is whole waves (see :func:`run_waves`).
+WAVES_FROM = 512
+
+
+async def run_waves(n: int, one: Callable[[], Awaitable[None]], meter: Meter) -> None:
+    """Many long items at once: an untimed wave (every worker one item), then timed
+    waves until ``min_time`` has passed, all workers starting together.
+
+    With hundreds of concurrent streams every item takes about as long as the timed
+    part, so counting only the items that end inside it (as :func:`run_workers` does)
+    would leave most of the work it measured uncounted.
+    """
+    import trio
+
+    async def wave() -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(n):
+                nursery.start_soon(one_counted)
+
+    async def one_counted() -> None:
+        meter.started += 1
+        await one()
+        meter.done += 1
+
+    began = time.perf_counter()
+    await wave()
+    while time.perf_counter() - began < meter.warmup_time:
+        await wave()
+    meter.start = meter._snap(meter.done)
+    while meter.end is None:
+        await wave()
+        if time.perf_counter() - meter.start[0] >= meter.min_time:
+            meter.end = meter._snap(meter.done)
+
+
 async def run_workers(n: int, one: Callable[[], Awaitable[None]], meter: Meter) -> None:
     import trio
+
+    if n >= WAVES_FROM:
+        await run_waves(n, one, meter)
+        return
 
     async def worker() -> None:
         while not meter.stopping:
@@ -129,24 +182,33 @@ def _check(got: object, expected: str) -> None:
 # --- raw httpx ----------------------------------------------------------------------------
 
 
-def _raw_client() -> Any:
-    import httpx
+def _raw_client(module: str = "httpx", connections: int = MAX_CONNECTIONS,
+                timeout: float = 60.0) -> Any:
+    """``httpx.AsyncClient`` (or ``httpx2.AsyncClient``) with a pool big enough for any phase."""
+    import importlib
 
+    httpx = importlib.import_module(module)
     return httpx.AsyncClient(
-        limits=httpx.Limits(
-            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-        ),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         headers={"Authorization": f"Bearer {canned.API_KEY}"},
-        timeout=httpx.Timeout(60.0),
+        timeout=httpx.Timeout(timeout),
     )
 
 
-async def raw_httpx(base: str, workers: int, meter: Meter) -> None:
+def _httpx2() -> str:
+    try:
+        import httpx2  # noqa: F401
+    except Exception as exc:
+        raise Unavailable(f"import httpx2 failed: {exc!r}") from exc
+    return "httpx2"
+
+
+async def raw_httpx(base: str, workers: int, meter: Meter, module: str = "httpx") -> None:
     url = base + "/chat/completions"
     body = canned.REQUEST_BODY
     expected = canned.EXPECTED_CONTENT
     loads = json.loads
-    async with _raw_client() as client:
+    async with _raw_client(module) as client:
 
         async def one() -> None:
             resp = await client.post(url, json=body)
@@ -157,19 +219,25 @@ async def raw_httpx(base: str, workers: int, meter: Meter) -> None:
         await run_workers(workers, one, meter)
 
 
-async def raw_httpx_stream(base: str, workers: int, meter: Meter) -> None:
+async def raw_httpx_stream(
+    base: str, workers: int, meter: Meter, words: int = canned.STREAM_WORDS,
+    module: str = "httpx", checkpoints: bool = True,
+) -> None:
     """``client.stream`` + ``aiter_bytes``: split lines, ``json.loads`` each event.
 
-    One ``trio.lowlevel.checkpoint()`` per event, as a streaming consumer would have.
+    With *checkpoints* (raw-httpx-stream), one ``trio.lowlevel.checkpoint()`` per
+    event, as a streaming consumer would have; without (raw-httpx2-stream, the
+    floor), none in the loop: the only yields are httpx's own reads.
     """
     import trio
 
     url = base + "/chat/completions"
     body = canned.STREAM_REQUEST_BODY
-    expected = canned.EXPECTED_STREAM_CONTENT
+    expected = canned.expected_stream_content(words)
+    n_events = canned.stream_events(words)
     loads = json.loads
     checkpoint = trio.lowlevel.checkpoint
-    async with _raw_client() as client:
+    async with _raw_client(module) as client:
 
         async def one() -> None:
             pieces: list[str] = []
@@ -198,12 +266,23 @@ async def raw_httpx_stream(base: str, workers: int, meter: Meter) -> None:
                             content = choices[0]["delta"].get("content")
                             if content:
                                 pieces.append(content)
-                        await checkpoint()
-            if not done or events != canned.STREAM_EVENTS:
+                        if checkpoints:
+                            await checkpoint()
+            if not done or events != n_events:
                 raise ContentMismatch(f"stream ended after {events} events, [DONE]={done}")
             _check("".join(pieces), expected)
 
         await run_workers(workers, one, meter)
+
+
+async def raw_httpx2(base: str, workers: int, meter: Meter) -> None:
+    await raw_httpx(base, workers, meter, module=_httpx2())
+
+
+async def raw_httpx2_stream(
+    base: str, workers: int, meter: Meter, words: int = canned.STREAM_WORDS
+) -> None:
+    await raw_httpx_stream(base, workers, meter, words, module=_httpx2(), checkpoints=False)
 
 
 # --- trillm -------------------------------------------------------------------------------
@@ -270,11 +349,11 @@ async def trillm_completion(
 
 
 async def trillm_stream(
-    base: str, workers: int, meter: Meter, spawn: Spawn = run_workers,
-    hooks: Callable[[], list[Any]] | None = None,
+    base: str, workers: int, meter: Meter, words: int = canned.STREAM_WORDS,
+    spawn: Spawn = run_workers, hooks: Callable[[], list[Any]] | None = None,
 ) -> None:
     trillm = _import_trillm()
-    expected = canned.EXPECTED_STREAM_CONTENT
+    expected = canned.expected_stream_content(words)
     model, messages = canned.MODEL, canned.MESSAGES
     extra = {"hooks": hooks()} if hooks is not None else {}
     async with trillm.Client(
@@ -289,6 +368,158 @@ async def trillm_stream(
             _check("".join(pieces), expected)
 
         await spawn(workers, one, meter)
+
+
+# --- sessions: a client and its one request, for the burst and held phases ---------------
+
+One = Callable[[], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def raw_session(base: str, n: int, module: str = "httpx") -> AsyncIterator[One]:
+    url = base + "/chat/completions"
+    body = canned.REQUEST_BODY
+    expected = canned.EXPECTED_CONTENT
+    async with _raw_client(module, max(n, MAX_CONNECTIONS), timeout=600.0) as client:
+
+        async def one() -> None:
+            resp = await client.post(url, json=body)
+            if resp.status_code != 200:
+                raise RuntimeError(f"HTTP {resp.status_code}")
+            _check(json.loads(resp.content)["choices"][0]["message"]["content"], expected)
+
+        yield one
+
+
+@contextlib.asynccontextmanager
+async def raw2_session(base: str, n: int) -> AsyncIterator[One]:
+    async with raw_session(base, n, _httpx2()) as one:
+        yield one
+
+
+@contextlib.asynccontextmanager
+async def trillm_session(base: str, n: int) -> AsyncIterator[One]:
+    trillm = _import_trillm()
+    expected = canned.EXPECTED_CONTENT
+    model, messages = canned.MODEL, canned.MESSAGES
+    async with trillm.Client(api_base=base, api_key=canned.API_KEY, max_concurrency=n) as client:
+
+        async def one() -> None:
+            r = await client.acompletion(model=model, messages=messages)
+            _check(r.choices[0].message.content, expected)
+
+        yield one
+
+
+Session = Callable[[str, int], contextlib.AbstractAsyncContextManager[One]]
+SESSIONS: dict[str, Session] = {
+    "raw-httpx": raw_session,
+    "raw-httpx2": raw2_session,
+    "trillm": trillm_session,
+}
+
+
+async def _burst(one: One, n: int, meter: Meter) -> None:
+    """*n* requests at once; every answer must arrive (one failure fails the run)."""
+    import trio
+
+    async def counted() -> None:
+        meter.started += 1
+        await one()
+        meter.done += 1
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(counted)
+
+
+async def cold_bursts(session: Session, base: str, n: int, meter: Meter) -> None:
+    """TLS handshakes: bursts of *n* requests, each on a client of its own that has no
+    connection yet, so every request opens one.  One untimed burst first; the clients
+    are built and closed untimed (building one builds its ssl.SSLContext): only the
+    bursts are timed."""
+    bursts = -1
+    while bursts < 2 or sum(e[0] - b[0] for b, e in meter.spans) < meter.min_time:
+        async with session(base, n) as one:
+            begin = meter._snap(meter.done)
+            await _burst(one, n, meter)
+            end = meter._snap(meter.done)
+        bursts += 1
+        if bursts > 0:
+            meter.span(begin, end)
+    meter.extra["bursts"] = bursts
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+async def held_wave(session: Session, base: str, n: int, meter: Meter) -> None:
+    """*n* requests in flight at once, each held by the server: one timed wave after an
+    untimed one of min(n, 100).  Reports the memory each request in flight adds (RSS at
+    the wave's peak minus RSS before it, over n) besides the CPU per request."""
+    import trio
+
+    async with session(base, n) as one:
+        await _burst(one, min(n, 100), meter)
+        before = _rss_kib()
+        peak = before
+        done = False
+
+        async def sample() -> None:
+            nonlocal peak
+            while not done:
+                peak = max(peak, _rss_kib())
+                await trio.sleep(0.05)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sample)
+            begin = meter._snap(meter.done)
+            await _burst(one, n, meter)
+            end = meter._snap(meter.done)
+            done = True
+        meter.span(begin, end)
+    meter.extra.update(rss_before_kib=before, rss_peak_kib=peak,
+                       mem_per_inflight_kib=(peak - before) / n)
+
+
+def raise_file_limit() -> None:
+    """As many open files as the hard limit allows (10,000 connections need it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# --- embeddings: base64 (trillm's default) against JSON floats ----------------------------
+
+
+async def trillm_embeddings(base: str, workers: int, meter: Meter, float_json: bool) -> None:
+    """``aembedding`` of 16 inputs; nginx answers base64 at .../emb/v1 and floats at
+    .../embf/v1 (trillm asks for base64 unless told ``encoding_format="float"``)."""
+    trillm = _import_trillm()
+    vectors = canned.embedding_vectors()
+    expected = (vectors[0][0], vectors[-1][-1], len(vectors[0]))
+    base = base.removesuffix("/json/v1") + ("/embf/v1" if float_json else "/emb/v1")
+    kw = {"encoding_format": "float"} if float_json else {}
+    async with trillm.Client(
+        api_base=base, api_key=canned.API_KEY, max_concurrency=workers
+    ) as client:
+
+        async def one() -> None:
+            r = await client.aembedding(canned.EMBED_MODEL, canned.EMBED_INPUT_TEXTS, **kw)
+            e = r.data
+            got = (e[0].embedding[0], e[-1].embedding[-1], len(e[0].embedding))
+            if got != expected or len(e) != canned.EMBED_INPUTS:
+                raise ContentMismatch(f"embeddings {got} != {expected}")
+
+        await run_workers(workers, one, meter)
+
+
+EMBEDDINGS: dict[str, Runner] = {
+    "trillm": functools.partial(trillm_embeddings, float_json=False),
+    "trillm-float": functools.partial(trillm_embeddings, float_json=True),
+}
 
 
 # --- the official OpenAI SDK under asyncio -------------------------------------------------
@@ -315,8 +546,10 @@ async def asyncopenai_completion(base: str, workers: int, meter: Meter) -> None:
         await run_workers_asyncio(workers, one, meter)
 
 
-async def asyncopenai_stream(base: str, workers: int, meter: Meter) -> None:
-    expected = canned.EXPECTED_STREAM_CONTENT
+async def asyncopenai_stream(
+    base: str, workers: int, meter: Meter, words: int = canned.STREAM_WORDS
+) -> None:
+    expected = canned.expected_stream_content(words)
     model, messages = canned.WIRE_MODEL, canned.MESSAGES
     async with _asyncopenai_client(base) as client:
         create = client.chat.completions.create
@@ -348,11 +581,14 @@ Runner = Callable[[str, int, Meter], Awaitable[None]]
 VARIANTS: dict[str, tuple[Runner | None, Runner | None]] = {
     "raw-httpx": (raw_httpx, None),
     "raw-httpx-stream": (None, raw_httpx_stream),
+    "raw-httpx2": (raw_httpx2, None),
+    "raw-httpx2-stream": (None, raw_httpx2_stream),
     "trillm": (trillm_completion, trillm_stream),
     "trillm-otel": (
         functools.partial(trillm_completion, hooks=otel_hooks),
         functools.partial(trillm_stream, hooks=otel_hooks),
     ),
+    "trillm-float": (None, None),  # embeddings only (eN phases)
     "trillm-asyncio": (
         functools.partial(trillm_completion, spawn=run_workers_asyncio),
         functools.partial(trillm_stream, spawn=run_workers_asyncio),
@@ -365,19 +601,55 @@ ASYNCIO_VARIANTS = frozenset({"trillm-asyncio", "asyncopenai"})
 
 @dataclass(frozen=True)
 class Phase:
+    """``cN``: N concurrent requests; ``sN`` / ``sNxM``: N concurrent streams of M chunks
+    (200 by default; nginx serves 200 and 5,000); ``tN``: N concurrent requests over
+    HTTPS; ``bN``: cold bursts of N HTTPS requests, each on a new connection (the
+    handshakes); ``hN``: N requests in flight at once, each held by the server."""
+
     name: str
     workers: int
     streaming: bool
+    chunks: int = 1  # content chunks per stream (units per item)
+    kind: str = "c"
 
     @classmethod
     def parse(cls, name: str) -> Phase:
-        kind, num = name[:1], name[1:]
-        if kind not in ("c", "s") or not num.isdigit() or int(num) < 1:
-            raise ValueError(f"phase {name!r}: want c<N> (N concurrent requests) or s<N> (streams)")
-        return cls(name, int(num), kind == "s")
+        kind, rest = name[:1], name[1:]
+        num, _, per = rest.partition("x")
+        ok = kind in ("c", "s", "t", "b", "h", "e") and num.isdigit() and int(num) >= 1
+        if per:
+            ok = ok and kind == "s" and per.isdigit() and int(per) in canned.STREAM_LENGTHS
+        if not ok:
+            raise ValueError(
+                f"phase {name!r}: want c<N> (N concurrent requests), s<N> (N concurrent "
+                f"200-chunk streams), s<N>x<M> (M in {canned.STREAM_LENGTHS}), t<N> (N "
+                "concurrent HTTPS requests), b<N> (cold HTTPS bursts), h<N> (N held "
+                "requests in flight) or e<N> (N concurrent embedding requests)"
+            )
+        if kind == "s":
+            return cls(name, int(num), True, int(per) if per else canned.STREAM_WORDS, "s")
+        if kind == "e":
+            return cls(name, int(num), False, canned.EMBED_INPUTS, "e")  # unit: one vector
+        return cls(name, int(num), False, 1, kind)
 
 
 def supports(variant: str, phase: Phase) -> bool:
+    if phase.kind == "e":
+        return variant in EMBEDDINGS
+    if phase.kind == "h":  # raw httpx needs ~30 s for 1,000 held requests: httpx2 only
+        return variant in ("raw-httpx2", "trillm")
+    if phase.kind == "b":
+        return variant in SESSIONS
+    if variant in ASYNCIO_VARIANTS and (
+        phase.kind not in ("c", "s") or phase.workers >= WAVES_FROM
+        or phase.chunks > canned.STREAM_WORDS
+    ):
+        return False  # the asyncio pair: requests and 64 streams (its own targets)
+    if variant == "trillm-otel" and (phase.kind not in ("c", "s") or phase.workers >= WAVES_FROM
+                                     or phase.chunks > canned.STREAM_WORDS):
+        return False  # the hook's cost: requests and 64 streams, against trillm
+    if variant == "raw-httpx-stream" and phase.workers >= WAVES_FROM:
+        return False  # a checkpoint per event through httpcore 1.0's pool: minutes
     plain, stream = VARIANTS[variant]
     return (stream if phase.streaming else plain) is not None
 
@@ -389,24 +661,49 @@ def drive(
     origin_sse: str,
     min_time: float,
     warmup_time: float,
+    tls_json: str | None = None,
+    hold_json: str | None = None,
 ) -> dict[str, Any]:
     """Run one measurement; never raises (errors become ``status`` in the result)."""
     phase = Phase.parse(phase_name)
     out: dict[str, Any] = {"variant": variant, "phase": phase.name, "pid": os.getpid()}
-    runner = VARIANTS[variant][1 if phase.streaming else 0]
+    runner: Any = VARIANTS[variant][1 if phase.streaming else 0]
+    extra: tuple[Any, ...] = ()
+    base = origin_json
+    if phase.kind in ("t", "b") and tls_json is None:
+        return {**out, "status": "unavailable", "error": "no HTTPS server (openssl missing?)"}
+    if phase.kind == "t":
+        base = tls_json  # type: ignore[assignment]
+    elif phase.kind in ("b", "h"):
+        if variant not in SESSIONS:
+            return {**out, "status": "failed", "error": f"{variant} has no {phase.name} mode"}
+        runner = cold_bursts if phase.kind == "b" else held_wave
+        extra = (SESSIONS[variant],)
+        base = tls_json if phase.kind == "b" else hold_json  # type: ignore[assignment]
+        raise_file_limit()
+    elif phase.kind == "e":
+        runner = EMBEDDINGS.get(variant)
     if runner is None:
         return {**out, "status": "failed", "error": f"{variant} has no {phase.name} mode"}
-    meter = Meter(warmup_items=max(phase.workers, 20), warmup_time=warmup_time, min_time=min_time)
-    base = origin_sse if phase.streaming else origin_json
+    warmup_items = max(phase.workers, 20 if phase.chunks < 1000 else 2)
+    meter = Meter(warmup_items=warmup_items, warmup_time=warmup_time, min_time=min_time)
+    if phase.streaming:
+        base = origin_sse
+        if phase.chunks != canned.STREAM_WORDS:  # .../sse/v1 -> .../sse5000/v1
+            base = origin_sse.removesuffix("/sse/v1") + f"/sse{phase.chunks}/v1"
+        extra = (phase.chunks,)
     try:
         if variant in ASYNCIO_VARIANTS:
             import asyncio
 
-            asyncio.run(runner(base, phase.workers, meter))
+            asyncio.run(runner(base, phase.workers, meter, *extra))
         else:
             import trio
 
-            trio.run(runner, base, phase.workers, meter)
+            if phase.kind in ("b", "h"):
+                trio.run(runner, extra[0], base, phase.workers, meter)
+            else:
+                trio.run(runner, base, phase.workers, meter, *extra)
     except BaseException as exc:  # reported; the orchestrator decides
         leaf = exc
         while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) >= 1:
@@ -420,12 +717,12 @@ def drive(
             "error": f"{type(leaf).__name__}: {leaf}",
             "traceback": "".join(traceback.format_exception(leaf))[-4000:],
         }
-    units = canned.STREAM_WORDS if phase.streaming else 1
+    units = phase.chunks
     rusage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         **out,
         "status": "ok",
-        "unit": "chunk" if phase.streaming else "request",
+        "unit": "chunk" if phase.streaming else "vector" if phase.kind == "e" else "request",
         "workers": phase.workers,
         "max_rss_kib": rusage.ru_maxrss,
         **meter.result(units),

@@ -23,11 +23,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import canned
 
 JSON_PATH = "/json/v1/chat/completions"
 SSE_PATH = "/sse/v1/chat/completions"
+EMBED_PATH = "/emb/v1/embeddings"  # vectors as base64 (what trillm asks for by default)
+EMBED_FLOAT_PATH = "/embf/v1/embeddings"  # the same vectors as JSON floats
+
+
+def sse_path(words: int = canned.STREAM_WORDS) -> str:
+    """Where the canned stream of *words* content chunks is served."""
+    return SSE_PATH if words == canned.STREAM_WORDS else f"/sse{words}/v1/chat/completions"
 STATUS_PATH = "/nginx_status"
 
 _SEARCH = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
@@ -96,7 +104,7 @@ http {{
 
     server {{
         listen 127.0.0.1:{port} backlog=4096;
-        root {tmp}/www;
+{tls_listen}        root {tmp}/www;
 
         # nginx answers POST to a static file with 405; error_page turns that into an
         # internal GET redirect to the same file, served with status 200. The request
@@ -105,9 +113,13 @@ http {{
             default_type application/json;
             error_page 405 =200 $uri;
         }}
-        location = {sse_path} {{
+        location ~ ^/sse[0-9]*/v1/chat/completions$ {{
             default_type text/event-stream;
             add_header Cache-Control no-cache;
+            error_page 405 =200 $uri;
+        }}
+        location ~ ^/emb(f)?/v1/embeddings$ {{
+            default_type application/json;
             error_page 405 =200 $uri;
         }}
         location = {status_path} {{
@@ -121,6 +133,16 @@ http {{
 """
 
 
+_TLS_LISTEN = """\
+        listen 127.0.0.1:{tls_port} ssl backlog=4096;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache off;
+        ssl_session_tickets off;
+"""
+
+
 @dataclass(frozen=True)
 class Nginx:
     pid: int
@@ -128,10 +150,18 @@ class Nginx:
     binary: str
     version: str
     tmpdir: Path
+    tls_port: int | None = None  # HTTPS on this port too (the TLS phases)
 
     @property
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def tls_json_base(self) -> str | None:
+        """``api_base`` for non-streaming answers over HTTPS (None: no TLS)."""
+        if self.tls_port is None:
+            return None
+        return f"https://127.0.0.1:{self.tls_port}" + JSON_PATH.removesuffix("/chat/completions")
 
     @property
     def json_base(self) -> str:
@@ -142,6 +172,10 @@ class Nginx:
     def sse_base(self) -> str:
         """``api_base`` for streaming answers (then ``/chat/completions``)."""
         return self.origin + SSE_PATH.removesuffix("/chat/completions")
+
+    def sse_base_for(self, words: int) -> str:
+        """``api_base`` for streams of *words* content chunks."""
+        return self.origin + sse_path(words).removesuffix("/chat/completions")
 
     def status(self) -> dict[str, int]:
         """nginx's stub_status counters: accepts, handled, requests, active."""
@@ -202,13 +236,20 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running_nginx(binary: str, cpus: set[int] | None = None) -> Iterator[Nginx]:
-    """Run nginx on a free 127.0.0.1 port for the duration of the block."""
+def running_nginx(
+    binary: str, cpus: set[int] | None = None, tls: Any = None
+) -> Iterator[Nginx]:
+    """Run nginx on a free 127.0.0.1 port for the duration of the block; with *tls* (a
+    :class:`tls.TLSFiles`), HTTPS on a second port with the same answers."""
     with tempfile.TemporaryDirectory(prefix="trillm-bench-nginx-") as tmp_name:
         tmp = Path(tmp_name)
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (tmp / sub).mkdir()
-        for path, body in ((JSON_PATH, canned.completion_body()), (SSE_PATH, canned.stream_body())):
+        bodies = [(JSON_PATH, canned.completion_body())]
+        bodies += [(sse_path(n), canned.stream_body(n)) for n in canned.STREAM_LENGTHS]
+        bodies += [(EMBED_PATH, canned.embedding_body(True)),
+                   (EMBED_FLOAT_PATH, canned.embedding_body(False))]
+        for path, body in bodies:
             target = tmp / "www" / path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(body)
@@ -216,13 +257,18 @@ def running_nginx(binary: str, cpus: set[int] | None = None) -> Iterator[Nginx]:
         version = nginx_version(binary)
         for attempt in range(5):  # the free port may be taken between probe and bind
             port = _free_port()
+            tls_port = _free_port() if tls is not None else None
+            tls_listen = (
+                _TLS_LISTEN.format(tls_port=tls_port, cert=tls.cert, key=tls.key)
+                if tls is not None else ""
+            )
             conf = tmp / "nginx.conf"
             conf.write_text(
                 _CONFIG.format(
                     tmp=tmp,
                     port=port,
+                    tls_listen=tls_listen,
                     json_path=JSON_PATH,
-                    sse_path=SSE_PATH,
                     status_path=STATUS_PATH,
                 )
             )
@@ -244,6 +290,7 @@ def running_nginx(binary: str, cpus: set[int] | None = None) -> Iterator[Nginx]:
                 continue
             break
         try:
-            yield Nginx(pid=proc.pid, port=port, binary=binary, version=version, tmpdir=tmp)
+            yield Nginx(pid=proc.pid, port=port, binary=binary, version=version, tmpdir=tmp,
+                        tls_port=tls_port)
         finally:
             _stop(proc)

@@ -42,11 +42,49 @@ async def test_request_shape_and_parsing() -> None:
         b = await c.aembedding("openai/text-embedding-3-small", "hey", encoding_format="base64")
     assert str(seen[0].url) == "https://api.openai.com/v1/embeddings"
     assert json.loads(seen[0].content) == {"model": "text-embedding-3-small",
-                                           "input": ["hello", "hi"], "dimensions": 3}
+                                           "input": ["hello", "hi"], "dimensions": 3,
+                                           "encoding_format": "base64"}  # by default
     assert [e.embedding for e in r.data] == [(5.0, 0.5, -1.0), (2.0, 0.5, -1.0)]
     assert r["data"][1]["index"] == 1
     assert r.usage is not None and r.usage.total_tokens == 2
     assert b.data[0].embedding == (3.0, 0.5, -1.0)  # base64 float32 decoded for you
+
+
+@pytest.mark.parametrize("chosen", ["float", "base64"])
+async def test_the_callers_encoding_format_is_kept(chosen: str) -> None:
+    sent: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        sent.append(body)
+        return httpx.Response(200, json=openai_answer(body["input"], chosen == "base64"))
+
+    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test") as c:
+        r = await c.aembedding("openai/text-embedding-3-small", ["abcd"],
+                               encoding_format=chosen)
+        via_extra = await c.aembedding("openai/text-embedding-3-small", ["abcd"],
+                                       extra_body={"encoding_format": chosen})
+    assert [b["encoding_format"] for b in sent] == [chosen, chosen]
+    assert r.data[0].embedding == via_extra.data[0].embedding == (4.0, 0.5, -1.0)
+
+
+async def test_base64_vectors_decode_to_the_floats_json_would_give() -> None:
+    # float32 on the wire either way: base64 carries the same values in fewer bytes.
+    floats = [0.1, -2.5e-3, 3.0e7, 1.0 / 3.0]
+    packed = struct.pack("<4f", *floats)
+    as_json = list(struct.unpack("<4f", packed))  # what float32 values print as floats
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        b64 = json.loads(request.content)["encoding_format"] == "base64"
+        vec: object = base64.b64encode(packed).decode() if b64 else as_json
+        return httpx.Response(200, json={"object": "list", "model": "m", "data": [
+            {"object": "embedding", "index": 0, "embedding": vec}]})
+
+    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test") as c:
+        default = await c.aembedding("openai/text-embedding-3-small", "x")
+        plain = await c.aembedding("openai/text-embedding-3-small", "x", encoding_format="float")
+    assert default.data[0].embedding == plain.data[0].embedding == tuple(as_json)
+    assert all(type(x) is float for x in default.data[0].embedding)
 
 
 async def test_10000_inputs_in_batches_of_2048_two_at_a_time(

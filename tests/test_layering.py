@@ -57,6 +57,7 @@ LAYERS: dict[str, int] = {
     "_options": 0,  # a call's options, settled from the Client's and the call's: pure
     "hooks": 0,  # the hook records and the dispatcher the pipeline fires (its clock passed in)
     "usage": 0,  # normalized token counts, Prices, cost(), the per-model totals
+    "_json": 0,  # json.loads with less overhead, for the stream parsers' hot path
     "providers": 0,
     "providers.*": 0,
     "limits": 1,

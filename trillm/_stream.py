@@ -20,6 +20,7 @@ import contextlib
 import logging
 import math
 import os
+import time
 import warnings
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
@@ -49,6 +50,20 @@ T_co = TypeVar("T_co", covariant=True)
 
 _CLOSE_TIMEOUT = 5.0  # seconds a shielded close may take before it is abandoned
 
+#: The longest a stream's consumer runs on chunks already received before other tasks
+#: get to run (seconds of real time: a scheduling quantum, not a deadline, so it is
+#: read from ``time.perf_counter`` and not from trio's clock, which a MockClock stops).
+#: trio may run a task twice in a row between two turns of another (it varies the
+#: order within a batch), so another task waits at most about twice this: under 1 ms.
+YIELD_QUANTUM = 0.0002
+
+#: The most bytes of one read decoded at once (about 25 OpenAI chunk events, 50 µs).
+FEED_SLICE = 8 * 1024
+
+_now = time.perf_counter
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+_cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+
 
 class ChunkSource(Protocol[T_co]):
     """Where chunks come from: I/O in :meth:`fill`, parsing (lazily) in :meth:`take`.
@@ -74,10 +89,15 @@ class ChunkSource(Protocol[T_co]):
 
 
 class HTTPChunkSource:
-    """Chunks parsed from a streaming HTTP response (SSE framing)."""
+    """Chunks parsed from a streaming HTTP response (SSE framing).
 
-    __slots__ = ("_decoder", "_ended", "_events", "_feed", "_model", "_parser", "_provider",
-                 "_response", "headers")
+    A read is decoded a slice of at most ``FEED_SLICE`` bytes at a time, as chunks
+    are asked for, so a big read (a whole buffered answer, as an in-memory
+    transport gives) never holds the consumer's task for longer than one slice.
+    """
+
+    __slots__ = ("_at", "_decode", "_decoder", "_ended", "_events", "_feed", "_model",
+                 "_parser", "_pending", "_provider", "_response", "headers")
 
     def __init__(
         self, response: ResponseStream, parser: StreamParser, *, provider: str, model: str,
@@ -87,7 +107,10 @@ class HTTPChunkSource:
         self._parser = parser
         self._feed = parser.feed
         self._decoder = SSEDecoder()
+        self._decode = self._decoder.feed
         self._events: deque[SSEEvent] = deque()
+        self._pending = b""  # received, not yet decoded from offset _at on
+        self._at = 0
         self._provider = provider
         self._model = model
         self._ended = False
@@ -95,11 +118,31 @@ class HTTPChunkSource:
 
     def take(self) -> StreamChunk | None:
         events, feed = self._events, self._feed
-        while events:
-            chunk = feed(events.popleft())
-            if chunk is not None:
-                return chunk
-        return None
+        while True:
+            while events:
+                chunk = feed(events.popleft())
+                if chunk is not None:
+                    return chunk
+            if not self._pending:
+                return None
+            self._decode_slice()
+
+    def _decode_slice(self) -> None:
+        data, at = self._pending, self._at
+        if at or len(data) > FEED_SLICE:  # slices, copying only themselves
+            end = at + FEED_SLICE
+            if end < len(data):
+                self._at = end
+            else:
+                self._pending, self._at = b"", 0
+            data = data[at:end]
+        else:
+            self._pending = b""
+        try:
+            self._events.extend(self._decode(data))
+        except errors.StreamError as exc:  # an event past the decoder's size limit
+            exc.provider, exc.model = self._provider, self._model
+            raise
 
     async def fill(self) -> bool:
         if self._ended:
@@ -124,17 +167,14 @@ class HTTPChunkSource:
                 provider=self._provider, model=self._model,
             ) from exc
         if data:
-            try:
-                self._events.extend(self._decoder.feed(data))
-            except errors.StreamError as exc:  # an event past the decoder's size limit
-                exc.provider, exc.model = self._provider, self._model
-                raise
+            self._pending = data  # take() found nothing pending: decoded as chunks are asked for
         else:  # the end of the body: an event still without its blank line is incomplete
             self._ended = True
         return True
 
     async def aclose(self) -> None:
         self._events.clear()
+        self._pending, self._at = b"", 0
         await self._response.aclose()
 
 
@@ -243,6 +283,7 @@ class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
         "_on_chunk",
         "_take",
         "_token",
+        "_yield_at",
         "model",
         "provider",
     )
@@ -269,6 +310,7 @@ class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
         self._on_chunk: Callable[[T], object] | None = self._watch(None)
         self._closed = False
         self._token = trio.lowlevel.current_trio_token()
+        self._yield_at = 0.0  # when __anext__ next lets other tasks run (perf_counter)
 
     def _watch(self, on_chunk: Callable[[T], object] | None) -> Callable[[T], object] | None:
         """*on_chunk*, which each chunk is given to; with an ``on_first_chunk`` callback
@@ -306,9 +348,9 @@ class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
         return self
 
     async def __anext__(self) -> T:
-        # One checkpoint per chunk, *before* taking anything, so a cancellation never
-        # loses a chunk (nothing below awaits once a chunk is taken).
-        await trio.lowlevel.checkpoint()
+        # A cancel point on every chunk, *before* taking anything, so a cancellation never
+        # loses a chunk: nothing below can raise Cancelled once a chunk is taken.
+        await _checkpoint_if_cancelled()
         try:
             chunk = self._take()
         except BaseException as exc:  # a malformed event or an in-stream error: release, raise
@@ -316,6 +358,12 @@ class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
             raise
         if chunk is None:
             chunk = await self._fill()
+        elif _now() >= self._yield_at:
+            # A schedule point (never a cancel point: the chunk is already taken) once per
+            # quantum, not on every chunk: a full trio checkpoint costs about as much as
+            # parsing a chunk.  _fill makes one after every read.
+            await _cancel_shielded_checkpoint()
+            self._yield_at = _now() + YIELD_QUANTUM
         on_chunk = self._on_chunk
         if on_chunk is not None:
             on_chunk(chunk)
@@ -367,6 +415,10 @@ class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
                 raise timeout
             await self._close_now()
             raise StopAsyncIteration
+        # Other tasks run once per read, whatever the transport's reads do: a schedule
+        # point, never a cancel point, so the chunk taken is not lost.
+        await _cancel_shielded_checkpoint()
+        self._yield_at = _now() + YIELD_QUANTUM
         return chunk
 
     def _timeout(self) -> errors.Timeout:

@@ -23,7 +23,10 @@ sent once more, at once, on a new connection.  A new connection is never retried
 :class:`Transport`, which the Client uses, builds the ``httpx.Request`` itself
 and calls the transport directly (``AsyncClient`` costs ~0.1 ms per request);
 it is where httpx, httpcore and OS errors become :mod:`trillm.errors`.  trillm's
-cancel scopes do the timing: httpx only gets a 5 s connect limit.  It reads raw
+cancel scopes do the timing: the call's ``timeout`` / ``deadline`` bound the connect
+phase too, and httpx gets a connect limit of its own only when the Client was given
+``connect_timeout=`` (a fixed default would fail requests of a process busy opening
+thousands of connections, which the server never refused).  It reads raw
 bodies and decodes gzip / deflate itself, within ``max_response_bytes`` and the
 decompression-bomb bound of :mod:`trillm._body_limits`.
 """
@@ -33,10 +36,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import zlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from typing import cast
+from typing import Any, cast
 
 import attrs
 import httpx
@@ -67,7 +71,9 @@ _STREAM_HEADERS = (
     ("user-agent", USER_AGENT), ("accept", "application/json"), ("accept-encoding", "identity")
 )
 _Headers = tuple[tuple[str, str], ...]
-_EXTENSIONS = {"timeout": httpx.Timeout(None, connect=5.0).as_dict()}
+def _extensions(connect_timeout: float | None) -> dict[str, Any]:
+    """The request extensions telling httpcore its limits: none but *connect_timeout*."""
+    return {"timeout": httpx.Timeout(None, connect=connect_timeout).as_dict()}
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # == json.dumps(...)
 _CLOSE_TIMEOUT = 1.0  # seconds a shielded close may take
 DEFAULT_MAX_RESPONSE_BYTES = 256 * 2**20
@@ -537,18 +543,29 @@ class Transport:
     :meth:`statistics` reports zeros for it.  ``max_response_bytes`` bounds the
     decoded bytes of one response, whole or streamed (``math.inf``: no bound;
     see :mod:`trillm._body_limits`); the Client passes its own on.
+    ``connect_timeout`` (seconds, None: none of its own) bounds opening a connection,
+    within the call's own time limits.
     """
 
-    __slots__ = ("_max_bytes", "_stack", "_transport", "_urls")
+    __slots__ = ("_connect_timeout", "_extensions", "_max_bytes", "_stack", "_transport",
+                 "_urls")
 
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None,
                  proxy: str | None = None, trust_env: bool = True,
                  keepalive_expiry: float = 5.0,
-                 max_response_bytes: float = DEFAULT_MAX_RESPONSE_BYTES) -> None:
+                 max_response_bytes: float = DEFAULT_MAX_RESPONSE_BYTES,
+                 connect_timeout: float | None = None) -> None:
         if not max_response_bytes > 0:  # NaN too
             raise ValueError("max_response_bytes must be a number of bytes > 0 "
                              f"(math.inf: no bound), not {max_response_bytes!r}")
+        if connect_timeout is not None and not connect_timeout > 0:
+            raise ValueError(f"connect_timeout must be seconds > 0 or None, "
+                             f"not {connect_timeout!r}")
+        if connect_timeout == math.inf:
+            connect_timeout = None
         self._max_bytes = max_response_bytes
+        self._connect_timeout = connect_timeout
+        self._extensions = _extensions(connect_timeout)
         _load_httpcore()
         self._stack: StackTransport | None = None
         if transport is None:
@@ -585,13 +602,13 @@ class Transport:
         try:
             if content is None:
                 request = httpx.Request(spec.method, url, headers=headers,
-                                        extensions=_EXTENSIONS)
+                                        extensions=self._extensions)
             else:  # our own body stream: httpx's is an async generator (see _Body)
                 # httpx adds Host and Content-Length only to bodies it streams itself
                 headers.append(("host", url.netloc.decode("ascii")))
                 headers.append(("content-length", str(len(content))))
                 request = httpx.Request(spec.method, url, headers=headers, stream=_Body(content),
-                                        extensions=_EXTENSIONS)
+                                        extensions=self._extensions)
         except (ValueError, TypeError):  # UnicodeEncodeError included
             refused = True
         if refused:
@@ -605,7 +622,8 @@ class Transport:
         except _WIRE_ERRORS as exc:
             proxy = None if self._stack is None else self._stack.proxy_for(request.url)
             via = None if proxy is None else str(proxy.url)
-            raise _translate(exc, spec, in_body=False, via=via) from exc
+            raise _translate(exc, spec, in_body=False, via=via,
+                             connect_timeout=self._connect_timeout) from exc
         except BaseExceptionGroup as group:  # from trio's connect nursery (happy eyeballs)
             cancelled = only_cancelled(group)
             if cancelled is None:
@@ -679,7 +697,7 @@ def _bad_request(exc: Exception, spec: HTTPRequestSpec) -> errors.APIError:
 
 
 def _translate(exc: Exception, spec: HTTPRequestSpec, *, in_body: bool,
-               via: str | None = None) -> errors.APIError:
+               via: str | None = None, connect_timeout: float | None = None) -> errors.APIError:
     """The trillm error for a wire error (raised ``from exc``); *via* is the proxy used."""
     if isinstance(exc, _BAD_URL):
         return _bad_request(exc, spec)
@@ -697,7 +715,8 @@ def _translate(exc: Exception, spec: HTTPRequestSpec, *, in_body: bool,
         text = (f"could not reach {where} through the proxy {via} ({reason}): "
                 "check proxy= or HTTP(S)_PROXY / ALL_PROXY / NO_PROXY")
     elif isinstance(exc, _CONNECT_TIMEOUT):
-        text = f"could not connect to {where} within 5 s: is the host reachable? a proxy needed?"
+        limit = "" if connect_timeout is None else f" within connect_timeout={connect_timeout:g} s"
+        text = f"could not connect to {where}{limit}: is the host reachable? a proxy needed?"
     elif isinstance(exc, _CONNECT):
         hint = ("check the server's certificate (SSL_CERT_FILE) and any proxy" if "TLS" in reason
                 else "is the server running and api_base right?")

@@ -99,6 +99,8 @@ class Client:
       ``hooks=`` run after these); ``prices`` (``{"openai/gpt-4o-mini":
       trillm.Prices(...)}``) put ``cost`` on every answer of those models and
       turn on :meth:`usage_totals`.
+      ``connect_timeout`` bounds opening a connection (by default only the call's
+      ``timeout`` / ``deadline`` do, so a process busy opening thousands fails none).
     """
 
     def __init__(
@@ -121,6 +123,7 @@ class Client:
         max_response_bytes: float = MAX_RESPONSE_BYTES,
         hooks: Sequence[Any] | None = None,
         prices: Mapping[str, Prices] | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
         observer = None
         if hooks or prices is not None:  # else nothing observes: the pipeline's one check
@@ -150,6 +153,8 @@ class Client:
                 f"max_response_bytes must be a number of bytes >= 1 (math.inf for no bound), "
                 f"not {max_response_bytes!r}")
         self._max_concurrency = max_concurrency
+        self._connect_timeout = None if connect_timeout is None else seconds(
+            "connect_timeout", connect_timeout, math.inf)
         if rate_limits:
             from .limits import RateLimit  # only with rate limits: keeps `import trillm` cheap
         for key, limit in (rate_limits or {}).items():
@@ -178,7 +183,8 @@ class Client:
             raise RuntimeError("this trillm.Client is already open")
         transport = Transport(transport=self._user_transport, proxy=self._proxy,
                               trust_env=self._trust_env,
-                              max_response_bytes=self._max_response_bytes)
+                              max_response_bytes=self._max_response_bytes,
+                              connect_timeout=self._connect_timeout)
         limiter = None
         if self._max_concurrency is not None:
             limiter = trio.CapacityLimiter(self._max_concurrency)

@@ -81,6 +81,24 @@ class SSEDecoder:
                 data = data[1:]
                 if not data:
                     return []
+        if self._bom_checked and len(data) <= self._max and b"\r" not in data:
+            # The common case: whole events, decoded together.  Anything held from
+            # before is completed by the line rules first, up to the first blank line.
+            if self._pieces or self._data or self._event is not None:
+                first = data.find(b"\n\n")
+                if 0 <= first < len(data) - 2:
+                    events = self._feed_lines(data[:first + 2])
+                    return events + self.feed(data[first + 2:])
+            else:
+                end = data.rfind(b"\n\n")
+                if end >= 0:
+                    events = self._whole_events(data[:end])
+                    rest = data[end + 2:]
+                    return events + self._feed_lines(rest) if rest else events
+        return self._feed_lines(data)
+
+    def _feed_lines(self, data: bytes) -> list[SSEEvent]:
+        """:meth:`feed` by the line rules (``data`` is not empty)."""
         pieces = self._pieces
         if pieces:  # a line is unterminated
             pieces.append(data)
@@ -116,6 +134,24 @@ class SSEDecoder:
         caller can tell the stream stopped inside an event.
         """
         return []
+
+    def _whole_events(self, block: bytes) -> list[SSEEvent]:
+        """The events of *block*: whole events, nothing held before, no ``\\r``.
+
+        A line end cannot fall inside a UTF-8 sequence, so the block is decoded once
+        and split on blank lines: the same text as decoding event by event.  An event
+        that is more than one ``data: `` line goes through the line rules.
+        """
+        events: list[SSEEvent] = []
+        append = events.append
+        last_id, retry = self._last_id, self._retry
+        for text in block.decode("utf-8", "replace").split("\n\n"):
+            if text[:6] == "data: " and "\n" not in text:
+                append(SSEEvent(text[6:], "message", last_id, retry))
+            else:
+                events.extend(self._lines([*text.encode().split(b"\n"), b""], False))
+                last_id, retry = self._last_id, self._retry
+        return events
 
     def _too_big(self) -> StreamError:
         return StreamError(
