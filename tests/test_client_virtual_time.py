@@ -1,8 +1,6 @@
 """The Client's timing promises on virtual time: autojump MockClock + in-memory transport.
 
-Scripted answers come from trillm.testing's FakeLLM in memory; a hand-written
-``httpx.MockTransport`` remains only where a test reads the API key as sent (the
-kit records headers with their secrets redacted, by design).
+Scripted answers come from trillm.testing's FakeLLM in memory.
 Every test asserts exact virtual times.  No real socket is ever opened here
 (autojump would jump the clock while real I/O is in flight).
 """
@@ -12,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 
-import httpx
 import pytest
 import trio
 import trio.testing
@@ -23,20 +20,6 @@ from trillm.testing import FakeLLM
 
 MSGS = [{"role": "user", "content": "x"}]
 NO_JITTER = trillm.RetryPolicy(jitter=0)
-
-
-def chat_payload(text: str) -> dict[str, object]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "gpt-4o-mini",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text},
-             "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    }
 
 
 def kit_client(fake: FakeLLM, **kw: object) -> trillm.Client:
@@ -385,38 +368,30 @@ async def test_headers_per_call_and_drop_params_never_reach_the_body() -> None:
     assert "headers" not in body and "drop_params" not in body
 
 
-# The key tests below read the authorization header as sent: the kit records headers with
-# their secrets redacted (by design), so a hand-written handler sees them here.
 async def test_a_changed_key_variable_is_seen_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request.headers["authorization"])
-        return httpx.Response(200, json=chat_payload("hi"))
-
+    fake = FakeLLM()
     monkeypatch.setenv("OPENAI_API_KEY", "sk-first")
-    async with trillm.Client(transport=httpx.MockTransport(handler)) as client:
+    async with trillm.Client(transport=fake.transport()) as client:
         await client.acompletion("openai/gpt-4o-mini", MSGS)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-second")
         await client.acompletion("openai/gpt-4o-mini", MSGS)
-    assert seen == ["Bearer sk-first", "Bearer sk-second"]
+    first, second = fake.requests
+    assert first.sent_secret("authorization", "Bearer sk-first")
+    assert second.sent_secret("authorization", "Bearer sk-second")
 
 
 async def test_a_key_read_from_a_file_is_sent_without_its_newline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    seen: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request.headers["authorization"])
-        return httpx.Response(200, json=chat_payload("hi"))
-
+    fake = FakeLLM()
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env-file\n")
-    async with trillm.Client(transport=httpx.MockTransport(handler)) as client:
+    async with trillm.Client(transport=fake.transport()) as client:
         await client.acompletion("openai/gpt-4o-mini", MSGS, api_key="sk-from-a-file-123\n")
         await client.acompletion("openai/gpt-4o-mini", MSGS)
-        assert seen == ["Bearer sk-from-a-file-123", "Bearer sk-from-env-file"]
+        first, second = fake.requests
+        assert first.sent_secret("authorization", "Bearer sk-from-a-file-123")
+        assert second.sent_secret("authorization", "Bearer sk-from-env-file")
         with pytest.raises(errors.AuthenticationError, match="from api_key= contains") as info:
             await client.acompletion("openai/gpt-4o-mini", MSGS, api_key="sk-SECRET\nPART")
-    assert len(seen) == 2  # refused before any traffic
+    assert len(fake.requests) == 2  # refused before any traffic
     assert "SECRET" not in str(info.value) and "PART" not in str(info.value)
