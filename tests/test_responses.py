@@ -1,6 +1,7 @@
 """The Responses API through the pipeline: recorded payloads answered by trillm.testing's
 FakeLLM in memory (``respond()``) on virtual time (autojump MockClock, exact times), the
-mock provider, and the checks made before any traffic.  Real sockets are in tests/test_responses_e2e.py."""
+mock provider, and the checks made before any traffic.  Real sockets are in
+tests/test_responses_e2e.py."""
 
 from __future__ import annotations
 
