@@ -1,9 +1,6 @@
 """The Client's timing promises on virtual time: autojump MockClock + in-memory transport.
 
-Scripted answers come from trillm.testing's FakeLLM in memory; a hand-written
-``httpx.MockTransport`` remains where a test answers from what the request carried
-(its headers, its key), or needs what the kit does not script (a delay before a
-stream's headers, a Retry-After date relative to the answer's own ``Date``).
+Scripted answers come from trillm.testing's FakeLLM in memory.
 Every test asserts exact virtual times.  No real socket is ever opened here
 (autojump would jump the clock while real I/O is in flight).
 """
@@ -12,9 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
 
-import httpx
 import pytest
 import trio
 import trio.testing
@@ -25,36 +20,6 @@ from trillm.testing import FakeLLM
 
 MSGS = [{"role": "user", "content": "x"}]
 NO_JITTER = trillm.RetryPolicy(jitter=0)
-
-
-def chat_payload(text: str) -> dict[str, object]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "gpt-4o-mini",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text},
-             "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    }
-
-
-def sse_events(words: list[str]) -> list[bytes]:
-    out = []
-    for i, w in enumerate(words):
-        chunk = {
-            "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
-            "choices": [{"index": 0, "delta": {"content": w},
-                         "finish_reason": "stop" if i == len(words) - 1 else None}],
-        }
-        out.append(f"data: {json.dumps(chunk)}\n\n".encode())
-    out.append(b"data: [DONE]\n\n")
-    return out
-
-
-Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
 
 def kit_client(fake: FakeLLM, **kw: object) -> trillm.Client:
@@ -68,11 +33,6 @@ def starts(fake: FakeLLM) -> list[float]:
     return [q.started_at for q in fake.requests]
 
 
-def client_for(handler: Handler, **kw: object) -> trillm.Client:
-    kw.setdefault("retry", NO_JITTER)
-    return trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test", **kw)  # type: ignore[arg-type]
-
-
 async def test_429_retry_after_then_success(autojump_clock: trio.testing.MockClock) -> None:
     fake = FakeLLM()
     fake.on().fail(429, retry_after=7).fail(429, retry_after=7).reply("hi")
@@ -83,21 +43,14 @@ async def test_429_retry_after_then_success(autojump_clock: trio.testing.MockClo
 
 
 async def test_retry_after_ms_and_http_date(autojump_clock: trio.testing.MockClock) -> None:
-    seen: list[float] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(trio.current_time())
-        if len(seen) == 1:
-            return httpx.Response(503, headers={"retry-after-ms": "1500"})
-        if len(seen) == 2:
-            return httpx.Response(429, headers={
-                "date": "Wed, 21 Oct 2026 07:28:00 GMT",
-                "retry-after": "Wed, 21 Oct 2026 07:28:04 GMT"})
-        return httpx.Response(200, json=chat_payload("ok"))
-
-    async with client_for(handler, max_retries=2) as client:
-        await client.acompletion("openai/gpt-4o-mini", MSGS)
-    assert seen == [0.0, 1.5, 5.5]
+    fake = FakeLLM()
+    fake.on().fail(503, headers={"retry-after-ms": "1500"}).fail(429, headers={
+        "date": "Wed, 21 Oct 2026 07:28:00 GMT",
+        "retry-after": "Wed, 21 Oct 2026 07:28:04 GMT"}).reply("ok")
+    async with kit_client(fake, max_retries=2) as client:
+        r = await client.acompletion("openai/gpt-4o-mini", MSGS)
+    assert r.choices[0].message.content == "ok"
+    assert starts(fake) == [0.0, 1.5, 5.5]  # 1.5 s, then 4 s after the answer's own Date
 
 
 async def test_500_storm_until_retries_run_out(autojump_clock: trio.testing.MockClock) -> None:
@@ -253,31 +206,19 @@ async def test_limiter_wait_counts_against_deadline_not_timeout(
 # ------------------------------------------------------------------ streams
 
 
-def streaming_handler(
-    events: list[bytes], gap: float, *, head_delay: float = 0.0
-) -> Handler:
-    async def body() -> AsyncIterator[bytes]:
-        for e in events:
-            await trio.sleep(gap)
-            yield e
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        await trio.sleep(head_delay)
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
-
-    return handler
-
-
 async def test_stream_chunks_arrive_on_virtual_time(autojump_clock: trio.testing.MockClock) -> None:
-    handler = streaming_handler(sse_events(["a", "b", "c"]), gap=2, head_delay=1)
+    fake = FakeLLM()
+    fake.on().stream(["a", "b", "c"], delay=2, headers_delay=1)
     times = []
-    async with client_for(handler) as client:
+    async with kit_client(fake) as client:
         async with client.stream("openai/gpt-4o-mini", MSGS) as s:
             assert trio.current_time() == 1.0  # entered after the headers
             async for chunk in s:
-                times.append((trio.current_time(), chunk.choices[0].delta.content))
+                if chunk.choices[0].delta.content:
+                    times.append((trio.current_time(), chunk.choices[0].delta.content))
         assert client.statistics().open_streams == 0
     assert times == [(3.0, "a"), (5.0, "b"), (7.0, "c")]
+    assert fake.requests[0].completed
 
 
 async def test_stream_idle_timeout_per_chunk(autojump_clock: trio.testing.MockClock) -> None:
@@ -405,67 +346,52 @@ async def test_infinite_limits_are_accepted(autojump_clock: trio.testing.MockClo
 
 
 async def test_calls_through_an_in_memory_transport_are_checkpoints() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json=chat_payload("hi"))
-
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k") as client:
+    fake = FakeLLM()
+    async with kit_client(fake) as client:
         with trio.testing.assert_checkpoints():
             await client.acompletion("openai/gpt-4o-mini", MSGS)
         with trio.testing.assert_checkpoints():
             s = await client.acompletion("openai/gpt-4o-mini", MSGS, stream=True)
         await s.aclose()
+    assert len(fake.requests) == 2
 
 
-async def test_headers_per_call_and_drop_params_never_reach_the_body(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json=chat_payload("hi"))
-
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k",
-                             headers={"x-team": "a", "x-org": "o"}) as client:
+async def test_headers_per_call_and_drop_params_never_reach_the_body() -> None:
+    fake = FakeLLM()
+    async with kit_client(fake, headers={"x-team": "a", "x-org": "o"}) as client:
         await client.acompletion("openai/gpt-4o-mini", MSGS, headers={"x-team": "b"},
                                  extra_headers={"x-extra": "e"}, drop_params=True)
-    sent = seen[0]
+    (sent,) = fake.requests
     assert (sent.headers["x-team"], sent.headers["x-org"], sent.headers["x-extra"]) == (
         "b", "o", "e")
-    body = json.loads(sent.content)
+    body = json.loads(sent.body)
     assert "headers" not in body and "drop_params" not in body
 
 
 async def test_a_changed_key_variable_is_seen_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request.headers["authorization"])
-        return httpx.Response(200, json=chat_payload("hi"))
-
+    fake = FakeLLM()
     monkeypatch.setenv("OPENAI_API_KEY", "sk-first")
-    async with trillm.Client(transport=httpx.MockTransport(handler)) as client:
+    async with trillm.Client(transport=fake.transport()) as client:
         await client.acompletion("openai/gpt-4o-mini", MSGS)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-second")
         await client.acompletion("openai/gpt-4o-mini", MSGS)
-    assert seen == ["Bearer sk-first", "Bearer sk-second"]
+    first, second = fake.requests
+    assert first.sent_secret("authorization", "Bearer sk-first")
+    assert second.sent_secret("authorization", "Bearer sk-second")
 
 
 async def test_a_key_read_from_a_file_is_sent_without_its_newline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    seen: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request.headers["authorization"])
-        return httpx.Response(200, json=chat_payload("hi"))
-
+    fake = FakeLLM()
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env-file\n")
-    async with trillm.Client(transport=httpx.MockTransport(handler)) as client:
+    async with trillm.Client(transport=fake.transport()) as client:
         await client.acompletion("openai/gpt-4o-mini", MSGS, api_key="sk-from-a-file-123\n")
         await client.acompletion("openai/gpt-4o-mini", MSGS)
-        assert seen == ["Bearer sk-from-a-file-123", "Bearer sk-from-env-file"]
+        first, second = fake.requests
+        assert first.sent_secret("authorization", "Bearer sk-from-a-file-123")
+        assert second.sent_secret("authorization", "Bearer sk-from-env-file")
         with pytest.raises(errors.AuthenticationError, match="from api_key= contains") as info:
             await client.acompletion("openai/gpt-4o-mini", MSGS, api_key="sk-SECRET\nPART")
-    assert len(seen) == 2  # refused before any traffic
+    assert len(fake.requests) == 2  # refused before any traffic
     assert "SECRET" not in str(info.value) and "PART" not in str(info.value)

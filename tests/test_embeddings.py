@@ -13,6 +13,7 @@ import trio.testing
 
 import trillm
 from trillm import errors
+from trillm.testing import FakeLLM
 
 
 def openai_answer(inputs: list[str], b64: bool = False) -> dict[str, object]:
@@ -29,21 +30,20 @@ def openai_answer(inputs: list[str], b64: bool = False) -> dict[str, object]:
 
 
 async def test_request_shape_and_parsing() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        body = json.loads(request.content)
-        return httpx.Response(200, json=openai_answer(body["input"],
-                                                      body.get("encoding_format") == "base64"))
-
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test") as c:
+    fake = FakeLLM()
+    fake.on().respond(lambda req: openai_answer(
+        req.params["input"] if isinstance(req.params["input"], list) else [req.params["input"]],
+        req.params.get("encoding_format") == "base64"))
+    async with trillm.Client(transport=fake.transport(), api_key="sk-test") as c:
         r = await c.aembedding("text-embedding-3-small", ["hello", "hi"], dimensions=3)
         b = await c.aembedding("openai/text-embedding-3-small", "hey", encoding_format="base64")
-    assert str(seen[0].url) == "https://api.openai.com/v1/embeddings"
-    assert json.loads(seen[0].content) == {"model": "text-embedding-3-small",
-                                           "input": ["hello", "hi"], "dimensions": 3,
-                                           "encoding_format": "base64"}  # by default
+    first = fake.requests[0]
+    assert (first.provider, first.operation, first.path) == ("openai", "embeddings",
+                                                             "/v1/embeddings")
+    assert first.headers["host"] == "api.openai.com"
+    assert json.loads(first.body) == {"model": "text-embedding-3-small",
+                                      "input": ["hello", "hi"], "dimensions": 3,
+                                      "encoding_format": "base64"}  # by default
     assert [e.embedding for e in r.data] == [(5.0, 0.5, -1.0), (2.0, 0.5, -1.0)]
     assert r["data"][1]["index"] == 1
     assert r.usage is not None and r.usage.total_tokens == 2
@@ -90,27 +90,15 @@ async def test_base64_vectors_decode_to_the_floats_json_would_give() -> None:
 async def test_10000_inputs_in_batches_of_2048_two_at_a_time(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    in_flight = peak = 0
-    sizes: list[int] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal in_flight, peak
-        body = json.loads(request.content)
-        sizes.append(len(body["input"]))
-        in_flight += 1
-        peak = max(peak, in_flight)
-        try:
-            await trio.sleep(1)
-        finally:
-            in_flight -= 1
-        return httpx.Response(200, json=openai_answer(body["input"]))
-
+    fake = FakeLLM()
+    fake.on().respond(lambda req: openai_answer(req.params["input"]), delay=1)
     inputs = [f"text number {i}" for i in range(10_000)]
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test",
+    async with trillm.Client(transport=fake.transport(), api_key="sk-test",
                              max_concurrency=2) as client:
         r = await client.aembedding("openai/text-embedding-3-small", inputs)
-    assert sorted(sizes) == [1808, 2048, 2048, 2048, 2048]
-    assert peak == 2
+    assert sorted(len(q.params["input"]) for q in fake.requests) == [1808, 2048, 2048, 2048,
+                                                                     2048]
+    assert [q.started_at for q in fake.requests] == [0, 0, 1, 1, 2]  # two in flight at most
     assert trio.current_time() == 3.0  # 5 batches, 2 at a time
     assert [e.index for e in r.data] == list(range(10_000))
     assert [e.embedding[0] for e in r.data] == [float(len(t)) for t in inputs]  # in order
@@ -120,22 +108,18 @@ async def test_10000_inputs_in_batches_of_2048_two_at_a_time(
 async def test_a_failing_batch_raises_one_bare_error(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    calls = 0
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        body = json.loads(request.content)
-        if body["input"][0] == "t2048":
-            return httpx.Response(400, json={"error": {"message": "bad input"}})
-        await trio.sleep(5)
-        return httpx.Response(200, json=openai_answer(body["input"]))
-
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k") as client:
+    fake = FakeLLM()
+    fake.on(when=lambda req: req.params["input"][0] == "t2048").fail(
+        400, body={"error": {"message": "bad input"}})
+    fake.on().respond(lambda req: openai_answer(req.params["input"]), delay=5)
+    async with trillm.Client(transport=fake.transport(), api_key="k") as client:
         with pytest.raises(errors.BadRequestError, match="bad input"):
             await client.aembedding("openai/text-embedding-3-small",
                                     [f"t{i}" for i in range(5000)])
     assert trio.current_time() == 0.0  # the others were cancelled at once
+    assert len(fake.requests) == 3
+    assert [q.status for q in fake.requests if q.rule == 0] == [400]
+    assert all(q.cancelled_by_client for q in fake.requests if q.rule == 1)
 
 
 async def test_mock_embeddings_are_deterministic_offline() -> None:
@@ -161,37 +145,31 @@ async def test_bad_input_is_refused_before_any_traffic() -> None:
 
 
 async def test_azure_embeddings_use_the_deployment_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(str(request.url))
-        return httpx.Response(200, json=openai_answer(["x"]))
-
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k",
+    fake = FakeLLM()
+    async with trillm.Client(transport=fake.transport(), api_key="k",
                              api_base="https://r.openai.azure.com") as client:
-        await client.aembedding("azure/emb", "x")
-    assert seen[0].startswith("https://r.openai.azure.com/openai/deployments/emb/embeddings?")
+        r = await client.aembedding("azure/emb", "x")
+    (sent,) = fake.requests
+    assert sent.headers["host"] == "r.openai.azure.com"
+    assert sent.path.startswith("/openai/deployments/emb/embeddings?")
+    assert (sent.provider, sent.model, sent.operation) == ("azure", "emb", "embeddings")
+    assert len(r.data) == 1
 
 
 async def test_gemini_batch_embed_contents(autojump_clock: trio.testing.MockClock) -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        reqs = json.loads(request.content)["requests"]
-        return httpx.Response(200, json={"embeddings": [
-            {"values": [float(len(r["content"]["parts"][0]["text"])), 1.0]} for r in reqs]})
-
+    fake = FakeLLM()
+    fake.on().respond(lambda req: {"embeddings": [
+        {"values": [float(len(r["content"]["parts"][0]["text"])), 1.0]}
+        for r in req.params["requests"]]})
     texts = [f"t{i}" for i in range(250)]
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="g-key") as client:
+    async with trillm.Client(transport=fake.transport(), api_key="g-key") as client:
         r = await client.aembedding("gemini/text-embedding-004", texts, dimensions=2)
-    assert len(seen) == 3  # batches of 100, 100 and 50
-    first = next(q for q in seen if b'"t0"' in q.content)
-    assert str(first.url) == (
-        "https://generativelanguage.googleapis.com/v1beta/models/"
-        "text-embedding-004:batchEmbedContents")
-    assert first.headers["x-goog-api-key"] == "g-key"
-    one = json.loads(first.content)["requests"][0]
+    assert len(fake.requests) == 3  # batches of 100, 100 and 50
+    first = next(q for q in fake.requests if b'"t0"' in q.body)
+    assert first.headers["host"] == "generativelanguage.googleapis.com"
+    assert first.path == "/v1beta/models/text-embedding-004:batchEmbedContents"
+    assert first.sent_secret("x-goog-api-key", "g-key")
+    one = json.loads(first.body)["requests"][0]
     assert one == {"model": "models/text-embedding-004", "content": {"parts": [{"text": "t0"}]},
                    "outputDimensionality": 2}
     assert [e.embedding[0] for e in r.data] == [float(len(t)) for t in texts]

@@ -11,13 +11,13 @@ import json
 import math
 from typing import Any
 
-import httpx
 import pytest
 import trio
 import trio.testing
 
 import trillm
 from trillm import errors
+from trillm.testing import FakeLLM
 
 MSGS = [{"role": "user", "content": "hi"}]
 
@@ -48,27 +48,15 @@ async def test_every_operation_books_its_rate_limit_turn(
         assert await _times(3, calls[operation]) == [0.0, 1.0, 2.0]
 
 
-class _Stalls(httpx.AsyncByteStream):
-    """One event, then nothing more for ever (an iterator object: nothing to finalize)."""
-
-    def __aiter__(self) -> _Stalls:
-        self._sent = False
-        return self
-
-    async def __anext__(self) -> bytes:
-        if not self._sent:
-            self._sent = True
-            return (b'data: {"id": "1", "object": "chat.completion.chunk", "created": 0, '
-                    b'"model": "m", "choices": [{"index": 0, "delta": {"content": "a"}}]}\n\n')
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    async def aclose(self) -> None:
-        pass
+STALL_EVENT = (b'data: {"id": "1", "object": "chat.completion.chunk", "created": 0, '
+               b'"model": "m", "choices": [{"index": 0, "delta": {"content": "a"}}]}\n\n')
 
 
-def _stalling(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=_Stalls())
+def stalling() -> FakeLLM:
+    """One event after the headers, then nothing more for ever."""
+    fake = FakeLLM()
+    fake.on().respond([STALL_EVENT], then="hang")
+    return fake
 
 
 @pytest.mark.parametrize(("client_kw", "call_kw", "ends_at"), [
@@ -81,8 +69,9 @@ async def test_a_stream_stalled_after_its_headers_ends_by_default(
     autojump_clock: trio.testing.MockClock, client_kw: dict[str, float],
     call_kw: dict[str, float], ends_at: float,
 ) -> None:
+    fake = stalling()
     with trio.fail_after(1000):  # virtual seconds: without a default, a hang fails here
-        async with trillm.Client(transport=httpx.MockTransport(_stalling), api_key="sk-test",
+        async with trillm.Client(transport=fake.transport(), api_key="sk-test",
                                  **client_kw) as client:  # type: ignore[arg-type]
             async with client.stream("openai/gpt-4o-mini", MSGS, **call_kw) as stream:
                 first = await stream.__anext__()
@@ -91,18 +80,21 @@ async def test_a_stream_stalled_after_its_headers_ends_by_default(
                     await stream.__anext__()
             assert trio.current_time() == ends_at
             assert client.statistics().open_streams == 0
+    assert fake.requests[0].cancelled_by_client and fake.requests[0].chunks_sent == 1
 
 
 async def test_idle_timeout_inf_still_means_no_limit(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with trillm.Client(transport=httpx.MockTransport(_stalling), api_key="sk-test",
+    fake = stalling()
+    async with trillm.Client(transport=fake.transport(), api_key="sk-test",
                              idle_timeout=math.inf) as client:
         async with client.stream("openai/gpt-4o-mini", MSGS) as stream:
             await stream.__anext__()
             with trio.move_on_after(10_000):
                 await stream.__anext__()
         assert trio.current_time() == 10_000.0
+    assert fake.requests[0].cancelled_by_client
 
 
 async def test_aembedding_cancelled_while_its_batches_run_raises_bare_cancelled(
@@ -132,23 +124,20 @@ async def test_an_operation_the_provider_lacks_is_refused_before_sending(
     for var in ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "AZURE_API_KEY"):
         monkeypatch.setenv(var, "k-test-1234")
     monkeypatch.setenv("AZURE_API_BASE", "https://example.invalid")
-    sent: list[httpx.Request] = []
+    fake = FakeLLM()
     args = {"aembedding": ("x",), "aimage_generation": ("a cat",),
             "aspeech": ("hello", "alloy"), "atranscription": (b"RIFF",)}[call]
-    transport = httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(500))
-    async with trillm.Client(transport=transport) as client:
+    async with trillm.Client(transport=fake.transport()) as client:
         with pytest.raises(errors.BadRequestError, match="not available") as info:
             await getattr(client, call)(model, *args)
     provider = model.partition("/")[0]
     assert info.value.provider == provider and f"{provider!r}" in str(info.value)
-    assert sent == []
+    assert fake.requests == []
 
 
 async def test_the_mock_never_reaches_the_transport() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise AssertionError("the mock must not send")
-
-    async with trillm.Client(transport=httpx.MockTransport(refuse)) as client:
+    fake = FakeLLM()
+    async with trillm.Client(transport=fake.transport()) as client:
         r = await client.acompletion("mock/x", MSGS)
         assert r.choices[0].message.content == "hi"
         r = await client.acompletion("openai/gpt-4o-mini", MSGS, mock_response="canned")
@@ -156,6 +145,7 @@ async def test_the_mock_never_reaches_the_transport() -> None:
         async with client.stream("mock/x", MSGS) as s:
             assert (await s.final_response()).choices[0].message.content == "hi"
         assert (await client.aembedding("mock/e", ["a"])).data[0].index == 0
+    assert fake.requests == []  # the mock must not send
 
 
 async def test_a_key_echoed_in_a_success_header_is_scrubbed(
@@ -163,14 +153,12 @@ async def test_a_key_echoed_in_a_success_header_is_scrubbed(
 ) -> None:
     key = "sk-echoed-secret-1234"
 
-    def echo(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"x-debug": f"auth=Bearer {key}; ok",
-                                            "x-plain": key},
-                              json={"id": "1", "object": "chat.completion", "created": 0,
-                                    "model": "m", "choices": [{"index": 0, "message": {
-                                        "role": "assistant", "content": "hi"}}]})
-
-    async with trillm.Client(transport=httpx.MockTransport(echo), api_key=key) as client:
+    fake = FakeLLM()
+    fake.on().respond({"id": "1", "object": "chat.completion", "created": 0, "model": "m",
+                       "choices": [{"index": 0, "message": {"role": "assistant",
+                                                            "content": "hi"}}]},
+                      headers={"x-debug": f"auth=Bearer {key}; ok", "x-plain": key})
+    async with trillm.Client(transport=fake.transport(), api_key=key) as client:
         r = await client.acompletion("openai/gpt-4o-mini", MSGS)
         assert key not in repr(r.headers) and r.headers["x-plain"] == "[REDACTED]"
         async with client.stream("openai/gpt-4o-mini", MSGS) as s:  # a JSON answer to a stream
@@ -180,11 +168,10 @@ async def test_a_key_echoed_in_a_success_header_is_scrubbed(
 async def test_embeddings_with_fewer_vectors_than_inputs_fail_through_the_client(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    def short(request: httpx.Request) -> httpx.Response:  # a proxy that lost one
-        return httpx.Response(200, json={"object": "list", "model": "m", "data": [
-            {"object": "embedding", "index": 0, "embedding": [0.5, 0.5]}]})
-
-    async with trillm.Client(transport=httpx.MockTransport(short), api_key="sk-t") as client:
+    fake = FakeLLM()  # a proxy that lost one
+    fake.on().respond({"object": "list", "model": "m", "data": [
+        {"object": "embedding", "index": 0, "embedding": [0.5, 0.5]}]})
+    async with trillm.Client(transport=fake.transport(), api_key="sk-t") as client:
         with pytest.raises(errors.APIError, match="1 embedding for 2 inputs"):
             await client.aembedding("openai/text-embedding-3-small", ["a", "b"])
 
@@ -193,11 +180,10 @@ async def test_embeddings_with_fewer_vectors_than_inputs_fail_through_the_client
 async def test_max_response_bytes_bounds_what_one_answer_may_hold(
     autojump_clock: trio.testing.MockClock, stream: bool,
 ) -> None:
-    def big(request: httpx.Request) -> httpx.Response:
-        ctype = "text/event-stream" if stream else "application/json"
-        return httpx.Response(200, headers={"content-type": ctype}, content=b" " * 5000)
-
-    async with trillm.Client(transport=httpx.MockTransport(big), api_key="sk-t",
+    fake = FakeLLM()
+    ctype = "text/event-stream" if stream else "application/json"
+    fake.on().respond(b" " * 5000, headers={"content-type": ctype})
+    async with trillm.Client(transport=fake.transport(), api_key="sk-t",
                              max_response_bytes=1000) as client:
         with pytest.raises(errors.APIError, match="max_response_bytes"):
             if stream:
@@ -214,23 +200,14 @@ async def test_an_answers_message_record_can_be_sent_back(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """As LiteLLM users write a tool loop: ``messages.append(response.choices[0].message)``."""
-    bodies: list[bytes] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        bodies.append(request.content)
-        return httpx.Response(200, json={
-            "id": "1", "object": "chat.completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-                "role": "assistant", "content": None, "tool_calls": [{
-                    "id": "call_1", "type": "function",
-                    "function": {"name": "now", "arguments": "{}"}}]}}]})
-
-    async with trillm.Client(transport=httpx.MockTransport(answer), api_key="sk-t") as client:
+    fake = FakeLLM()
+    fake.on().reply(tool_calls=[{"id": "call_1", "name": "now", "arguments": "{}"}])
+    async with trillm.Client(transport=fake.transport(), api_key="sk-t") as client:
         messages: list[Any] = [{"role": "user", "content": "what time is it?"}]
         r = await client.acompletion("openai/gpt-4o-mini", messages)
         messages.append(r.choices[0].message)  # a Message record, not a dict
         messages.append({"role": "tool", "tool_call_id": "call_1", "content": "noon"})
         await client.acompletion("openai/gpt-4o-mini", messages)
-    sent = json.loads(bodies[1])["messages"][1]
+    sent = json.loads(fake.requests[1].body)["messages"][1]
     assert sent == {"role": "assistant", "tool_calls": [{
         "id": "call_1", "type": "function", "function": {"name": "now", "arguments": "{}"}}]}

@@ -1,13 +1,13 @@
 """Anthropic and Gemini through the Client: fake servers on 127.0.0.1 (real sockets, real
-clock) for answers, streams and cancellation; an in-memory transport on virtual time for
-the retry of 529 / 429 with Gemini's RetryInfo."""
+clock) for answers, streams and cancellation; trillm.testing's FakeLLM in memory on virtual
+time for the retry of 529 / 429 with Gemini's RetryInfo (hand-written payloads, sent as given
+by ``respond()``)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import httpx
 import pytest
 import trio
 import trio.testing
@@ -15,6 +15,7 @@ import trio.testing
 import trillm
 from tests.fakeserver import Reply, Request, open_fake_server
 from trillm import errors
+from trillm.testing import FakeLLM
 
 MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]
 GUARD = 10
@@ -153,38 +154,29 @@ async def test_cancelling_mid_stream_closes_the_connection(name: str) -> None:
 
 
 async def test_anthropic_529_overloaded_is_retried(autojump_clock: trio.testing.MockClock) -> None:
-    seen: list[float] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(trio.current_time())
-        if len(seen) == 1:
-            return httpx.Response(529, json={"type": "error", "error": {
-                "type": "overloaded_error", "message": "Overloaded"}})
-        return httpx.Response(200, json=anthropic_json())
-
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k",
+    fake = FakeLLM()
+    fake.on().fail(529, body={"type": "error", "error": {
+        "type": "overloaded_error", "message": "Overloaded"}}).respond(anthropic_json())
+    async with trillm.Client(transport=fake.transport(), api_key="k",
                              retry=trillm.RetryPolicy(jitter=0)) as client:
         r = await client.acompletion(PROVIDERS["anthropic"][0], MSGS)
     assert r.choices[0].message.content == TEXT
-    assert seen == [0.0, 0.5]
+    assert [(q.started_at, q.status, q.provider) for q in fake.requests] == [
+        (0.0, 529, "anthropic"), (0.5, 200, "anthropic")]
 
 
 async def test_gemini_429_retry_info_is_honoured(autojump_clock: trio.testing.MockClock) -> None:
-    seen: list[float] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(trio.current_time())
-        if len(seen) == 1:
-            return httpx.Response(429, json={"error": {
-                "code": 429, "message": "Resource has been exhausted", "status":
-                "RESOURCE_EXHAUSTED", "details": [
-                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}]}})
-        return httpx.Response(200, json=gemini_json())
-
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k") as client:
+    fake = FakeLLM()
+    fake.on().fail(429, body={"error": {
+        "code": 429, "message": "Resource has been exhausted", "status":
+        "RESOURCE_EXHAUSTED", "details": [
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}]}}
+    ).respond(gemini_json())
+    async with trillm.Client(transport=fake.transport(), api_key="k") as client:
         r = await client.acompletion(PROVIDERS["gemini"][0], MSGS)
     assert r.choices[0].message.content == TEXT
-    assert seen == [0.0, 7.0]
+    assert [(q.started_at, q.status, q.provider) for q in fake.requests] == [
+        (0.0, 429, "gemini"), (7.0, 200, "gemini")]
 
 
 async def test_bare_names_route_to_their_providers(monkeypatch: pytest.MonkeyPatch) -> None:

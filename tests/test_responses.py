@@ -1,17 +1,16 @@
-"""The Responses API through the pipeline: an in-memory transport (httpx.MockTransport) on
-virtual time (autojump MockClock, exact times), the mock provider, and the checks made
-before any traffic.  Real sockets are in tests/test_responses_e2e.py."""
+"""The Responses API through the pipeline: recorded payloads answered by trillm.testing's
+FakeLLM in memory (``respond()``) on virtual time (autojump MockClock, exact times), the
+mock provider, and the checks made before any traffic.  Real sockets are in
+tests/test_responses_e2e.py."""
 
 from __future__ import annotations
 
 import gc
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import trio
 import trio.testing
@@ -19,11 +18,11 @@ import trio.testing
 import trillm
 from trillm import errors
 from trillm._response_stream import DRAIN_GRACE
+from trillm.testing import FakeLLM
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openai"
 NO_JITTER = trillm.RetryPolicy(jitter=0)
 MODEL = "openai/gpt-4.1"
-Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
 
 def fixture(name: str) -> bytes:
@@ -35,53 +34,42 @@ def wire_events(name: str = "responses_stream_text.sse") -> list[bytes]:
     return [part + b"\n\n" for part in fixture(name).split(b"\n\n") if part]
 
 
-def client_for(handler: Handler, **kw: Any) -> trillm.Client:
+def client_for(fake: FakeLLM, **kw: Any) -> trillm.Client:
     kw.setdefault("retry", NO_JITTER)
-    return trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test", **kw)
+    return trillm.Client(transport=fake.transport(), api_key="sk-test", **kw)
 
 
 def streaming(events: list[bytes], gap: float = 0.0, *, hang_after: bool = False,
-              head_delay: float = 0.0, calls: list[float] | None = None) -> Handler:
-    async def body() -> AsyncIterator[bytes]:
-        for e in events:
-            await trio.sleep(gap)
-            yield e
-        if hang_after:
-            await trio.sleep_forever()
+              head_delay: float = 0.0) -> FakeLLM:
+    """A fake that answers every request with *events*, *gap* seconds before each."""
+    fake = FakeLLM()
+    fake.on().respond(events, chunk_delay=gap, delay=head_delay,
+                      then="hang" if hang_after else "end",
+                      headers={"content-type": "text/event-stream", "x-request-id": "req_s"})
+    return fake
 
-    async def handler(request: httpx.Request) -> httpx.Response:
-        if calls is not None:
-            calls.append(trio.current_time())
-        await trio.sleep(head_delay)
-        return httpx.Response(200, headers={"content-type": "text/event-stream",
-                                            "x-request-id": "req_s"}, content=body())
 
-    return handler
+def starts(fake: FakeLLM) -> list[float]:
+    return [q.started_at for q in fake.requests]
 
 
 # ------------------------------------------------------------------ whole answers
 
 
 async def test_a_plain_call_posts_to_responses_and_parses_the_answer() -> None:
-    seen: list[httpx.Request] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, content=fixture("responses_text.json"),
-                              headers={"content-type": "application/json",
-                                       "x-request-id": "req_1"})
-
-    async with client_for(handler) as client:
+    fake = FakeLLM()
+    fake.on().respond(fixture("responses_text.json"), headers={"x-request-id": "req_1"})
+    async with client_for(fake) as client:
         r = await client.aresponses(MODEL, "Tell me a story", instructions="Be brief.",
                                     max_output_tokens=100, store=False, temperature=0.5,
                                     reasoning=None)
     assert isinstance(r, trillm.Response)
     assert r.output_text.startswith("In a peaceful grove")
     assert r.headers["x-request-id"] == "req_1"
-    (request,) = seen
-    assert str(request.url) == "https://api.openai.com/v1/responses"
-    assert request.headers["authorization"] == "Bearer sk-test"
-    assert json.loads(request.content) == {
+    (request,) = fake.requests
+    assert (request.headers["host"], request.path) == ("api.openai.com", "/v1/responses")
+    assert request.sent_secret("authorization", "Bearer sk-test")
+    assert json.loads(request.body) == {
         "model": "gpt-4.1", "input": "Tell me a story", "instructions": "Be brief.",
         "max_output_tokens": 100, "store": False, "temperature": 0.5}
 
@@ -89,20 +77,15 @@ async def test_a_plain_call_posts_to_responses_and_parses_the_answer() -> None:
 async def test_retries_and_fallbacks_work_as_for_chat(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    calls: list[tuple[float, str]] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        model = json.loads(request.content)["model"]
-        calls.append((trio.current_time(), model))
-        if model == "gpt-4.1" or len(calls) == 3:
-            return httpx.Response(503, json={"error": {"message": "busy"}})
-        return httpx.Response(200, content=fixture("responses_text.json"))
-
-    async with client_for(handler) as client:
+    fake = FakeLLM()
+    fake.on(model="gpt-4.1").fail(503, body={"error": {"message": "busy"}})
+    fake.on().respond(fixture("responses_text.json"))
+    async with client_for(fake) as client:
         r = await client.aresponses(MODEL, "x", fallbacks=["openai/gpt-4o"])
     assert r.status == "completed"
-    assert calls == [(0.0, "gpt-4.1"), (0.5, "gpt-4.1"), (1.5, "gpt-4.1"),
-                     (1.5, "gpt-4o")]
+    assert [(q.started_at, q.model, q.status) for q in fake.requests] == [
+        (0.0, "gpt-4.1", 503), (0.5, "gpt-4.1", 503), (1.5, "gpt-4.1", 503),
+        (1.5, "gpt-4o", 200)]
 
 
 # ------------------------------------------------------------------ streams
@@ -112,7 +95,8 @@ async def test_events_arrive_on_virtual_time_and_the_stream_ends_at_completed(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     events = wire_events()
-    async with client_for(streaming(events, gap=1, head_delay=2)) as client:
+    fake = streaming(events, gap=1, head_delay=2)
+    async with client_for(fake) as client:
         async with client.responses_stream(MODEL, "hi") as s:
             assert isinstance(s, trillm.ResponseStream)
             assert trio.current_time() == 2.0  # entered once the headers arrived
@@ -130,6 +114,7 @@ async def test_events_arrive_on_virtual_time_and_the_stream_ends_at_completed(
     assert final.output_text == "Hi there! How can I help?"
     assert final.headers["x-request-id"] == "req_s"
     assert final.usage is not None and final.usage.total_tokens == 48
+    assert fake.requests[0].completed and fake.requests[0].chunks_sent == len(events)
 
 
 async def test_a_server_that_keeps_the_body_open_after_completed_is_left_at_once(
@@ -137,54 +122,50 @@ async def test_a_server_that_keeps_the_body_open_after_completed_is_left_at_once
 ) -> None:
     events = wire_events()
     late = b'event: response.output_text.delta\ndata: {"type": "response.output_text.delta"}\n\n'
-    handler = streaming([*events, late], gap=0, hang_after=True)
-    async with client_for(handler, idle_timeout=30) as client:
+    fake = streaming([*events, late], gap=0, hang_after=True)
+    async with client_for(fake, idle_timeout=30) as client:
         async with client.responses_stream(MODEL, "hi") as s:
             types = [e.type async for e in s]
             assert s.closed
         assert types[-1] == "response.completed"  # nothing after it
         assert trio.current_time() == DRAIN_GRACE  # not the idle timeout
         assert client.statistics().open_streams == 0
+    assert fake.requests[0].cancelled_by_client  # left, not read to the end
 
 
 async def test_idle_timeout_between_events(autojump_clock: trio.testing.MockClock) -> None:
-    async with client_for(streaming(wire_events(), gap=5)) as client:
+    fake = streaming(wire_events(), gap=5)
+    async with client_for(fake) as client:
         async with client.responses_stream(MODEL, "hi", idle_timeout=4) as s:
             with pytest.raises(errors.Timeout, match="idle_timeout"):
                 await s.__anext__()
             assert s.closed
         assert trio.current_time() == 4.0
         assert client.statistics().open_streams == 0
+    assert fake.requests[0].cancelled_by_client and fake.requests[0].chunks_sent == 0
 
 
 async def test_a_stream_is_retried_only_before_its_first_event(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    calls: list[float] = []
-    ok = streaming(wire_events(), calls=calls)
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        if not calls:
-            calls.append(trio.current_time())
-            return httpx.Response(429, json={"error": {"message": "slow"}})
-        return await ok(request)
-
-    async with client_for(handler) as client:
+    fake = FakeLLM()
+    fake.on().fail(429, body={"error": {"message": "slow"}}).respond(
+        wire_events(), headers={"content-type": "text/event-stream"})
+    async with client_for(fake) as client:
         s = await client.aresponses(MODEL, "hi", stream=True)
         async with s:
             final = await s.final_response()
     assert final.output_text == "Hi there! How can I help?"
-    assert calls == [0.0, 0.5]
+    assert [(q.started_at, q.status) for q in fake.requests] == [(0.0, 429), (0.5, 200)]
 
     # after the first event: a truncated stream and a failed response are never retried
-    calls.clear()
-    cut = streaming(wire_events()[:4], calls=calls)
+    cut = streaming(wire_events()[:4])
     async with client_for(cut) as client:
         async with client.responses_stream(MODEL, "hi") as s:
             with pytest.raises(errors.StreamError, match="truncated"):
                 async for _ in s:
                     pass
-    failed = streaming(wire_events("responses_stream_failed.sse"), calls=calls)
+    failed = streaming(wire_events("responses_stream_failed.sse"))
     async with client_for(failed) as client:
         async with client.responses_stream(MODEL, "hi") as s:
             with pytest.raises(errors.RateLimitError, match="the response failed"):
@@ -192,14 +173,15 @@ async def test_a_stream_is_retried_only_before_its_first_event(
                     pass
             assert s.closed
         assert client.statistics().open_streams == 0
-    assert len(calls) == 2  # one request each
+    assert (len(cut.requests), len(failed.requests)) == (1, 1)  # one request each
 
 
 async def test_an_open_stream_holds_its_slot_until_closed(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     order = []
-    async with client_for(streaming(wire_events(), gap=1), max_concurrency=1) as client:
+    fake = streaming(wire_events(), gap=1)
+    async with client_for(fake, max_concurrency=1) as client:
 
         async def second() -> None:
             await client.aresponses("mock/x", "hello")
@@ -212,6 +194,7 @@ async def test_an_open_stream_holds_its_slot_until_closed(
                 order.append(("closing", trio.current_time()))
                 assert not s.closed
     assert order == [("closing", 3.0), ("second", 3.0)]
+    assert fake.requests[0].cancelled_by_client
 
 
 async def test_final_response_reads_the_rest_and_needs_the_terminal_event(
@@ -235,18 +218,16 @@ async def test_final_response_reads_the_rest_and_needs_the_terminal_event(
 
 
 async def test_a_json_answer_to_a_stream_request_is_one_terminal_event() -> None:
-    async def handler(request: httpx.Request) -> httpx.Response:
-        assert json.loads(request.content)["stream"] is True
-        return httpx.Response(200, content=fixture("responses_incomplete.json"),
-                              headers={"content-type": "application/json"})
-
-    async with client_for(handler) as client:
+    fake = FakeLLM()
+    fake.on().respond(fixture("responses_incomplete.json"))
+    async with client_for(fake) as client:
         async with client.responses_stream(MODEL, "story") as s:
             events = [e async for e in s]
             final = await s.final_response()
     assert [e.type for e in events] == ["response.incomplete"]
     assert final.status == "incomplete"
     assert final.output_text == "Once upon a time, in a land"
+    assert fake.requests[0].stream  # asked for a stream, answered whole
 
 
 async def test_a_stream_collected_while_open_warns_and_gives_its_slot_back() -> None:
@@ -305,17 +286,15 @@ async def test_the_module_level_functions_use_the_default_client() -> None:
 # ------------------------------------------------------------------ refused before any traffic
 
 
-async def never(request: httpx.Request) -> httpx.Response:
-    raise AssertionError("nothing may be sent")
-
-
 @pytest.mark.parametrize("model", ["anthropic/claude-3-5-sonnet-latest", "gemini/gemini-2.0-flash"])
 async def test_anthropic_and_gemini_say_to_use_acompletion(model: str) -> None:
-    async with client_for(never) as client:
+    fake = FakeLLM()
+    async with client_for(fake) as client:
         with trio.testing.assert_checkpoints(), \
                 pytest.raises(errors.BadRequestError, match=r"use trillm\.acompletion") as info:
             await client.aresponses(model, "hi")
     assert "Responses API" in str(info.value)
+    assert fake.requests == []  # nothing sent
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
@@ -337,28 +316,28 @@ async def test_bad_arguments_are_refused_before_any_traffic(
     kwargs: dict[str, Any], match: str
 ) -> None:
     kwargs.setdefault("input", "hi")
-    async with client_for(never) as client:
+    fake = FakeLLM()
+    async with client_for(fake) as client:
         with trio.testing.assert_checkpoints(), pytest.raises(errors.BadRequestError,
                                                                match=match):
             await client.aresponses(MODEL, **kwargs)
+    assert fake.requests == []  # nothing sent
 
 
 async def test_output_items_and_records_are_sent_back_as_input_items() -> None:
-    bodies: list[Any] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        bodies.append(json.loads(request.content))
-        return httpx.Response(200, content=fixture("responses_function_call.json"))
+    fake = FakeLLM()
+    fake.on().respond(fixture("responses_function_call.json"))
 
     tools = [{"type": "function", "name": "get_current_weather", "parameters": {}},
              {"type": "web_search_preview"}]
-    async with client_for(handler) as client:
+    async with client_for(fake) as client:
         r = await client.aresponses(MODEL, "weather?", tools=tools)
         call = r.output[0]
         assert isinstance(call, trillm.ResponseFunctionCall)
         items = [{"role": "user", "content": "weather?"}, *r.output,
                  {"type": "function_call_output", "call_id": call.call_id, "output": "21 C"}]
         await client.aresponses(MODEL, items, tools=tools)
+    bodies = [json.loads(q.body) for q in fake.requests]
     assert bodies[0]["tools"] == tools
     sent = bodies[1]["input"]
     assert sent[1] == json.loads(fixture("responses_function_call.json"))["output"][0]

@@ -62,8 +62,8 @@ _SSE = (("content-type", "text/event-stream"), ("cache-control", "no-cache"))
 class Answer:
     """One scripted answer: what a verb (``reply``, ``stream``, ``fail``, ...) queued."""
 
-    kind: str  # "reply", "stream", "fail", "disconnect" or "hang"
-    text: str | None = None
+    kind: str  # "reply", "stream", "fail", "disconnect", "hang" or "respond"
+    text: Any = None  # a str, or a function of the FakeRequest (resolved before planning)
     tool_calls: tuple[ToolCall, ...] | None = None
     pieces: tuple[str, ...] | None = None
     delay: float = 0.0  # before the headers
@@ -73,6 +73,19 @@ class Answer:
     body: bytes | None = None
     headers: tuple[tuple[str, str], ...] = ()
     after_chunks: int | None = None  # disconnect: None = before the headers
+    raw: Any = None  # respond: the body (bytes, str, JSON, chunks) or a function giving it
+    then: str = "end"  # respond: "end", "hang" or "disconnect" after the body
+
+    def resolve(self, request: Any) -> Answer:
+        """This answer with its request-dependent parts (functions) applied to *request*."""
+        if callable(self.text):
+            text = self.text(request)
+            if not isinstance(text, str):
+                raise TypeError(f"reply(fn): fn returned {text!r}, not a str")
+            return attrs.evolve(self, text=text)
+        if callable(self.raw):
+            return attrs.evolve(self, raw=self.raw(request))
+        return self
 
     def describe(self) -> str:
         """The verb call that queued this answer, for messages."""
@@ -85,6 +98,10 @@ class Answer:
             return f".disconnect(after_chunks={self.after_chunks!r})"
         if self.kind == "hang":
             return ".hang()"
+        if self.kind == "respond":
+            return f".respond(status={self.status!r}, then={self.then!r})"
+        if callable(self.text):
+            return f".reply({getattr(self.text, '__name__', 'fn')})"
         if self.tool_calls:
             return f".reply(tool_calls=[{len(self.tool_calls)} call(s)])"
         return f".reply({self.text!r})"
@@ -95,7 +112,8 @@ class Plan:
     """How to answer one request: wait ``delay``, then (unless ``hang`` or
     ``cut_before_headers``) send ``status`` and ``headers``, then each of ``frames``
     after ``frame_delay`` seconds (or ``delays[k]`` before frame *k*, when given: a
-    cassette's timing); ``cut`` breaks the connection after the frames.  A plan with a
+    cassette's timing); ``cut`` breaks the connection after the frames, ``stall`` keeps
+    it open without a word more (until the client gives up).  A plan with a
     ``relay`` (recording) answers whatever the relay brings from upstream instead."""
 
     status: int = 200
@@ -108,6 +126,7 @@ class Plan:
     cut: bool = False
     delays: tuple[float, ...] = ()
     relay: Any = None
+    stall: bool = False
 
     def wait_before(self, k: int) -> float:
         """Seconds to wait before frame *k*."""
@@ -245,7 +264,9 @@ def error_plan(req: ParsedRequest, status: int, message: str, *,
                retry_after: float | None = None, delay: float = 0.0,
                body: bytes | None = None, headers: tuple[tuple[str, str], ...] = ()) -> Plan:
     """An error answer in *req*'s provider's error format (or *body* as given)."""
-    heads = list(headers) or list(_JSON)
+    heads = list(headers)
+    if not any(k == "content-type" for k, _ in heads):
+        heads.insert(0, _JSON[0])
     if retry_after is not None:
         heads.append(("retry-after", f"{retry_after:g}"))
     if body is None:
@@ -305,8 +326,30 @@ def _other_plan(req: ParsedRequest, answer: Answer) -> Plan:
     return Plan(200, _JSON, (body,), delay=answer.delay)
 
 
+def _raw_plan(answer: Answer) -> Plan:
+    """``respond``: the body as given (bytes, str, a JSON value, or a list of chunks)."""
+    given = answer.raw
+    if isinstance(given, bytes | str):
+        frames: tuple[bytes, ...] = (given.encode() if isinstance(given, str) else given,)
+        ctype = "application/json"
+    elif isinstance(given, Sequence) and given and all(isinstance(c, bytes | str)
+                                                       for c in given):
+        frames = tuple(c.encode() if isinstance(c, str) else c for c in given)
+        ctype = "text/event-stream"
+    else:
+        frames = (json.dumps(given).encode(),)
+        ctype = "application/json"
+    heads = answer.headers
+    if not any(k == "content-type" for k, _ in heads):
+        heads = (("content-type", ctype), *heads)
+    return Plan(answer.status, heads, frames, answer.piece_delay, answer.delay,
+                cut=answer.then == "disconnect", stall=answer.then == "hang")
+
+
 def make_plan(req: ParsedRequest, answer: Answer, rid: str) -> Plan:
     """The plan that carries out *answer* for *req*; *rid* is the answer's id."""
+    if answer.kind == "respond":
+        return _raw_plan(answer)
     if answer.kind == "hang":
         return Plan(hang=True, delay=answer.delay)
     if answer.kind == "fail":

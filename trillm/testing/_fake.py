@@ -77,9 +77,11 @@ class Rule:
         self.answers.append(answer)
         return self
 
-    def reply(self, text: str | None = None, *, tool_calls: Sequence[Any] | None = None,
-              json: Any = None, delay: float = 0.0) -> Rule:
-        """Answer *text* (None: echo the last user message), or *tool_calls*
+    def reply(self, text: str | Callable[[FakeRequest], str] | None = None, *,
+              tool_calls: Sequence[Any] | None = None, json: Any = None,
+              delay: float = 0.0) -> Rule:
+        """Answer *text* (None: echo the last user message; a function: the text it
+        returns for the :class:`FakeRequest`), or *tool_calls*
         (``[{"name": ..., "arguments": {...}}]`` or :class:`~trillm.types.ToolCall`),
         or *json* (a value sent as the JSON text of the answer), after *delay*
         seconds.  A streamed request gets the answer word by word."""
@@ -88,12 +90,35 @@ class Rule:
         calls = tool_calls_of(tool_calls) if tool_calls else None
         return self._add(Answer("reply", text, calls, delay=delay))
 
-    def stream(self, pieces: Sequence[str], *, delay: float = 0.0) -> Rule:
-        """Stream *pieces*, one chunk each, *delay* seconds before each (a request that
-        does not stream gets them joined, after all the delays)."""
+    def stream(self, pieces: Sequence[str], *, delay: float = 0.0,
+               headers_delay: float = 0.0) -> Rule:
+        """Stream *pieces*, one chunk each, *delay* seconds before each, after the
+        headers sent *headers_delay* seconds after the request (a request that does not
+        stream gets them joined, after all the delays)."""
         if isinstance(pieces, str):
             raise TypeError("stream() takes a list of pieces, e.g. stream(['Hel', 'lo'])")
-        return self._add(Answer("stream", pieces=tuple(pieces), piece_delay=delay))
+        return self._add(Answer("stream", pieces=tuple(pieces), piece_delay=delay,
+                                delay=headers_delay))
+
+    def respond(self, body: Any, *, status: int = 200,
+                headers: Mapping[str, str] | None = None, delay: float = 0.0,
+                chunk_delay: float = 0.0, then: str = "end") -> Rule:
+        """Answer exactly *body*, whatever the request's format: ``bytes`` or ``str`` as
+        one body, a list of ``bytes`` as body chunks (an SSE stream, say), any other value
+        as its JSON, or a function of the :class:`FakeRequest` returning one of these.
+        The headers come *delay* seconds after the request, each chunk *chunk_delay*
+        seconds after the one before; the content type is JSON (a list of chunks:
+        ``text/event-stream``) unless *headers* give one.  *then* says what follows the
+        body: ``"end"``, ``"hang"`` (the connection stays open, silent) or
+        ``"disconnect"`` (it breaks).  For recorded payloads and answers the providers'
+        render steps would not send."""
+        if then not in ("end", "hang", "disconnect"):
+            raise ValueError('then= is "end", "hang" or "disconnect"')
+        if not (chunk_delay >= 0):
+            raise ValueError("delays are seconds >= 0")
+        heads = tuple((k.lower(), v) for k, v in (headers or {}).items())
+        return self._add(Answer("respond", raw=body, status=status, headers=heads, delay=delay,
+                                piece_delay=chunk_delay, then=then))
 
     def fail(self, status: int = 500, *, retry_after: float | None = None,
              body: bytes | str | Mapping[str, Any] | None = None,
@@ -260,7 +285,7 @@ class FakeLLM:
                 self.errors.append(error)
                 return request, error_plan(parsed, 500, str(error))
             answer = Answer("reply")
-        plan = make_plan(parsed, answer, f"fake-{len(self.requests)}")
+        plan = make_plan(parsed, answer.resolve(request), f"fake-{len(self.requests)}")
         request.status = None if plan.hang or plan.cut_before_headers else plan.status
         if plan.cut_before_headers:
             request.mark_broken()

@@ -14,7 +14,9 @@ string when every part is text, else the provider's own parts.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -59,6 +61,22 @@ class ParsedRequest:
     body: bytes = attrs.field(repr=False)
     json: Any = attrs.field(default=None, repr=False)
     sse: bool = True  # a Gemini stream without ?alt=sse answers a JSON array
+    #: A salted digest of each redacted header's value (never the value itself).
+    secret_digests: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+
+_SALT = os.urandom(16)
+
+
+def secret_digest(value: str) -> str:
+    """A digest of a secret, salted per process: comparable, not reversible offline."""
+    return hashlib.blake2b(value.encode(), key=_SALT, digest_size=16).hexdigest()
+
+
+def _digests(headers: Mapping[str, str] | Any, safe: Mapping[str, str]) -> dict[str, str]:
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return {name.lower(): secret_digest(value) for name, value in items
+            if safe.get(name.lower()) != value}
 
 
 def _text_or_parts(parts: list[Any], text_of: Any) -> Any:
@@ -184,7 +202,8 @@ def parse_request(method: str, target: str, headers: Mapping[str, str] | Any,
     def made(provider: str, operation: str, messages: tuple[Mapping[str, Any], ...],
              params: dict[str, Any], *, sse: bool = True) -> ParsedRequest:
         return ParsedRequest(method.upper(), shown, provider, operation, model, stream, messages,
-                             params, safe_headers, body, data, sse)
+                             params, safe_headers, body, data, sse,
+                             _digests(headers, safe_headers))
 
     found = _GEMINI.search(path)
     if found:

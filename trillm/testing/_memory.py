@@ -53,7 +53,7 @@ class FakeTransport(httpx.AsyncBaseTransport):
         if plan.cut_before_headers:
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request)
-        if not plan.frames and not plan.cut:
+        if not plan.frames and not (plan.cut or plan.stall):
             record.mark_completed()
         return httpx.Response(plan.status, headers=list(plan.headers),
                               stream=_Body(plan, record), request=request)
@@ -87,6 +87,8 @@ class _Frames:
     async def __anext__(self) -> bytes:
         plan = self.plan
         if self.next >= len(plan.frames):
+            if plan.stall:
+                await trio.sleep_forever()
             await trio.lowlevel.checkpoint()
             if plan.cut and not self.broken:
                 self.broken = True
@@ -102,7 +104,7 @@ class _Frames:
         frame = plan.frames[self.next]
         self.next += 1
         self.record.chunks_sent += 1
-        if self.next == len(plan.frames) and not plan.cut:
+        if self.next == len(plan.frames) and not (plan.cut or plan.stall):
             self.record.mark_completed()
         return frame
 

@@ -9,7 +9,7 @@ import attrs
 import trio
 
 from ._answers import Plan
-from ._formats import ParsedRequest, last_user_text
+from ._formats import ParsedRequest, last_user_text, secret_digest
 
 __all__ = ["Answering", "FakeRequest"]
 
@@ -34,7 +34,8 @@ class FakeRequest:
     ``messages`` are in OpenAI's roles (``system``, ``user``, ``assistant``,
     ``tool``), whatever the wire format; ``params`` are the rest of the body
     (provider names); ``headers`` have their secrets replaced by
-    ``[REDACTED]``; ``body`` is the raw request body.  ``completed`` turns true
+    ``[REDACTED]`` (:meth:`sent_secret` checks what one held); ``body`` is the raw
+    request body.  ``completed`` turns true
     once the whole answer was handed to the client; ``cancelled_by_client``
     when the client closed or cancelled the request before that (what a
     ``race``/``hedge`` loser does); ``chunks_sent`` counts the body chunks sent
@@ -107,6 +108,13 @@ class FakeRequest:
     def headers(self) -> Mapping[str, str]:
         """The request headers (lower-case names), secrets redacted."""
         return self.parsed.headers
+
+    def sent_secret(self, header: str, value: str) -> bool:
+        """Whether the redacted *header* was sent with exactly *value*
+        (``req.sent_secret("authorization", "Bearer sk-test")``): checked against a salted
+        digest, so the secret itself is never kept."""
+        digest = self.parsed.secret_digests.get(header.lower())
+        return digest is not None and digest == secret_digest(value)
 
     @property
     def body(self) -> bytes:

@@ -150,7 +150,7 @@ class _Connection:
         if plan.cut_before_headers:
             return False
         headers = [(k.encode(), v.encode()) for k, v in plan.headers]
-        if plan.cut or len(plan.frames) != 1:
+        if plan.cut or plan.stall or len(plan.frames) != 1:
             headers.append((b"transfer-encoding", b"chunked"))
         else:
             headers.append((b"content-length", str(len(plan.frames[0])).encode()))
@@ -165,6 +165,8 @@ class _Connection:
         if plan.cut:
             record.mark_broken()
             return False
+        if plan.stall:  # until the client closes (the peer watcher cancels this)
+            await trio.sleep_forever()
         record.mark_completed()
         await stream.send_all(h.send(h11.EndOfMessage()) or b"")
         return True
