@@ -217,3 +217,37 @@ async def test_an_unreachable_upstream() -> None:
         async with fake.serve() as url, httpx.AsyncClient(base_url=url) as h:
             r = await h.post("/v1/chat/completions", json={"model": "m", "messages": []})
     assert r.status_code == 502 and "could not reach upstream" in r.text
+
+
+@pytest.mark.parametrize("cut", [9, 16, 21])
+async def test_a_key_cut_across_chunks_is_scrubbed_whole(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, cut: int
+) -> None:
+    """Regression: each chunk was scrubbed on its own, so a key the upstream's body cut in
+    two left its tail in the cassette.  Chunks a key (or a UTF-8 character) spans are saved
+    joined, arriving when the last of them did."""
+    event = ('data: {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",'
+             ' "choices": [{"index": 0, "delta": {"content": "your key is ' + KEY +
+             ' é"}}]}\n\n').encode()
+    at = event.index(KEY.encode()) + cut
+    accent = event.index("é".encode()) + 1  # inside the two bytes of "é"
+    up = FakeLLM()
+    up.on(model="m").respond([event[:at], event[at:accent], event[accent:],
+                              b"data: [DONE]\n\n"], chunk_delay=0.5,
+                             headers={"content-type": "text/event-stream"})
+    path = tmp_path / "c.jsonl"
+    async with client(FakeLLM().record(path, upstream=up.transport())) as c:
+        async with c.stream(model="openai/m", messages=MESSAGES) as s:
+            recorded = [chunk async for chunk in s]
+    text = path.read_text()
+    for piece in (KEY, KEY[:cut], KEY[cut:]):
+        assert piece not in text, piece
+    chunks = json.loads(text)["response"]["chunks"]
+    assert [c["after"] for c in chunks] == [1.5, 0.5]  # three pieces joined (0.5 s apart)
+    assert "your key is [REDACTED] é" in chunks[0]["text"]
+    async with client(FakeLLM().replay(path)) as c:
+        async with c.stream(model="openai/m", messages=MESSAGES) as s:
+            replayed = [chunk async for chunk in s]
+    assert stream_chunk_builder(replayed).choices[0].message.content == (
+        "your key is [REDACTED] é")
+    assert stream_chunk_builder(recorded).choices[0].message.content == f"your key is {KEY} é"

@@ -32,6 +32,7 @@ cassette unless ``overwrite=True``, and ``replay`` never goes to the network.
 from __future__ import annotations
 
 import base64
+import codecs
 import contextlib
 import difflib
 import json
@@ -120,6 +121,38 @@ def _chunk_for_file(after: float, data: bytes, secrets: tuple[str, ...]) -> dict
         return {"after": round(after, 6), "text": errors.redact(data.decode("utf-8"), secrets)}
     except UnicodeDecodeError:
         return {"after": round(after, 6), "b64": base64.b64encode(data).decode()}
+
+
+def _chunks_for_file(raw: list[tuple[float, bytes]], secrets: tuple[str, ...]
+                     ) -> list[dict[str, Any]]:
+    """The body chunks as saved: each scrubbed, after joining the chunks a secret (or a
+    character) is cut across, so no part of a key survives a chunk boundary; a joined chunk
+    arrives when its last piece did."""
+    out: list[dict[str, Any]] = []
+    group, wait = b"", 0.0
+    for after, data in raw:
+        if group and _safe_cut(group, data, secrets):
+            out.append(_chunk_for_file(wait, group, secrets))
+            group, wait = b"", 0.0
+        group, wait = group + data, wait + after
+    if group:
+        out.append(_chunk_for_file(wait, group, secrets))
+    return out
+
+
+def _safe_cut(before: bytes, after: bytes, secrets: tuple[str, ...]) -> bool:
+    """Whether the body may be saved cut between *before* and *after*: no UTF-8 character
+    and nothing :func:`errors.redact` scrubs spans the cut (binary bodies always may)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        head = decoder.decode(before)
+        if decoder.getstate()[0]:
+            return False  # a character cut in two
+        tail = codecs.getincrementaldecoder("utf-8")().decode(after)  # its cut end: later
+    except UnicodeDecodeError:
+        return True  # not text: nothing to scrub
+    return errors.redact(head + tail, secrets) == (
+        errors.redact(head, secrets) + errors.redact(tail, secrets))
 
 
 def _headers_for_file(headers: Any, secrets: tuple[str, ...], drop: frozenset[str]
@@ -251,7 +284,7 @@ class Relay:
         self.secrets = _secrets(dict(headers), target)
         self.status = 0
         self.response_headers: tuple[tuple[str, str], ...] = ()
-        self.chunks: list[dict[str, Any]] = []
+        self._raw: list[tuple[float, bytes]] = []  # (seconds since the last, bytes)
         self.after = 0.0
         self._own: httpx.AsyncHTTPTransport | None = None
         self._response: httpx.Response | None = None
@@ -296,7 +329,7 @@ class Relay:
             raise
         now = trio.current_time()
         if data:
-            self.chunks.append(_chunk_for_file(now - self._last, data, self.secrets))
+            self._raw.append((now - self._last, data))
         self._last = now
         return data
 
@@ -315,7 +348,8 @@ class Relay:
             "response": {
                 "status": self.status,
                 "headers": _headers_for_file(self.response_headers, self.secrets, _DROP),
-                "after": round(self.after, 6), "chunks": self.chunks, "cut": cut,
+                "after": round(self.after, 6),
+                "chunks": _chunks_for_file(self._raw, self.secrets), "cut": cut,
             },
         })
 
