@@ -410,3 +410,16 @@ async def test_no_log_line_holds_the_key(model: str, caplog: pytest.LogCaptureFi
     assert any("giving up" in line for line in lines)
     assert all(key not in line for line in lines)
     assert key not in caplog.text  # the hooks' failure tracebacks included
+
+
+async def test_batch_steps_are_batch_calls(autojump_clock: trio.testing.MockClock) -> None:
+    """The provider batch APIs report each HTTP step as one call of operation 'batch'
+    (docs/observability.md): the mock's submit uploads then creates, a status is one."""
+    rec = Recorder()
+    async with trillm.Client(hooks=[rec]) as c:
+        job = await c.batches.submit("mock/b", [{"messages": MSGS}], mock_batch_delay=1)
+        await c.batches.status(job)
+    assert [e for e in rec.events if e[0] != "attempt"] == [
+        ("start", "batch"), ("end", None), ("start", "batch"), ("end", None),
+        ("start", "batch"), ("end", None)]
+    assert {s.provider for s in rec.starts} == {"mock"}
