@@ -340,8 +340,8 @@ def test_pytest_block_passes(where: str, name: str, code: str, tmp_path: Path) -
            if not k.endswith(("_API_KEY", "_BASE_URL", "_API_BASE")) and k != "PYTEST_ADDOPTS"}
     env.update({"PYTHONPATH": str(ROOT), "HOME": str(tmp_path)})
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
-         "trillm.testing.pytest_plugin", "-W", "error", str(tmp_path / name)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:trillm",
+         "-p", "trillm.testing.pytest_plugin", "-W", "error", str(tmp_path / name)],
         capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env)
     assert done.returncode == 0, f"{where}:\n{done.stdout}\n{done.stderr}"
     assert re.search(r"\d+ passed", done.stdout), done.stdout

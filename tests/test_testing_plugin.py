@@ -103,8 +103,10 @@ def run_pytest(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "pytest.ini").write_text(
         "[pytest]\ntrio_mode = true\nfilterwarnings = error\n")
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
-         "trillm.testing.pytest_plugin", "-p", "anyio", str(tmp_path)],
+        # the plugin by its module, with the installed entry point of the same plugin
+        # blocked (it is there once trillm is pip-installed: registering both fails)
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:trillm",
+         "-p", "trillm.testing.pytest_plugin", "-p", "anyio", str(tmp_path)],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
         env={"PYTHONPATH": ROOT, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
