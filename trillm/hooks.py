@@ -240,8 +240,8 @@ def _summary(response: Any) -> tuple[str | None, str | None, tuple[str, ...], An
 class Observation:
     """One logical call under observation: the hooks' states, the attempts, the clock."""
 
-    __slots__ = ("_attempts", "_clock", "_ended", "_first_at", "_observer", "_started",
-                 "_states", "current")
+    __slots__ = ("_attempts", "_clock", "_ended", "_first_at", "_model", "_observer",
+                 "_provider", "_started", "_states")
 
     def __init__(self, observer: Observer, operation: str, calls: Sequence[Any],
                  clock: _Clock, *, batched: bool = False) -> None:
@@ -252,7 +252,11 @@ class Observation:
         self._first_at: float | None = None
         self._ended = False
         first = calls[0]
-        self.current = first  # the call being tried (a fallback's, when one takes over)
+        # The model being tried (a fallback's, when one takes over), by name: holding the
+        # call itself would make a reference cycle (the call holds its observation), which
+        # only the cyclic garbage collector frees.
+        self._provider: str = first.req.provider
+        self._model: str = first.req.model
         self._states: list[Any] = [None] * len(observer.hooks)
         if not observer.hooks:
             return
@@ -281,12 +285,13 @@ class Observation:
                 started: float) -> None:
         """One attempt of *call* ended: ``on_attempt_end`` of every hook."""
         self._attempts += 1
-        self.current = call
+        req = call.req
+        self._provider, self._model = req.provider, req.model
         observer = self._observer
         if not observer.hooks:
             return
         info = AttemptInfo(
-            number, call.req.provider, call.req.model, status, error,
+            number, req.provider, req.model, status, error,
             None if error is None else error_type(error), delay is not None, delay,
             rate_limit_wait, slot_wait, self._clock() - started,
         )
@@ -319,8 +324,8 @@ class Observation:
             return response
         self._ended = True
         observer = self._observer
-        req = self.current.req
-        key = f"{req.provider}/{req.model}"
+        provider, model = self._provider, self._model
+        key = f"{provider}/{model}"
         rid, rmodel, reasons, usage = _summary(response)
         counts: TokenCounts | None = None
         if usage is not None and observer.totals is not None:
@@ -337,7 +342,7 @@ class Observation:
         if not observer.hooks:
             return response
         result = CallResult(
-            req.provider, req.model, response, rid, rmodel, reasons, usage, self._attempts,
+            provider, model, response, rid, rmodel, reasons, usage, self._attempts,
             self._clock() - self._started, error,
             None if error is None else error_type(error),
             None if self._first_at is None else self._first_at - self._started, price,
