@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 import trio
@@ -246,3 +247,15 @@ async def test_a_cancelled_call_counts_as_an_error(
 def test_prices_must_be_prices() -> None:
     with pytest.raises(TypeError, match=r"trillm\.Prices"):
         trillm.Client(prices={"openai/gpt-4o": {"input": 1}})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize("usage", [
+    Usage(1200, 300, 1500, {"cached_tokens": 1024}, {"reasoning_tokens": 256}),
+    Usage(360, 12, 372, {"cached_tokens": 300, "cache_creation_tokens": 50}),
+    Usage(7, 3, 10, {}, None),
+    Usage(None, None, None),  # type: ignore[arg-type]  # a server that sent nulls
+])
+def test_a_usage_record_counts_as_its_dict_form(usage: Usage) -> None:
+    # token_counts reads a Usage record's fields directly (every call's answer has one);
+    # the counts are those of the same usage as a plain dict.
+    assert token_counts(usage) == token_counts(attrs.asdict(usage))

@@ -76,6 +76,16 @@ def token_counts(usage: Any) -> TokenCounts:
     dict form of either) as :class:`TokenCounts`; None or anything else counts nothing."""
     if usage is None:
         return TokenCounts()
+    if type(usage) is Usage:  # what every call's answer holds: its fields directly
+        prompt_details = usage.prompt_tokens_details
+        inp, out, total = usage.prompt_tokens or 0, usage.completion_tokens or 0, \
+            usage.total_tokens
+        return TokenCounts(
+            inp, out, inp + out if total is None else total,
+            _detail(prompt_details, "cached_tokens"),
+            _detail(prompt_details, "cache_creation_tokens"),
+            _detail(usage.completion_tokens_details, "reasoning_tokens"),
+        )
     get = usage.get if isinstance(usage, Mapping) else lambda k, d=None: getattr(usage, k, d)
     if get("input_tokens") is not None and get("prompt_tokens") is None:  # Responses API
         inp, out = get("input_tokens") or 0, get("output_tokens") or 0
