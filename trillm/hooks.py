@@ -356,13 +356,16 @@ class Observation:
                     _failed(hook, "on_call_end")
         return response
 
-    def stream_end(self, error: BaseException | None, summary: Callable[[], Any] | None) -> None:
+    def stream_end(self, error: BaseException | None,
+                   summary: Callable[[], Any] | None) -> float | None:
         """A stream closed (after *error*, or None): the call ends with what its chunks
-        made (*summary* builds it; an empty stream has none)."""
+        made (*summary* builds it; an empty stream has none).  Returns what that answer
+        cost (None without a price), for the stream's ``final_response()``."""
         response = None
         if summary is not None:
             try:
                 response = summary()
             except Exception:  # noqa: BLE001 - nothing arrived: no answer to report
                 response = None
-        self.end(response, error)
+        priced = self.end(response, error)
+        return getattr(priced, "cost", None) if priced is not None else None
