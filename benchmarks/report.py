@@ -12,6 +12,8 @@ CANDIDATE = "trillm"
 ASYNCIO_CANDIDATE = "trillm-asyncio"
 ASYNCIO_PEER = "asyncopenai"
 CANDIDATES = (CANDIDATE, ASYNCIO_CANDIDATE)
+#: trillm with the OpenTelemetry hook on, against trillm without hooks.
+OTEL_CANDIDATE = "trillm-otel"
 
 
 def reference_for(phase: str) -> str:
@@ -86,7 +88,7 @@ def summarize(runs: list[dict[str, Any]], phases: list[str]) -> dict[str, Any]:
     ``comparisons`` holds one entry per (candidate, reference) pair that ran in the
     phase; ``reference``, ``cpu_ratio`` and ``rate_ratio`` repeat the trio pair's.
     """
-    out: dict[str, Any] = {"phases": {}, "scaling": {}, "bridge": {}}
+    out: dict[str, Any] = {"phases": {}, "scaling": {}, "bridge": {}, "otel": {}}
     present = {(r["variant"], r["phase"]) for r in runs}
     for phase in phases:
         ref_name = reference_for(phase)
@@ -117,6 +119,13 @@ def summarize(runs: list[dict[str, Any]], phases: list[str]) -> dict[str, Any]:
         if (ASYNCIO_CANDIDATE, phase) in present:
             out["bridge"][phase] = _ratios(
                 _ok_runs(runs, ASYNCIO_CANDIDATE, phase),
+                _ok_runs(runs, CANDIDATE, phase),
+                "cpu_per_unit_us",
+            )
+        # what the OpenTelemetry hook costs: trillm-otel over trillm, same round
+        if (OTEL_CANDIDATE, phase) in present:
+            out["otel"][phase] = _ratios(
+                _ok_runs(runs, OTEL_CANDIDATE, phase),
                 _ok_runs(runs, CANDIDATE, phase),
                 "cpu_per_unit_us",
             )
@@ -197,6 +206,9 @@ def render_table(summary: dict[str, Any]) -> str:
     if summary.get("bridge"):
         parts = [f"{k} {_fmt_stat(v)}" for k, v in summary["bridge"].items()]
         out += "\nCPU per unit trillm-asyncio ÷ trillm (same round): " + ";  ".join(parts)
+    if summary.get("otel"):
+        parts = [f"{k} {_fmt_stat(v)}" for k, v in summary["otel"].items()]
+        out += "\nCPU per unit trillm-otel ÷ trillm (same round): " + ";  ".join(parts)
     return out
 
 
@@ -215,6 +227,7 @@ def evaluate_targets(
 
     aio = f"{ASYNCIO_CANDIDATE}/{ASYNCIO_PEER}"
 
+    otel = summary.get("otel", {}).get("c32")
     scaling = summary["scaling"].get(CANDIDATE)
     extra = imports.get("extra_s") if imports else None
     targets = [
@@ -225,6 +238,7 @@ def evaluate_targets(
         ("CPU/request trillm-asyncio ÷ AsyncOpenAI at c=1", ratio("c1", aio), 1.0, ""),
         ("CPU/request trillm-asyncio ÷ AsyncOpenAI at c=32", ratio("c32", aio), 1.0, ""),
         ("CPU/chunk trillm-asyncio ÷ AsyncOpenAI, 64 streams", ratio("s64", aio), 0.5, ""),
+        ("CPU/request trillm-otel ÷ trillm at c=32", otel["median"] if otel else None, 1.15, ""),
         ("import trillm minus import trio, httpx, attrs, outcome (s)", extra, 0.05, ""),
     ]
     out = []
