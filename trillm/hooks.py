@@ -227,7 +227,7 @@ def _summary(response: Any) -> tuple[str | None, str | None, tuple[str, ...], An
     reasons: tuple[str, ...] = ()
     choices = getattr(response, "choices", None)
     if choices:
-        reasons = tuple(c.finish_reason for c in choices if c.finish_reason)
+        reasons = tuple([c.finish_reason for c in choices if c.finish_reason])
     else:
         status = getattr(response, "status", None)  # a Responses API answer
         if isinstance(status, str):
@@ -240,13 +240,13 @@ def _summary(response: Any) -> tuple[str | None, str | None, tuple[str, ...], An
 class Observation:
     """One logical call under observation: the hooks' states, the attempts, the clock."""
 
-    __slots__ = ("_attempts", "_clock", "_ended", "_first_at", "_model", "_observer",
-                 "_provider", "_started", "_states")
+    __slots__ = ("_attempts", "_ended", "_first_at", "_model", "_observer", "_provider",
+                 "_started", "_states", "now")
 
     def __init__(self, observer: Observer, operation: str, calls: Sequence[Any],
                  clock: _Clock, *, batched: bool = False) -> None:
         self._observer = observer
-        self._clock = clock
+        self.now = clock  # the pipeline times the attempts' waits with it too
         self._started = clock()
         self._attempts = 0
         self._first_at: float | None = None
@@ -263,7 +263,7 @@ class Observation:
         req = first.req
         address, port = _server(first.spec.url)
         params = req.params
-        if any(k in _CONTENT_PARAMS for k in params):
+        if not _CONTENT_PARAMS.isdisjoint(params):
             params = {k: v for k, v in params.items() if k not in _CONTENT_PARAMS}
         fallbacks: tuple[str, ...] = ()
         if len(calls) > 1 and not batched:
@@ -293,7 +293,7 @@ class Observation:
         info = AttemptInfo(
             number, req.provider, req.model, status, error,
             None if error is None else error_type(error), delay is not None, delay,
-            rate_limit_wait, slot_wait, self._clock() - started,
+            rate_limit_wait, slot_wait, self.now() - started,
         )
         for hook, state, method in zip(observer.hooks, self._states, observer._attempts,
                                        strict=True):
@@ -307,7 +307,7 @@ class Observation:
         """A stream's first chunk reached the caller."""
         if self._first_at is not None:
             return
-        self._first_at = self._clock()
+        self._first_at = self.now()
         observer = self._observer
         for hook, state, method in zip(observer.hooks, self._states, observer._firsts,
                                        strict=True):
@@ -343,7 +343,7 @@ class Observation:
             return response
         result = CallResult(
             provider, model, response, rid, rmodel, reasons, usage, self._attempts,
-            self._clock() - self._started, error,
+            self.now() - self._started, error,
             None if error is None else error_type(error),
             None if self._first_at is None else self._first_at - self._started, price,
         )
