@@ -231,6 +231,35 @@ async def test_parent_and_children_across_gather(otel: Telemetry) -> None:
     assert len({s.context.span_id for s in inside}) == 3
 
 
+async def test_a_stream_is_the_child_of_the_span_current_when_it_opened(
+        otel: Telemetry) -> None:
+    # The span is handed to the tracer when the call ends; its parent is still the span
+    # that was current when the call started, also when it ends outside that span.
+    tracer = otel.tracer_provider.get_tracer("app")
+    async with client(otel) as c:
+        with tracer.start_as_current_span("handle request") as parent:
+            s = await c.acompletion("mock/x", MSGS, stream=True)
+        with tracer.start_as_current_span("elsewhere"):
+            async with s:
+                async for _ in s:
+                    pass
+    (span,) = [s for s in otel.finished() if s.name == "chat x"]
+    assert span.parent is not None
+    assert span.parent.span_id == parent.get_span_context().span_id
+    assert span.start_time is not None and span.end_time is not None
+    assert parent.end_time is not None and span.start_time < parent.end_time < span.end_time
+
+
+async def test_retry_events_keep_their_times(
+        otel: Telemetry, autojump_clock: trio.testing.MockClock) -> None:
+    async with client(otel, scripted({"gpt-4o-mini": [503, 503]}), max_retries=2) as c:
+        await c.acompletion("openai/gpt-4o-mini", MSGS)
+    (span,) = otel.finished()
+    times = [span.start_time, *(e.timestamp for e in span.events), span.end_time]
+    assert [e.name for e in span.events] == ["trillm.retry", "trillm.retry"]
+    assert times == sorted(times) and len(set(times)) == 4
+
+
 async def test_provider_names_follow_the_conventions(otel: Telemetry) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={

@@ -7,10 +7,12 @@ through ``token_counts``; then cost and ``Client(prices=)`` end to end.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 import trio
@@ -235,6 +237,109 @@ async def test_streams_and_embeddings_and_responses_are_counted() -> None:
                                       / 1e6)
 
 
+def sse_answer(usage: dict[str, Any]) -> httpx.MockTransport:
+    """An OpenAI chat stream: two words, the finish chunk, the usage chunk, [DONE]."""
+    base = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "gpt-4o-mini"}
+    events = [
+        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "o"}}]},
+        {**base, "choices": [{"index": 0, "delta": {"content": "k"}, "finish_reason": "stop"}]},
+        {**base, "choices": [], "usage": usage},
+    ]
+    body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              content=body.encode())
+    return httpx.MockTransport(handler)
+
+
+class CostSeen:
+    """A hook keeping the cost each call ended with."""
+
+    def __init__(self) -> None:
+        self.costs: list[float | None] = []
+
+    def on_call_end(self, state: Any, result: Any) -> None:
+        self.costs.append(result.cost)
+
+
+@pytest.mark.parametrize("how", ["stream", "acompletion"])
+async def test_a_streamed_answer_carries_its_cost(how: str) -> None:
+    usage = {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500,
+             "prompt_tokens_details": {"cached_tokens": 600}}
+    prices = {"openai/gpt-4o-mini": Prices(input=0.15, output=0.6, cached_input=0.075)}
+    seen = CostSeen()
+    async with trillm.Client(transport=sse_answer(usage), api_key="k", prices=prices,
+                             hooks=[seen]) as c:
+        if how == "stream":
+            async with c.stream("openai/gpt-4o-mini", list(MSGS)) as s:
+                final = await s.final_response()
+        else:
+            async with await c.acompletion("openai/gpt-4o-mini", list(MSGS), stream=True) as s:
+                assert "".join([ch.choices[0].delta.content or "" async for ch in s
+                                if ch.choices]) == "ok"
+                final = await s.final_response()  # after reading it all: the same answer
+        totals = c.usage_totals()["openai/gpt-4o-mini"]
+    expected = (400 * 0.15 + 600 * 0.075 + 500 * 0.6) / 1e6
+    assert final.choices[0].message.content == "ok"
+    assert final.cost == pytest.approx(expected)
+    assert final["cost"] == final.cost
+    assert seen.costs == [final.cost] and totals.cost == final.cost
+
+
+async def test_a_streamed_answer_without_a_price_has_no_cost() -> None:
+    usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    async with trillm.Client(transport=sse_answer(usage), api_key="k",
+                             prices={"openai/gpt-4o": Prices(input=1, output=1)}) as c:
+        async with c.stream("openai/gpt-4o-mini", list(MSGS)) as s:
+            final = await s.final_response()
+    assert final.cost is None and "cost" not in final
+
+
+async def test_a_structured_streamed_answer_carries_its_cost() -> None:
+    prices = {"mock/x": Prices(input=1, output=2)}
+    fmt = {"type": "json_object"}
+    async with trillm.Client(prices=prices) as c:
+        async with c.stream("mock/x", list(MSGS), response_format=fmt,
+                            mock_response='{"a": 1}') as s:
+            final = await s.final_response()
+    assert final.choices[0].message.parsed == {"a": 1}
+    assert final.cost == pytest.approx(
+        (final.usage.prompt_tokens + 2 * final.usage.completion_tokens) / 1e6)
+
+
+async def test_a_streamed_response_carries_its_cost() -> None:
+    prices = {"mock/r": Prices(input=1, output=2)}
+    async with trillm.Client(prices=prices) as c:
+        async with c.responses_stream("mock/r", "one two three") as s:
+            final = await s.final_response()
+        totals = c.usage_totals()["mock/r"]
+    assert final.usage.output_tokens > 0
+    assert final.cost == pytest.approx(
+        (final.usage.input_tokens + 2 * final.usage.output_tokens) / 1e6)
+    assert totals.cost == final.cost
+
+
+def test_a_streamed_answer_carries_its_cost_under_asyncio() -> None:
+    # Under asyncio the stream lives in the background trio run; final_response()
+    # delegates to it, cost included.
+    prices = {"mock/x": Prices(input=1, output=2), "mock/r": Prices(input=3, output=4)}
+
+    async def main() -> tuple[Any, Any]:
+        async with trillm.Client(prices=prices) as c:
+            async with c.stream("mock/x", list(MSGS)) as s:
+                chat = await s.final_response()
+            async with c.responses_stream("mock/r", "hi there") as r:
+                response = await r.final_response()
+        return chat, response
+
+    chat, response = asyncio.run(main())
+    assert chat.cost == pytest.approx(
+        (chat.usage.prompt_tokens + 2 * chat.usage.completion_tokens) / 1e6)
+    assert response.cost == pytest.approx(
+        (3 * response.usage.input_tokens + 4 * response.usage.output_tokens) / 1e6)
+
+
 async def test_a_cancelled_call_counts_as_an_error(
         autojump_clock: trio.testing.MockClock) -> None:
     async with trillm.Client(prices={}) as c:
@@ -246,3 +351,15 @@ async def test_a_cancelled_call_counts_as_an_error(
 def test_prices_must_be_prices() -> None:
     with pytest.raises(TypeError, match=r"trillm\.Prices"):
         trillm.Client(prices={"openai/gpt-4o": {"input": 1}})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize("usage", [
+    Usage(1200, 300, 1500, {"cached_tokens": 1024}, {"reasoning_tokens": 256}),
+    Usage(360, 12, 372, {"cached_tokens": 300, "cache_creation_tokens": 50}),
+    Usage(7, 3, 10, {}, None),
+    Usage(None, None, None),  # type: ignore[arg-type]  # a server that sent nulls
+])
+def test_a_usage_record_counts_as_its_dict_form(usage: Usage) -> None:
+    # token_counts reads a Usage record's fields directly (every call's answer has one);
+    # the counts are those of the same usage as a plain dict.
+    assert token_counts(usage) == token_counts(attrs.asdict(usage))

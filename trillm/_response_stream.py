@@ -110,7 +110,7 @@ class ResponseStream(ChunkStream[ResponseEvent]):
                 "this ResponseStream was closed before its final event (response.completed "
                 "or response.incomplete): there is no final response"
             )
-        final = attrs.evolve(self._final, headers=self.headers)
+        final = self._priced(attrs.evolve(self._final, headers=self.headers))
         if self._text_format is None:
             return final
         return parse_response_output(final, self._text_format, provider=self.provider)

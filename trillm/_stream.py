@@ -25,8 +25,9 @@ import warnings
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar, cast
 
+import attrs
 import trio
 
 from . import errors
@@ -47,6 +48,7 @@ __all__ = [
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
+_Answer = TypeVar("_Answer", bound=attrs.AttrsInstance)  # ModelResponse, Response
 
 _CLOSE_TIMEOUT = 5.0  # seconds a shielded close may take before it is abandoned
 
@@ -237,23 +239,25 @@ class BytesSource:
         await self._response.aclose()
 
 
-_OnEnd = Callable[[BaseException | None, Callable[[], Any] | None], None]
+_OnEnd = Callable[[BaseException | None, Callable[[], Any] | None], float | None]
 
 
 class _Closer:
     """What closing a stream takes, held apart so a finalizer need not keep the Stream.
 
-    ``on_end`` (hooks only) is told how the stream ended once it is closed: the
-    error it ended with, or None, and how to build the answer its chunks made.
+    ``on_end`` (hooks or prices only) is told how the stream ended once it is closed:
+    the error it ended with, or None, and how to build the answer its chunks made; it
+    returns what that answer cost (kept in ``cost`` for ``final_response()``).
     """
 
-    __slots__ = ("on_close", "on_end", "source")
+    __slots__ = ("cost", "on_close", "on_end", "source")
 
     def __init__(self, source: ChunkSource[Any], on_close: Callable[[], None] | None,
                  on_end: _OnEnd | None = None) -> None:
         self.source = source
         self.on_close = on_close
         self.on_end = on_end
+        self.cost: float | None = None
 
     async def close(self, error: BaseException | None = None,
                     summary: Callable[[], Any] | None = None) -> None:
@@ -267,7 +271,7 @@ class _Closer:
             finally:
                 on_end, self.on_end = self.on_end, None
                 if on_end is not None:
-                    on_end(error, summary)
+                    self.cost = on_end(error, summary)
 
 
 class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
@@ -331,6 +335,14 @@ class _ChunkStream(AsyncGenerator[T, None], Generic[T]):
     def _summary(self) -> Any:
         """The answer the chunks so far make, for the hooks (None: a stream kind without one)."""
         return None
+
+    def _priced(self, response: _Answer) -> _Answer:
+        """*response* (the whole answer) with the ``cost`` the stream's close priced it
+        at (``prices=``); as it is without a price, or before the stream closed."""
+        cost = self._closer.cost
+        if cost is None:
+            return response
+        return cast("_Answer", attrs.evolve(cast("Any", response), cost=cost))
 
     @property
     def headers(self) -> dict[str, str]:
@@ -534,7 +546,7 @@ class Stream(_ChunkStream["StreamChunk"]):
         the plain call is raised)."""
         async for _ in self:
             pass
-        response = self._received.build()
+        response = self._priced(self._received.build())
         if self._response_format is None:
             return response
         return parse_response(response, self._response_format, provider=self.provider)

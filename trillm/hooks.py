@@ -227,7 +227,7 @@ def _summary(response: Any) -> tuple[str | None, str | None, tuple[str, ...], An
     reasons: tuple[str, ...] = ()
     choices = getattr(response, "choices", None)
     if choices:
-        reasons = tuple(c.finish_reason for c in choices if c.finish_reason)
+        reasons = tuple([c.finish_reason for c in choices if c.finish_reason])
     else:
         status = getattr(response, "status", None)  # a Responses API answer
         if isinstance(status, str):
@@ -240,26 +240,30 @@ def _summary(response: Any) -> tuple[str | None, str | None, tuple[str, ...], An
 class Observation:
     """One logical call under observation: the hooks' states, the attempts, the clock."""
 
-    __slots__ = ("_attempts", "_clock", "_ended", "_first_at", "_observer", "_started",
-                 "_states", "current")
+    __slots__ = ("_attempts", "_ended", "_first_at", "_model", "_observer", "_provider",
+                 "_started", "_states", "now")
 
     def __init__(self, observer: Observer, operation: str, calls: Sequence[Any],
                  clock: _Clock, *, batched: bool = False) -> None:
         self._observer = observer
-        self._clock = clock
+        self.now = clock  # the pipeline times the attempts' waits with it too
         self._started = clock()
         self._attempts = 0
         self._first_at: float | None = None
         self._ended = False
         first = calls[0]
-        self.current = first  # the call being tried (a fallback's, when one takes over)
+        # The model being tried (a fallback's, when one takes over), by name: holding the
+        # call itself would make a reference cycle (the call holds its observation), which
+        # only the cyclic garbage collector frees.
+        self._provider: str = first.req.provider
+        self._model: str = first.req.model
         self._states: list[Any] = [None] * len(observer.hooks)
         if not observer.hooks:
             return
         req = first.req
         address, port = _server(first.spec.url)
         params = req.params
-        if any(k in _CONTENT_PARAMS for k in params):
+        if not _CONTENT_PARAMS.isdisjoint(params):
             params = {k: v for k, v in params.items() if k not in _CONTENT_PARAMS}
         fallbacks: tuple[str, ...] = ()
         if len(calls) > 1 and not batched:
@@ -281,14 +285,15 @@ class Observation:
                 started: float) -> None:
         """One attempt of *call* ended: ``on_attempt_end`` of every hook."""
         self._attempts += 1
-        self.current = call
+        req = call.req
+        self._provider, self._model = req.provider, req.model
         observer = self._observer
         if not observer.hooks:
             return
         info = AttemptInfo(
-            number, call.req.provider, call.req.model, status, error,
+            number, req.provider, req.model, status, error,
             None if error is None else error_type(error), delay is not None, delay,
-            rate_limit_wait, slot_wait, self._clock() - started,
+            rate_limit_wait, slot_wait, self.now() - started,
         )
         for hook, state, method in zip(observer.hooks, self._states, observer._attempts,
                                        strict=True):
@@ -302,7 +307,7 @@ class Observation:
         """A stream's first chunk reached the caller."""
         if self._first_at is not None:
             return
-        self._first_at = self._clock()
+        self._first_at = self.now()
         observer = self._observer
         for hook, state, method in zip(observer.hooks, self._states, observer._firsts,
                                        strict=True):
@@ -319,8 +324,8 @@ class Observation:
             return response
         self._ended = True
         observer = self._observer
-        req = self.current.req
-        key = f"{req.provider}/{req.model}"
+        provider, model = self._provider, self._model
+        key = f"{provider}/{model}"
         rid, rmodel, reasons, usage = _summary(response)
         counts: TokenCounts | None = None
         if usage is not None and observer.totals is not None:
@@ -337,8 +342,8 @@ class Observation:
         if not observer.hooks:
             return response
         result = CallResult(
-            req.provider, req.model, response, rid, rmodel, reasons, usage, self._attempts,
-            self._clock() - self._started, error,
+            provider, model, response, rid, rmodel, reasons, usage, self._attempts,
+            self.now() - self._started, error,
             None if error is None else error_type(error),
             None if self._first_at is None else self._first_at - self._started, price,
         )
@@ -351,13 +356,16 @@ class Observation:
                     _failed(hook, "on_call_end")
         return response
 
-    def stream_end(self, error: BaseException | None, summary: Callable[[], Any] | None) -> None:
+    def stream_end(self, error: BaseException | None,
+                   summary: Callable[[], Any] | None) -> float | None:
         """A stream closed (after *error*, or None): the call ends with what its chunks
-        made (*summary* builds it; an empty stream has none)."""
+        made (*summary* builds it; an empty stream has none).  Returns what that answer
+        cost (None without a price), for the stream's ``final_response()``."""
         response = None
         if summary is not None:
             try:
                 response = summary()
             except Exception:  # noqa: BLE001 - nothing arrived: no answer to report
                 response = None
-        self.end(response, error)
+        priced = self.end(response, error)
+        return getattr(priced, "cost", None) if priced is not None else None

@@ -71,11 +71,24 @@ def _detail(details: Any, key: str) -> int:
     return value if type(value) is int else 0
 
 
+def _record_counts(usage: Usage) -> TokenCounts:
+    inp, out = usage.prompt_tokens or 0, usage.completion_tokens or 0
+    total = usage.total_tokens
+    details = usage.prompt_tokens_details
+    return TokenCounts(
+        inp, out, inp + out if total is None else total,
+        _detail(details, "cached_tokens"), _detail(details, "cache_creation_tokens"),
+        _detail(usage.completion_tokens_details, "reasoning_tokens"),
+    )
+
+
 def token_counts(usage: Any) -> TokenCounts:
     """*usage* (a :class:`~trillm.types.Usage`, a Responses API ``ResponseUsage``, or the
     dict form of either) as :class:`TokenCounts`; None or anything else counts nothing."""
     if usage is None:
         return TokenCounts()
+    if type(usage) is Usage:  # what every call's answer holds: its fields directly
+        return _record_counts(usage)
     get = usage.get if isinstance(usage, Mapping) else lambda k, d=None: getattr(usage, k, d)
     if get("input_tokens") is not None and get("prompt_tokens") is None:  # Responses API
         inp, out = get("input_tokens") or 0, get("output_tokens") or 0
