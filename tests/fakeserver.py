@@ -47,10 +47,13 @@ Every socket is closed when the ``async with`` block (or the nursery) exits.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
+import queue
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,6 +63,7 @@ import h11
 import trio
 
 __all__ = [
+    "threaded_fake_server",
     "FakeServer",
     "Handler",
     "Reply",
@@ -435,3 +439,28 @@ def openai_sse(words: Sequence[str], usage: bool = True, model: str = "gpt-4o-mi
                                            "total_tokens": 5 + n}}))
     events.append(b"data: [DONE]\n\n")
     return events
+
+
+@contextlib.contextmanager
+def threaded_fake_server(handler: Handler | None = None, guard: float = 10.0
+                         ) -> Iterator[FakeServer]:
+    """The fake server in a thread of its own (its own trio run), for code outside trio
+    (the sync API, asyncio); stopped, and its thread joined, on leaving the block."""
+    started: queue.Queue[tuple[FakeServer, trio.lowlevel.TrioToken, trio.Event]] = queue.Queue()
+
+    async def serve() -> None:
+        stop = trio.Event()
+        with trio.fail_after(60):
+            async with open_fake_server(handler) as server:
+                started.put((server, trio.lowlevel.current_trio_token(), stop))
+                await stop.wait()
+
+    thread = threading.Thread(target=trio.run, args=(serve,), daemon=True)
+    thread.start()
+    server, token, stop = started.get(timeout=guard)
+    try:
+        yield server
+    finally:
+        token.run_sync_soon(stop.set)
+        thread.join(guard)
+        assert not thread.is_alive()

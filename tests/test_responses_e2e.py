@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ import pytest
 import trio
 
 import trillm
-from tests.fakeserver import FakeServer, Reply, Request, open_fake_server
+from tests.fakeserver import FakeServer, Reply, Request, open_fake_server, threaded_fake_server
 from trillm import errors
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openai"
@@ -150,24 +148,8 @@ async def test_the_facade_under_trio() -> None:
 def threaded_server(answer: Callable[[Request], Reply] = handler) -> Iterator[FakeServer]:
     """The fake server (answering with *answer*) in its own thread (its own trio run), for
     code outside trio."""
-    started: queue.Queue[tuple[FakeServer, trio.lowlevel.TrioToken, trio.Event]] = queue.Queue()
-
-    async def serve() -> None:
-        stop = trio.Event()
-        with trio.fail_after(60):
-            async with open_fake_server(answer) as server:
-                started.put((server, trio.lowlevel.current_trio_token(), stop))
-                await stop.wait()
-
-    thread = threading.Thread(target=trio.run, args=(serve,), daemon=True)
-    thread.start()
-    server, token, stop = started.get(timeout=GUARD)
-    try:
+    with threaded_fake_server(answer, GUARD) as server:
         yield server
-    finally:
-        token.run_sync_soon(stop.set)
-        thread.join(GUARD)
-        assert not thread.is_alive()
 
 
 def test_sync_plain_and_streamed() -> None:

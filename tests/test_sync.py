@@ -21,7 +21,13 @@ import pytest
 import trio
 
 import trillm
-from tests.fakeserver import FakeServer, Reply, Request, open_fake_server, openai_chat_json
+from tests.fakeserver import (
+    FakeServer,
+    Reply,
+    Request,
+    openai_chat_json,
+    threaded_fake_server,
+)
 from trillm import errors
 from trillm._stream import Stream
 from trillm._sync import _RUNNER, SyncStream, completion
@@ -293,27 +299,12 @@ def test_keyboard_interrupt_while_streaming_releases_the_stream() -> None:
 @pytest.fixture
 def fake_server() -> Iterator[FakeServer]:
     """A fake OpenAI server running in its own thread (its own trio run)."""
-    started: queue.Queue[tuple[FakeServer, trio.lowlevel.TrioToken, trio.Event]] = queue.Queue()
 
     def handler(request: Request) -> Reply:
         return Reply.json(openai_chat_json("Hello!"))
 
-    async def serve() -> None:
-        stop = trio.Event()
-        with trio.fail_after(60):
-            async with open_fake_server(handler) as server:
-                started.put((server, trio.lowlevel.current_trio_token(), stop))
-                await stop.wait()
-
-    thread = threading.Thread(target=trio.run, args=(serve,), daemon=True)
-    thread.start()
-    server, token, stop = started.get(timeout=GUARD)
-    try:
+    with threaded_fake_server(handler, GUARD) as server:
         yield server
-    finally:
-        token.run_sync_soon(stop.set)
-        thread.join(GUARD)
-        assert not thread.is_alive()
 
 
 def test_connections_are_reused_between_calls(fake_server: FakeServer) -> None:

@@ -12,8 +12,6 @@ matched) and asks for one more call; round 3 it checks again and answers text
 from __future__ import annotations
 
 import json
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,7 +19,7 @@ import pytest
 import trio
 
 import trillm
-from tests.fakeserver import FakeServer, open_fake_server
+from tests.fakeserver import FakeServer, open_fake_server, threaded_fake_server
 from tests.toolloop_script import FINAL, QUESTION, ROUNDS, TOOLS, ScriptedModel, expected_results
 from trillm.types import ModelResponse
 
@@ -151,24 +149,8 @@ async def test_a_wrong_translation_fails_loudly() -> None:
 def scripted_server() -> Iterator[tuple[FakeServer, ScriptedModel]]:
     """A fake Gemini server in its own thread (its own trio run), for plain-``def`` tests."""
     script = ScriptedModel("gemini", "Checking.")
-    started: queue.Queue[tuple[FakeServer, trio.lowlevel.TrioToken, trio.Event]] = queue.Queue()
-
-    async def serve() -> None:
-        stop = trio.Event()
-        with trio.fail_after(60):
-            async with open_fake_server(script) as server:
-                started.put((server, trio.lowlevel.current_trio_token(), stop))
-                await stop.wait()
-
-    thread = threading.Thread(target=trio.run, args=(serve,), daemon=True)
-    thread.start()
-    server, token, stop = started.get(timeout=GUARD)
-    try:
+    with threaded_fake_server(script, GUARD) as server:
         yield server, script
-    finally:
-        token.run_sync_soon(stop.set)
-        thread.join(GUARD)
-        assert not thread.is_alive()
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
