@@ -1,8 +1,8 @@
 """trillm.testing.FakeLLM's answers made to measure: ``respond()`` (a body exactly as given,
 then an end, a stall or a break), ``reply(fn)`` (text from the request), ``stream(...,
 headers_delay=)`` and ``fail(headers=)`` (a Retry-After date relative to the answer's own
-``Date``), ``FakeRequest.sent_secret`` and ``FakeRequest.url``; in memory on virtual time (exact times) and on a
-loopback port (real clock)."""
+``Date``), ``FakeRequest.sent_secret`` and ``FakeRequest.url``; in memory on virtual time
+(exact times) and on a loopback port (real clock)."""
 
 from __future__ import annotations
 
