@@ -6,40 +6,42 @@ import io
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 import trio
 import trio.testing
 
 import trillm
 from trillm import errors
+from trillm.testing import FakeLLM
 
 AUDIO = b"RIFF" + bytes(range(256)) * 4
 
 
-def transcription_handler(seen: list[httpx.Request], fail_first: bool = False) -> object:
-    def handler(request: httpx.Request) -> httpx.Response:
-        request.read()
-        seen.append(request)
-        if fail_first and len(seen) == 1:
-            return httpx.Response(500, json={"error": {"message": "try again"}})
-        return httpx.Response(200, json={"text": "hello world", "language": "english",
-                                         "duration": 1.5, "segments": [{"id": 0}]})
-    return handler
+VERBOSE = {"text": "hello world", "language": "english", "duration": 1.5,
+           "segments": [{"id": 0}]}
+
+
+def transcription_fake(fail_first: bool = False) -> FakeLLM:
+    """Whisper's verbose answer (after one 500 when *fail_first*)."""
+    fake = FakeLLM(strict=True)
+    rule = fake.on(operation="transcription")
+    if fail_first:
+        rule.fail(500, body={"error": {"message": "try again"}})
+    rule.respond(VERBOSE)
+    return fake
 
 
 async def test_multipart_request_and_answer(tmp_path: Path) -> None:
-    seen: list[httpx.Request] = []
+    fake = transcription_fake()
     path = tmp_path / "clip.wav"
     path.write_bytes(AUDIO)
-    async with trillm.Client(transport=httpx.MockTransport(transcription_handler(seen)),
-                             api_key="sk-test") as client:
+    async with trillm.Client(transport=fake.transport(), api_key="sk-test") as client:
         r = await client.atranscription("whisper-1", path, language="en",
                                         response_format="verbose_json")
-    sent = seen[0]
-    assert str(sent.url) == "https://api.openai.com/v1/audio/transcriptions"
+    (sent,) = fake.requests
+    assert sent.url == "https://api.openai.com/v1/audio/transcriptions"
     assert sent.headers["content-type"].startswith("multipart/form-data; boundary=")
-    body = sent.content
+    body = sent.body
     assert b'name="model"\r\n\r\nwhisper-1' in body
     assert b'name="language"\r\n\r\nen' in body
     assert b'filename="clip.wav"' in body and b"Content-Type: audio/x-wav" in body
@@ -52,21 +54,21 @@ async def test_multipart_request_and_answer(tmp_path: Path) -> None:
 async def test_bytes_and_file_objects_and_a_retry_resends_the_whole_file(
     kind: str, autojump_clock: trio.testing.MockClock,
 ) -> None:
-    seen: list[httpx.Request] = []
+    fake = transcription_fake(fail_first=True)
     file = AUDIO if kind == "bytes" else io.BytesIO(AUDIO)
-    async with trillm.Client(transport=httpx.MockTransport(transcription_handler(seen, True)),
-                             api_key="k") as client:
+    async with trillm.Client(transport=fake.transport(), api_key="k") as client:
         r = await client.atranscription("whisper-1", file)
     assert r.text == "hello world"
-    assert len(seen) == 2
-    assert all(AUDIO in req.content for req in seen)  # read once, sent whole twice
+    assert [req.status for req in fake.requests] == [500, 200]
+    assert all(AUDIO in req.body for req in fake.requests)  # read once, sent whole twice
 
 
 async def test_plain_text_formats() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text="1\n00:00:00,000 --> 00:00:01,000\nhello\n")
-
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k") as client:
+    fake = FakeLLM(strict=True)
+    fake.on(operation="transcription").respond(
+        "1\n00:00:00,000 --> 00:00:01,000\nhello\n",
+        headers={"content-type": "text/plain; charset=utf-8"})
+    async with trillm.Client(transport=fake.transport(), api_key="k") as client:
         r = await client.atranscription("whisper-1", AUDIO, response_format="srt")
     assert r.text.startswith("1\n00:00:00,000")
 
@@ -91,18 +93,15 @@ async def test_mock_transcription_echoes_the_file_name(tmp_path: Path) -> None:
 
 
 async def test_speech_request_bytes_and_file(tmp_path: Path) -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, content=b"ID3\x04mp3-bytes",
-                              headers={"content-type": "audio/mpeg"})
-
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k") as client:
+    fake = FakeLLM(strict=True)
+    fake.on(operation="speech").respond(b"ID3\x04mp3-bytes",
+                                        headers={"content-type": "audio/mpeg"})
+    async with trillm.Client(transport=fake.transport(), api_key="k") as client:
         r = await client.aspeech("tts-1", "Hello there", "alloy", speed=1.25)
-    assert json.loads(seen[0].content) == {"model": "tts-1", "input": "Hello there",
-                                           "voice": "alloy", "speed": 1.25}
-    assert str(seen[0].url) == "https://api.openai.com/v1/audio/speech"
+    (sent,) = fake.requests
+    assert json.loads(sent.body) == {"model": "tts-1", "input": "Hello there",
+                                     "voice": "alloy", "speed": 1.25}
+    assert sent.url == "https://api.openai.com/v1/audio/speech"
     assert r.content == b"ID3\x04mp3-bytes"
     out = tmp_path / "hello.mp3"
     await r.write_to_file(out)

@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import itertools
-import json
 from functools import partial
+from typing import Any
 
-import httpx
 import pytest
 import trio
 import trio.testing
 
 import trillm
 from trillm import errors
+from trillm.testing import FakeLLM, FakeRequest
 
 MSGS = [{"role": "user", "content": "x"}]
 
 
-def ok(model: str) -> httpx.Response:
-    return httpx.Response(200, json={
-        "id": "1", "object": "chat.completion", "created": 0, "model": model,
+def ok(req: FakeRequest) -> dict[str, Any]:
+    """A hand-written answer to *req* that used 2 tokens."""
+    return {
+        "id": "1", "object": "chat.completion", "created": 0, "model": req.model,
         "choices": [{"index": 0, "finish_reason": "stop",
                      "message": {"role": "assistant", "content": "ok"}}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
 
 
 async def test_600_requests_at_300_rpm_take_two_minutes(
@@ -46,19 +47,15 @@ async def test_600_requests_at_300_rpm_take_two_minutes(
 async def test_a_429_with_retry_after_pauses_every_queued_request(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    sent: list[float] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        sent.append(trio.current_time())
-        if len(sent) == 1:
-            return httpx.Response(429, headers={"retry-after": "10"})
-        return ok("gpt-4o-mini")
-
+    fake = FakeLLM(strict=True)
+    fake.on(model="gpt-4o-mini").fail(429, retry_after=10).respond(ok)
     limits = {"openai/gpt-4o-mini": trillm.RateLimit(rpm=600)}  # one every 0.1 s
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test",
+    async with trillm.Client(transport=fake.transport(), api_key="sk-test",
                              rate_limits=limits) as client:
         calls = [partial(client.acompletion, "openai/gpt-4o-mini", MSGS) for _ in range(10)]
         await trillm.gather(*calls)
+    sent = [q.started_at for q in fake.requests]
+    assert [q.status for q in fake.requests] == [429] + [200] * 10
     assert sent[0] == 0.0
     assert len(sent) == 11  # 10 calls, one of them retried
     assert min(sent[1:]) >= 10.0  # nobody went while the key was paused
@@ -116,18 +113,15 @@ async def test_rate_limit_wait_past_the_deadline_is_a_timeout(
 async def test_token_limits_use_the_estimate_then_the_usage(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    seen: list[float] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(trio.current_time())
-        assert json.loads(request.content)["max_tokens"] == 600
-        return ok("m")  # uses 2 tokens, far below the 601 estimated
-
+    fake = FakeLLM(strict=True)
+    fake.on(model="m").respond(ok)  # uses 2 tokens, far below the 601 estimated
     limits = {"openai": trillm.RateLimit(tpm=600)}
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k",
+    async with trillm.Client(transport=fake.transport(), api_key="k",
                              rate_limits=limits) as client:
         for _ in range(2):
             await client.acompletion("openai/m", MSGS, max_tokens=600)
+    assert [q.params["max_tokens"] for q in fake.requests] == [600, 600]
+    seen = [q.started_at for q in fake.requests]
     # the first booking of 601 tokens was corrected to 2: the second goes ~0.2 s later, not 60 s
     assert seen[0] == 0.0
     assert seen[1] < 1.0
@@ -143,21 +137,15 @@ async def test_a_pause_also_holds_requests_waiting_for_a_concurrency_slot(
 ) -> None:
     # Regression: requests paced before the 429 but still queued for the one slot went
     # out during the pause (at 2, 3, 4 s) as soon as they got the slot.
-    sent: list[float] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        await trio.sleep(1)
-        sent.append(trio.current_time())
-        if len(sent) == 1:
-            return httpx.Response(429, headers={"retry-after": "10"})
-        return ok("gpt-4o-mini")
-
+    fake = FakeLLM(strict=True)
+    fake.on(model="gpt-4o-mini").fail(429, retry_after=10, delay=1).respond(ok, delay=1)
     limits = {"openai/gpt-4o-mini": trillm.RateLimit(rpm=6000)}
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k",
+    async with trillm.Client(transport=fake.transport(), api_key="k",
                              max_concurrency=1, rate_limits=limits) as client:
         calls = [partial(client.acompletion, "openai/gpt-4o-mini", MSGS) for _ in range(4)]
         await trillm.gather(*calls)
-    assert sent[0] == 1.0
+    sent = [q.started_at for q in fake.requests]  # each answered 1 s after it was sent
+    assert sent[0] == 0.0 and fake.requests[0].status == 429
     assert min(sent[1:]) >= 11.0  # the 429 came at 1.0 with Retry-After: 10
 
 

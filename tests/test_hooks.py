@@ -15,7 +15,6 @@ import logging
 import weakref
 from typing import Any
 
-import httpx
 import pytest
 import trio
 import trio.testing
@@ -23,6 +22,7 @@ import trio.testing
 import trillm
 from trillm import errors
 from trillm.hooks import AttemptInfo, CallInfo, CallResult
+from trillm.testing import FakeLLM, FakeRequest, FakeTransport
 
 MSGS = [{"role": "user", "content": "hello there"}]
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -81,23 +81,22 @@ def chat_sse(model: str) -> bytes:
     )
 
 
-def scripted(statuses: dict[str, list[int]], delay: float = 0.0) -> httpx.MockTransport:
-    """Each model answers its statuses in turn, then 200 (chat, plain or streamed)."""
+def ok(req: FakeRequest) -> Any:
+    """The hand-written 200 answer: :func:`chat_sse` as one chunk, or :func:`chat_json`."""
+    return [chat_sse(req.model or "")] if req.stream else chat_json(req.model or "")
 
-    async def handler(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        model = body["model"]
-        await trio.sleep(delay)
-        queue = statuses.get(model, [])
-        status = queue.pop(0) if queue else 200
-        if status != 200:
-            return httpx.Response(status, json={"error": {"message": f"status {status}"}})
-        if body.get("stream"):
-            return httpx.Response(200, headers={"content-type": "text/event-stream"},
-                                  content=chat_sse(model))
-        return httpx.Response(200, json=chat_json(model))
 
-    return httpx.MockTransport(handler)
+def scripted(statuses: dict[str, list[int]], delay: float = 0.0) -> FakeTransport:
+    """Each model answers its statuses in turn, then 200 (chat, plain or streamed), each
+    answer *delay* seconds after its request."""
+    fake = FakeLLM()
+    for model, queue in statuses.items():
+        rule = fake.on(model=model)
+        for status in queue:
+            rule.fail(status, body={"error": {"message": f"status {status}"}}, delay=delay)
+        rule.respond(ok, delay=delay)
+    fake.on().respond(ok, delay=delay)
+    return fake.transport()
 
 
 def client(hook: Any, transport: Any = None, **kw: Any) -> trillm.Client:
@@ -439,11 +438,11 @@ async def test_no_log_line_holds_the_key(model: str, caplog: pytest.LogCaptureFi
                                          autojump_clock: trio.testing.MockClock) -> None:
     key = "sk-very-secret-0123456789"
 
-    def handler(request: httpx.Request) -> httpx.Response:  # echoes the key back, as some do
-        return httpx.Response(503, json={"error": {"message": f"bad key {key} at {request.url}"}})
-
+    fake = FakeLLM()  # echoes the key back, as some do
+    fake.on().respond(lambda req: {"error": {"message": f"bad key {key} at {req.url}"}},
+                      status=503)
     with caplog.at_level(logging.DEBUG, logger="trillm"):
-        async with trillm.Client(transport=httpx.MockTransport(handler), api_key=key,
+        async with trillm.Client(transport=fake.transport(), api_key=key,
                                  hooks=[Broken()], max_retries=2,
                                  retry=trillm.RetryPolicy(jitter=0)) as c:
             with pytest.raises(errors.APIError):

@@ -5,26 +5,23 @@ from __future__ import annotations
 import base64
 import json
 
-import httpx
 import pytest
 
 import trillm
 from trillm import errors
+from trillm.testing import FakeLLM
 
 
 async def test_request_shape_and_parsing() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={"created": 1700000000, "data": [
-            {"url": "https://img.example/1.png", "revised_prompt": "a cat, detailed"}]})
-
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test") as c:
+    fake = FakeLLM(strict=True)
+    fake.on(operation="images").respond({"created": 1700000000, "data": [
+        {"url": "https://img.example/1.png", "revised_prompt": "a cat, detailed"}]})
+    async with trillm.Client(transport=fake.transport(), api_key="sk-test") as c:
         r = await c.aimage_generation("dall-e-3", "a cat", n=1, size="1024x1024",
                                       quality="hd", style="vivid")
-    assert str(seen[0].url) == "https://api.openai.com/v1/images/generations"
-    assert json.loads(seen[0].content) == {"model": "dall-e-3", "prompt": "a cat", "n": 1,
+    (sent,) = fake.requests
+    assert sent.url == "https://api.openai.com/v1/images/generations"
+    assert json.loads(sent.body) == {"model": "dall-e-3", "prompt": "a cat", "n": 1,
                                            "size": "1024x1024", "quality": "hd",
                                            "style": "vivid"}
     assert r.data[0].url == "https://img.example/1.png"
@@ -43,15 +40,15 @@ async def test_mock_images_are_valid_pngs() -> None:
 
 
 async def test_errors_and_refusals() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(400, json={"error": {
-            "message": "Your request was rejected by the safety system",
-            "code": "content_policy_violation"}})
-
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k") as client:
+    fake = FakeLLM()
+    fake.on().fail(400, body={"error": {
+        "message": "Your request was rejected by the safety system",
+        "code": "content_policy_violation"}})
+    async with trillm.Client(transport=fake.transport(), api_key="k") as client:
         with pytest.raises(errors.ContentPolicyViolationError):
             await client.aimage_generation("dall-e-3", "something")
         with pytest.raises(errors.BadRequestError, match="prompt"):
             await client.aimage_generation("dall-e-3", "  ")
         with pytest.raises(errors.BadRequestError, match="not available"):
             await client.aimage_generation("claude-3-5-haiku-latest", "x")
+    assert [r.operation for r in fake.requests] == ["images"]  # the others never left

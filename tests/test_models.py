@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 import trio
 
@@ -14,6 +13,7 @@ from trillm import errors
 from trillm._wire import ProviderConfig
 from trillm.providers import mock
 from trillm.providers.openai import PROVIDER
+from trillm.testing import FakeLLM
 from trillm.types import ModelInfo, ModelList, ModelsRequest
 
 LISTING = {"object": "list", "data": [
@@ -60,20 +60,17 @@ def test_the_mock_lists_fixed_models() -> None:
 
 
 async def test_alist_models_over_http() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json=LISTING)
-
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test") as c:
+    fake = FakeLLM(strict=True)
+    fake.on(operation="models").respond(LISTING)
+    async with trillm.Client(transport=fake.transport(), api_key="sk-test") as c:
         r = await c.alist_models()
         local = await c.alist_models(api_base="http://localhost:8000/v1/", api_key=None)
     assert [m.id for m in r.data] == ["gpt-4o-mini", "text-embedding-3-small"]
-    assert [(q.method, str(q.url)) for q in seen] == [
+    seen = fake.requests
+    assert [(q.parsed.method, q.url) for q in seen] == [
         ("GET", "https://api.openai.com/v1/models"), ("GET", "http://localhost:8000/v1/models")]
-    assert seen[0].content == b"" and "content-type" not in seen[0].headers
-    assert seen[0].headers["authorization"] == "Bearer sk-test"
+    assert seen[0].body == b"" and "content-type" not in seen[0].headers
+    assert seen[0].sent_secret("authorization", "Bearer sk-test")
     assert local.data == r.data
 
 
@@ -101,11 +98,9 @@ async def test_alist_models_on_the_mock() -> None:
 
 
 async def test_alist_models_errors_and_refusals() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(401, json={"error": {"message": "bad key",
-                                                   "code": "invalid_api_key"}})
-
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="k-bad") as c:
+    fake = FakeLLM()
+    fake.on().fail(401, body={"error": {"message": "bad key", "code": "invalid_api_key"}})
+    async with trillm.Client(transport=fake.transport(), api_key="k-bad") as c:
         with pytest.raises(errors.AuthenticationError, match="bad key") as info:
             await c.alist_models()
         assert info.value.provider == "openai"
@@ -114,3 +109,4 @@ async def test_alist_models_errors_and_refusals() -> None:
                 await c.alist_models(provider, api_base="https://example.test")
         with pytest.raises(errors.BadRequestError, match="unknown provider"):
             await c.alist_models("nosuch")
+    assert [(r.operation, r.status) for r in fake.requests] == [("models", 401)]

@@ -224,10 +224,10 @@ def test_article_gather_runs_under_asyncio(openai_env: FakeOpenAI,
     out = capsys.readouterr().out
     assert "A: An answer about Explain gradient descent in two sentences." in out
     assert out.count("A: An answer about") == 3
-    posts = [r for r in openai_env.requests if r[0] == "POST"]
+    posts = [r for r in openai_env.requests if r.parsed.method == "POST"]
     assert len(posts) == 3
-    assert all(r[1] == "/v1/chat/completions" and r[3]["max_tokens"] == 256 for r in posts)
-    assert posts[0][2]["authorization"] == "Bearer sk-facade-test-key"
+    assert all(r.path == "/v1/chat/completions" and r.params["max_tokens"] == 256 for r in posts)
+    assert posts[0].sent_secret("authorization", "Bearer sk-facade-test-key")
 
 
 def test_article_chain_runs_under_asyncio(openai_env: FakeOpenAI,

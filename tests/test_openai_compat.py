@@ -217,11 +217,12 @@ def test_base_url_sends_every_model_whole_to_that_server(
         return out
 
     assert asyncio.run(asyncio.wait_for(main(), 20)) == names
-    posts = [r for r in server.requests if r[0] == "POST"]
-    assert [r[3]["model"] for r in posts] == names
-    assert {r[1] for r in posts} == {"/v1/chat/completions"}
-    assert all("authorization" not in r[2] and r[2]["x-team"] == "a" for r in server.requests)
-    assert server.requests[-1][:2] == ("GET", "/v1/models")
+    posts = [r for r in server.requests if r.parsed.method == "POST"]
+    assert [r.model for r in posts] == names
+    assert {r.path for r in posts} == {"/v1/chat/completions"}
+    assert all("authorization" not in r.headers and r.headers["x-team"] == "a"
+               for r in server.requests)
+    assert (server.requests[-1].parsed.method, server.requests[-1].path) == ("GET", "/v1/models")
 
 
 async def test_base_url_with_a_key_sends_it(server: FakeOpenAI) -> None:
@@ -231,7 +232,7 @@ async def test_base_url_with_a_key_sends_it(server: FakeOpenAI) -> None:
             page = client.models.list()
             assert isinstance(page, ModelsPage)
             assert [m.id async for m in page] == ["gpt-4o-mini", "llama3"]
-    assert server.requests[0][2]["authorization"] == "Bearer sk-given-1234"
+    assert server.requests[0].sent_secret("authorization", "Bearer sk-given-1234")
 
 
 def test_without_base_url_trillms_routing_applies(
@@ -248,17 +249,18 @@ def test_without_base_url_trillms_routing_applies(
             assert mocked.choices[0].message.content == "one two three"
 
     asyncio.run(asyncio.wait_for(main(), 20))
-    ((method, path, headers, body),) = server.requests
-    assert (method, path, body["model"]) == ("POST", "/v1/messages", "claude-3-5-haiku-latest")
-    assert headers["x-api-key"] == "sk-ant-facade-test"
+    (req,) = server.requests
+    assert (req.parsed.method, req.path, req.model) == ("POST", "/v1/messages",
+                                                        "claude-3-5-haiku-latest")
+    assert req.sent_secret("x-api-key", "sk-ant-facade-test")
 
 
 def test_models_list_against_openai_base_url(openai_env: FakeOpenAI) -> None:
     with trillm.OpenAI() as client:
         assert [m.id for m in client.models.list().data] == ["gpt-4o-mini", "llama3"]
-    ((method, path, headers, body),) = openai_env.requests
-    assert (method, path, body) == ("GET", "/v1/models", None)
-    assert headers["authorization"] == "Bearer sk-facade-test-key"
+    (req,) = openai_env.requests
+    assert (req.parsed.method, req.path, req.parsed.json) == ("GET", "/v1/models", None)
+    assert req.sent_secret("authorization", "Bearer sk-facade-test-key")
 
 
 async def test_unsupported_sdk_keyword() -> None:

@@ -11,7 +11,6 @@ import functools
 import json
 from typing import Any
 
-import httpx
 import pytest
 import trio
 import trio.testing
@@ -30,6 +29,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 import trillm
 from trillm import errors
 from trillm.otel import ATTRIBUTES, OpenTelemetryHook
+from trillm.testing import FakeLLM, FakeTransport
 
 MSGS = [{"role": "user", "content": "hello there"}]
 
@@ -73,17 +73,17 @@ def chat_json(model: str) -> dict[str, Any]:
                       "completion_tokens_details": {"reasoning_tokens": 12}}}
 
 
-def scripted(statuses: dict[str, list[int]], delay: float = 0.0) -> httpx.MockTransport:
-    async def handler(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        await trio.sleep(delay)
-        queue = statuses.get(body["model"], [])
-        status = queue.pop(0) if queue else 200
-        if status != 200:
-            return httpx.Response(status, json={"error": {"message": f"status {status}"}})
-        return httpx.Response(200, json=chat_json(body["model"]))
-
-    return httpx.MockTransport(handler)
+def scripted(statuses: dict[str, list[int]], delay: float = 0.0) -> FakeTransport:
+    """Each model answers its statuses in turn, then 200 with :func:`chat_json`, each answer
+    *delay* seconds after its request."""
+    fake = FakeLLM()
+    for model, queue in statuses.items():
+        rule = fake.on(model=model)
+        for status in queue:
+            rule.fail(status, body={"error": {"message": f"status {status}"}}, delay=delay)
+        rule.respond(lambda req: chat_json(req.model or ""), delay=delay)
+    fake.on().respond(lambda req: chat_json(req.model or ""), delay=delay)
+    return fake.transport()
 
 
 def client(otel: Telemetry, transport: Any = None, **kw: Any) -> trillm.Client:
@@ -261,14 +261,13 @@ async def test_retry_events_keep_their_times(
 
 
 async def test_provider_names_follow_the_conventions(otel: Telemetry) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={
-            "candidates": [{"content": {"parts": [{"text": "hi"}], "role": "model"},
-                            "finishReason": "STOP", "index": 0}],
-            "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 1,
-                              "totalTokenCount": 4}})
-
-    async with client(otel, httpx.MockTransport(handler)) as c:
+    fake = FakeLLM(strict=True)
+    fake.on(provider="gemini").respond({
+        "candidates": [{"content": {"parts": [{"text": "hi"}], "role": "model"},
+                        "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 1,
+                          "totalTokenCount": 4}})
+    async with client(otel, fake.transport()) as c:
         await c.acompletion("gemini/gemini-2.0-flash", MSGS)
     a = otel.finished()[0].attributes or {}
     assert a["gen_ai.provider.name"] == "gcp.gemini"

@@ -14,12 +14,11 @@ import trio
 from pydantic import BaseModel, ConfigDict
 
 import trillm
-from tests.fakeserver import Reply, Request, open_fake_server
-from tests.test_responses_e2e import threaded_server
+from tests.fake_openai import serving_in_thread
 from trillm import errors
-from trillm.providers.mock_responses import response_events, response_json
 from trillm.response_types import ResponsesRequest
 from trillm.structured import parse_response_output, strict_json_schema, text_format_body
+from trillm.testing import FakeLLM
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openai"
 GUARD = 10.0
@@ -41,19 +40,15 @@ FORMAT = {"type": "json_schema", "name": "City", "schema": strict_json_schema(Ci
           "strict": True}
 
 
-def answering(text: str = ANSWER) -> Any:
-    """A Responses server whose answer is *text*; it checks the schema arrived."""
-    def handler(request: Request) -> Reply:
-        body = request.json()
-        if body.get("text", {}).get("format") != FORMAT:
-            return Reply.json({"error": {"message": f"bad text.format: {body.get('text')}"}},
-                              status=400)
-        req = ResponsesRequest("openai", body["model"], body["input"])
-        if body.get("stream"):
-            return Reply.sse(list(response_events(req, text, 1)))
-        return Reply(200, [("content-type", "application/json")], response_json(req, text, 1))
-    return handler
-
+def answering(text: str = ANSWER) -> FakeLLM:
+    """A Responses API fake whose answer is *text*, plain or streamed, once the schema
+    arrived (a 400 otherwise)."""
+    fake = FakeLLM()
+    fake.on(operation="responses",
+            when=lambda req: req.params.get("text", {}).get("format") == FORMAT).reply(text)
+    fake.on().respond(lambda req: {"error": {
+        "message": f"bad text.format: {req.params.get('text')}"}}, status=400)
+    return fake
 
 
 def parsed_fixture(name: str) -> trillm.Response:
@@ -82,14 +77,11 @@ def test_text_format_becomes_text_format_with_the_strict_schema() -> None:
 ])
 async def test_bad_text_format_is_refused_before_any_traffic(
         text_format: Any, text: Any, match: str) -> None:
-    def never(request: Any) -> Any:
-        raise AssertionError("nothing may be sent")
-
-    import httpx
-
-    async with trillm.Client(transport=httpx.MockTransport(never), api_key="k") as client:
+    fake = FakeLLM(strict=True)
+    async with trillm.Client(transport=fake.transport(), api_key="k") as client:
         with pytest.raises(errors.BadRequestError, match=match):
             await client.aresponses("openai/gpt-4.1", "hi", text_format=text_format, text=text)
+    assert fake.requests == []  # nothing was sent
 
 
 # ------------------------------------------------------------------ the answer
@@ -116,8 +108,9 @@ def test_the_rules_on_recorded_answers() -> None:
 
 async def test_plain_and_streamed_against_a_server() -> None:
     with trio.fail_after(GUARD):
-        async with open_fake_server(answering()) as server, trillm.Client(
-                api_base=server.base_url + "/v1", api_key="k") as client:
+        fake = answering()
+        async with fake.serve() as url, trillm.Client(api_base=url + "/v1",
+                                                      api_key="k") as client:
             plain = await client.aresponses("openai/gpt-4.1", "Where?", text_format=City)
             async with client.responses_stream("openai/gpt-4.1", "Where?",
                                                text_format=City) as s:
@@ -128,13 +121,15 @@ async def test_plain_and_streamed_against_a_server() -> None:
                 also = await opened.final_response()
     expected = City(name="Paris", country="France", tags=["capital"])
     assert plain.output_parsed == streamed.output_parsed == also.output_parsed == expected
-    assert "text_format" not in json.dumps(server.requests[0].json())
+    assert "text_format" not in json.dumps(json.loads(fake.requests[0].body))
+    assert [q.status for q in fake.requests] == [200, 200, 200]
 
 
 async def test_invalid_json_raises_once_and_is_not_retried() -> None:
     with trio.fail_after(GUARD):
-        async with open_fake_server(answering('{"name": "Paris"')) as server, trillm.Client(
-                api_base=server.base_url + "/v1", api_key="k", max_retries=3) as client:
+        fake = answering('{"name": "Paris"')
+        async with fake.serve() as url, trillm.Client(api_base=url + "/v1", api_key="k",
+                                                      max_retries=3) as client:
             with pytest.raises(errors.StructuredOutputError) as info:
                 await client.aresponses("openai/gpt-4.1", "Where?", text_format=City)
             async with client.responses_stream("openai/gpt-4.1", "Where?",
@@ -142,7 +137,7 @@ async def test_invalid_json_raises_once_and_is_not_retried() -> None:
                 with pytest.raises(errors.StructuredOutputError):
                     await s.final_response()
     assert info.value.text == '{"name": "Paris"'
-    assert len(server.requests) == 2
+    assert len(fake.requests) == 2
 
 
 async def test_the_mock_answers_a_valid_instance() -> None:
@@ -156,8 +151,8 @@ async def test_the_mock_answers_a_valid_instance() -> None:
 
 async def test_the_async_facade_parses() -> None:
     with trio.fail_after(GUARD):
-        async with open_fake_server(answering()) as server, trillm.AsyncOpenAI(
-                base_url=server.base_url + "/v1", api_key="k") as client:
+        async with answering().serve() as url, trillm.AsyncOpenAI(
+                base_url=url + "/v1", api_key="k") as client:
             r = await client.responses.parse(model="gpt-4.1", input="Where?", text_format=City)
             with pytest.raises(TypeError, match="does not stream"):
                 await client.responses.parse(model="gpt-4.1", input="x", text_format=City,
@@ -166,13 +161,13 @@ async def test_the_async_facade_parses() -> None:
 
 
 def test_sync_and_the_sync_facade() -> None:
-    with threaded_server(answering()) as server:
-        kw: dict[str, Any] = {"api_base": server.base_url + "/v1", "api_key": "k"}
+    with serving_in_thread(answering()) as url:
+        kw: dict[str, Any] = {"api_base": url + "/v1", "api_key": "k"}
         r = trillm.responses("openai/gpt-4.1", "Where?", text_format=City, **kw)
         with trillm.responses("openai/gpt-4.1", "Where?", text_format=City, stream=True,
                               **kw) as s:
             final = s.final_response()
-        with trillm.OpenAI(base_url=server.base_url + "/v1", api_key="k") as facade:
+        with trillm.OpenAI(base_url=url + "/v1", api_key="k") as facade:
             fr = facade.responses.parse(model="gpt-4.1", input="Where?", text_format=City)
     expected = City(name="Paris", country="France", tags=["capital"])
     assert r.output_parsed == final.output_parsed == fr.output_parsed == expected

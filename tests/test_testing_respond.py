@@ -1,8 +1,8 @@
 """trillm.testing.FakeLLM's answers made to measure: ``respond()`` (a body exactly as given,
 then an end, a stall or a break), ``reply(fn)`` (text from the request), ``stream(...,
 headers_delay=)`` and ``fail(headers=)`` (a Retry-After date relative to the answer's own
-``Date``), ``FakeRequest.sent_secret``; in memory on virtual time (exact times) and on a
-loopback port (real clock)."""
+``Date``), ``FakeRequest.sent_secret`` and ``FakeRequest.url``; in memory on virtual time
+(exact times) and on a loopback port (real clock)."""
 
 from __future__ import annotations
 
@@ -188,6 +188,7 @@ async def test_respond_over_loopback_ends_stalls_and_is_closed_by_the_client() -
                     await s.__anext__()
             await fake.requests[1].wait_ended()
     whole, stall = fake.requests
+    assert whole.url == url + "/v1/chat/completions"  # over loopback: http, the Host header
     assert whole.completed and not whole.cancelled_by_client
     assert stall.cancelled_by_client and not stall.completed and stall.chunks_sent == 1
 
@@ -198,6 +199,8 @@ async def test_sent_secret_checks_a_redacted_header_without_keeping_it() -> None
         await c.acompletion(MODEL, MSGS, api_key="sk-first-1234")
         await c.aembedding("gemini/text-embedding-004", "x", api_key="g-key-5678")
     openai, gemini = fake.requests
+    assert openai.url == "https://api.openai.com/v1/chat/completions"  # in memory: as addressed
+    assert gemini.url.startswith("https://generativelanguage.googleapis.com/v1beta/models/")
     assert openai.headers["authorization"] == "[REDACTED]"
     assert openai.sent_secret("Authorization", "Bearer sk-first-1234")
     assert not openai.sent_secret("authorization", "Bearer sk-other")

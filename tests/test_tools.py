@@ -7,13 +7,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import trio
 import trio.testing
 
 import trillm
 from trillm import FunctionCall, Message, ToolCall, run_tool_calls
+from trillm.testing import FakeLLM
 
 
 def call(call_id: str, name: str, arguments: Any) -> dict[str, Any]:
@@ -303,24 +303,16 @@ def test_under_asyncio_it_says_what_to_use_instead() -> None:
 
 
 async def test_a_full_tool_loop_with_a_client(autojump_clock: trio.testing.MockClock) -> None:
-    seen: list[list[dict[str, Any]]] = []
-
-    def model(request: httpx.Request) -> httpx.Response:
-        messages = json.loads(request.content)["messages"]
-        seen.append(messages)
-        if messages[-1]["role"] == "tool":
-            text = " / ".join(m["content"] for m in messages if m["role"] == "tool")
-            message: dict[str, Any] = {"role": "assistant", "content": text}
-        else:
-            message = assistant(call("c0", "weather", {"city": "Paris", "seconds": 2}),
-                                call("c1", "weather", {"city": "Atlantis", "seconds": 1}))
-        return httpx.Response(200, json={
-            "id": "x", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+    fake = FakeLLM(strict=True)
+    fake.on(model="gpt-4o-mini", when=lambda req: req.messages[-1]["role"] == "tool").reply(
+        lambda req: " / ".join(m["content"] for m in req.messages if m["role"] == "tool"))
+    fake.on(model="gpt-4o-mini").reply(tool_calls=[
+        call("c0", "weather", {"city": "Paris", "seconds": 2}),
+        call("c1", "weather", {"city": "Atlantis", "seconds": 1})])
 
     tools = Tools()
     messages: list[Any] = [{"role": "user", "content": "weather?"}]
-    async with trillm.Client(transport=httpx.MockTransport(model), api_key="sk-test") as client:
+    async with trillm.Client(transport=fake.transport(), api_key="sk-test") as client:
         for _ in range(3):
             r = await client.acompletion("gpt-4o-mini", messages)
             answer = r.choices[0].message
@@ -330,6 +322,7 @@ async def test_a_full_tool_loop_with_a_client(autojump_clock: trio.testing.MockC
             messages += await run_tool_calls(answer, tools.functions())
     assert answer.content == '{"city": "Paris", "celsius": 21} / error: ValueError: bad city'
     assert trio.current_time() == 2.0  # both tools at once
+    seen = [q.messages for q in fake.requests]
     assert len(seen) == 2
     assert [m["role"] for m in seen[1]] == ["user", "assistant", "tool", "tool"]
     assert seen[1][1]["tool_calls"][0]["id"] == "c0"

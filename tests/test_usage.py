@@ -26,6 +26,7 @@ from trillm.providers.gemini import PROVIDER as GEMINI
 from trillm.providers.openai import PROVIDER as OPENAI
 from trillm.response_types import ResponsesRequest
 from trillm.sse import SSEDecoder
+from trillm.testing import FakeLLM
 from trillm.types import ChatRequest, EmbeddingRequest, Usage
 from trillm.usage import Prices, TokenCounts, UsageTotals, cost, token_counts, usage_of
 
@@ -179,24 +180,24 @@ def test_totals_add_up() -> None:
 # ---------------------------------------------------------------- Client(prices=)
 
 
-def answer(usage: dict[str, Any]) -> httpx.MockTransport:
-    def handler(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        if body["model"] == "broken":
-            return httpx.Response(400, json={"error": {"message": "no"}})
-        return httpx.Response(200, json={
-            "id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "ok"}}],
-            "usage": usage})
-    return httpx.MockTransport(handler)
+def answer(usage: dict[str, Any]) -> FakeLLM:
+    """A fake answering "ok" with the hand-written *usage* (model "broken": a 400)."""
+    fake = FakeLLM()
+    fake.on(model="broken").fail(400, body={"error": {"message": "no"}})
+    fake.on().respond(lambda req: {
+        "id": "c", "object": "chat.completion", "created": 0, "model": req.model,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "ok"}}],
+        "usage": usage})
+    return fake
 
 
 async def test_client_prices_put_cost_on_answers_and_keep_totals() -> None:
     usage = {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500,
              "prompt_tokens_details": {"cached_tokens": 600}}
     prices = {"openai/gpt-4o-mini": Prices(input=0.15, output=0.6, cached_input=0.075)}
-    async with trillm.Client(transport=answer(usage), api_key="k", prices=prices) as c:
+    fake = answer(usage)
+    async with trillm.Client(transport=fake.transport(), api_key="k", prices=prices) as c:
         r = await c.acompletion("openai/gpt-4o-mini", list(MSGS))
         await c.acompletion("openai/gpt-4o-mini", list(MSGS))
         other = await c.acompletion("openai/gpt-4o", list(MSGS))
@@ -213,6 +214,8 @@ async def test_client_prices_put_cost_on_answers_and_keep_totals() -> None:
     assert mini.cost == pytest.approx(2 * expected)
     assert totals["openai/gpt-4o"].cost is None and totals["openai/gpt-4o"].calls == 1
     assert totals["openai/broken"] == trillm.ModelTotals(calls=1, errors=1)
+    assert [(q.model, q.status) for q in fake.requests] == [
+        ("gpt-4o-mini", 200), ("gpt-4o-mini", 200), ("gpt-4o", 200), ("broken", 400)]
 
 
 async def test_no_prices_no_cost_and_no_totals() -> None:

@@ -7,7 +7,6 @@ import importlib.metadata
 from functools import partial
 from typing import Any
 
-import httpx
 import pytest
 import trio
 import trio.testing
@@ -15,6 +14,7 @@ import trio.testing
 import trillm
 from trillm import errors
 from trillm.routing import rate_limit_keys
+from trillm.testing import FakeLLM
 
 MSGS = [{"role": "user", "content": "one two"}]
 
@@ -85,20 +85,14 @@ def test_a_key_that_is_no_string_is_a_type_error(key: Any) -> None:
 
 async def test_a_bare_model_key_paces_that_model(autojump_clock: trio.testing.MockClock) -> None:
     """Before, ``"gpt-4o-mini"`` was accepted and never matched a call: no pacing at all."""
-    sent: list[float] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        sent.append(trio.current_time())
-        return httpx.Response(200, json={
-            "id": "1", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "ok"}}]})
-
+    fake = FakeLLM(strict=True)
+    fake.on(model="gpt-4o-mini").reply("ok")
     limits = {"gpt-4o-mini": trillm.RateLimit(rpm=60)}  # one a second
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test",
+    async with trillm.Client(transport=fake.transport(), api_key="sk-test",
                              rate_limits=limits) as client:
-        await trillm.gather(*[partial(client.acompletion, "gpt-4o-mini", MSGS)] * 3)
-    assert sent == [0.0, 1.0, 2.0]
+        answers = await trillm.gather(*[partial(client.acompletion, "gpt-4o-mini", MSGS)] * 3)
+    assert [r.choices[0].message.content for r in answers] == ["ok"] * 3
+    assert [q.started_at for q in fake.requests] == [0.0, 1.0, 2.0]
 
 
 # ------------------------------------------------------------------ messages

@@ -258,11 +258,12 @@ class FakeLLM:
 
     # -------------------------------------------------------------- answering
 
-    def handle(self, method: str, target: str, headers: Any, body: bytes
-               ) -> tuple[FakeRequest, Plan]:
-        """Record one request and plan its answer (what the transport and server call)."""
+    def handle(self, method: str, target: str, headers: Any, body: bytes, *,
+               scheme: str = "http") -> tuple[FakeRequest, Plan]:
+        """Record one request and plan its answer (what the transport and server call);
+        *scheme* is the one the client addressed (``"https"`` for a provider's own host)."""
         parsed = parse_request(method, target, headers, body)
-        request = FakeRequest(parsed, started_at=_now())
+        request = FakeRequest(parsed, started_at=_now(), scheme=scheme)
         self.requests.append(request)
         if self.recorder is not None:
             return request, self.recorder.relay(parsed, target, headers, request)

@@ -35,7 +35,7 @@ class FakeTransport(httpx.AsyncBaseTransport):
         body = await request.aread()
         target = request.url.raw_path.decode("ascii")
         record, plan = self.fake.handle(request.method, target, request.headers.multi_items(),
-                                        body)
+                                        body, scheme=request.url.scheme)
         if plan.relay is not None:
             return await _relayed(plan.relay, record, request)
         waited = False

@@ -17,8 +17,8 @@ __all__ = ["Answering", "FakeRequest"]
 class Answering(Protocol):
     """What the in-memory transport and the loopback server answer through (a FakeLLM)."""
 
-    def handle(self, method: str, target: str, headers: Any, body: bytes
-               ) -> tuple[FakeRequest, Plan]:
+    def handle(self, method: str, target: str, headers: Any, body: bytes, *,
+               scheme: str = "http") -> tuple[FakeRequest, Plan]:
         """Record one request and plan its answer."""
         ...
 
@@ -35,7 +35,7 @@ class FakeRequest:
     ``tool``), whatever the wire format; ``params`` are the rest of the body
     (provider names); ``headers`` have their secrets replaced by
     ``[REDACTED]`` (:meth:`sent_secret` checks what one held); ``body`` is the raw
-    request body.  ``completed`` turns true
+    request body; ``url`` the URL the client addressed.  ``completed`` turns true
     once the whole answer was handed to the client; ``cancelled_by_client``
     when the client closed or cancelled the request before that (what a
     ``race``/``hedge`` loser does); ``chunks_sent`` counts the body chunks sent
@@ -50,6 +50,7 @@ class FakeRequest:
     completed: bool = False
     cancelled_by_client: bool = False
     chunks_sent: int = 0
+    scheme: str = "http"
     _ended: trio.Event = attrs.field(factory=trio.Event, init=False, repr=False)
 
     def mark_completed(self) -> None:
@@ -125,6 +126,12 @@ class FakeRequest:
     def path(self) -> str:
         """The path and query as sent (a ``key=`` value redacted)."""
         return self.parsed.path
+
+    @property
+    def url(self) -> str:
+        """The URL the client addressed: its scheme (in memory, the client's own; over
+        loopback ``http``), the ``Host`` header and :attr:`path`."""
+        return f"{self.scheme}://{self.parsed.headers.get('host', '')}{self.path}"
 
     @property
     def text(self) -> str | None:
