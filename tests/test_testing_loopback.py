@@ -246,3 +246,29 @@ async def test_the_fake_server_command() -> None:
                                         messages=MESSAGES)
             proc.terminate()
     assert r.choices[0].message.content == a.choices[0].message.content == "pong"
+
+
+@every
+@both
+async def test_reply_json_fail_with_a_body_and_times(fmt: str, stream: bool) -> None:
+    """The verbs the other loopback tests leave out: ``reply(json=)``, ``fail(500)`` and
+    ``fail(status=, body=)`` (the provider's class, its message), and ``times(n)`` (the rule
+    stops matching after n uses; the next rule answers)."""
+    fake = FakeLLM()
+    fake.on(model=bare(fmt)).fail(500).fail(status=400, body={
+        "error": {"message": "no such thing", "type": "invalid_request_error"}}).reply(
+        json={"city": "Paris"}).times(3)
+    fake.on(model=bare(fmt)).reply("after the first rule")
+    with trio.fail_after(GUARD):
+        async with fake.serve() as url, client(url, fmt, max_retries=0) as c:
+            with pytest.raises(errors.InternalServerError):
+                await ask(c, fmt, stream)
+            with pytest.raises(errors.BadRequestError, match="no such thing"):
+                await ask(c, fmt, stream)
+            answered = await ask(c, fmt, stream)
+            after = await ask(c, fmt, stream)
+    assert json.loads(answered.choices[0].message.content or "") == {"city": "Paris"}
+    assert after.choices[0].message.content == "after the first rule"
+    assert [q.status for q in fake.requests] == [500, 400, 200, 200]
+    assert [q.rule for q in fake.requests] == [0, 0, 0, 1]
+    assert all(q.stream is stream for q in fake.requests)

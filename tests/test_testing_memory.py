@@ -470,3 +470,28 @@ def test_import_trillm_does_not_import_the_kit() -> None:
     code = "import sys, trillm; print(any(m.startswith('trillm.testing') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@every
+@both
+async def test_fail_with_a_body_and_reply_json_streamed_too(
+    fmt: str, stream: bool, autojump_clock: trio.testing.MockClock
+) -> None:
+    """``fail(500)``, ``fail(status=, body=)`` and ``reply(json=)`` on every wire format, a
+    stream request included, with ``times(n)`` handing over to the next rule."""
+    fake = FakeLLM()
+    fake.on(model=bare(fmt)).fail(500).fail(status=400, body={
+        "error": {"message": "no such thing", "type": "invalid_request_error"}}).reply(
+        json={"city": "Paris"}).times(3)
+    fake.on(model=bare(fmt)).reply("after the first rule")
+    async with client(fake, max_retries=0) as c:
+        with pytest.raises(errors.InternalServerError):
+            await ask(c, fmt, stream)
+        with pytest.raises(errors.BadRequestError, match="no such thing"):
+            await ask(c, fmt, stream)
+        answered, _ = await ask(c, fmt, stream)
+        after, _ = await ask(c, fmt, stream)
+    assert json.loads(answered.choices[0].message.content or "") == {"city": "Paris"}
+    assert after.choices[0].message.content == "after the first rule"
+    assert [q.status for q in fake.requests] == [500, 400, 200, 200]
+    assert [q.rule for q in fake.requests] == [0, 0, 0, 1]
