@@ -222,3 +222,26 @@ def test_redis_option_books_on_the_shared_store(tmp_path: Path) -> None:
         assert b"trillm" in reply and b"rate" in reply, reply
     finally:
         server.stop()
+
+
+def test_ctrl_c_inside_a_task_is_an_interrupt(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: a Ctrl-C that trio delivered inside one of amap's tasks came out of the
+    run as a group holding the KeyboardInterrupt; the command exited 1 with a traceback
+    (seen now and then in the SIGINT test) instead of 130 with its summary."""
+    def interrupted_run(*args: Any) -> Any:
+        raise BaseExceptionGroup("amap", [KeyboardInterrupt()])
+
+    monkeypatch.setattr(trio, "run", interrupted_run)
+    src = tmp_path / "in.jsonl"
+    write_input(src, 1)
+    code = cli.main(["batch", "run", str(src), "-o", str(tmp_path / "o.jsonl"), "-m", "mock/x"])
+    assert code == 130
+    assert "interrupted" in capsys.readouterr().err
+
+    def failed_run(*args: Any) -> Any:
+        raise BaseExceptionGroup("amap", [KeyboardInterrupt(), RuntimeError("a bug")])
+
+    monkeypatch.setattr(trio, "run", failed_run)
+    assert cli.main(["batch", "run", str(src), "-o", str(tmp_path / "o.jsonl"), "-m",
+                     "mock/x"]) == 130

@@ -344,7 +344,8 @@ def test_pytest_block_passes(where: str, name: str, code: str, tmp_path: Path) -
          "-p", "trillm.testing.pytest_plugin", "-W", "error", str(tmp_path / name)],
         capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env)
     assert done.returncode == 0, f"{where}:\n{done.stdout}\n{done.stderr}"
-    assert re.search(r"\d+ passed", done.stdout), done.stdout
+    # an optional package missing (the openai SDK) skips a block: that is all it may do
+    assert re.search(r"\d+ (passed|skipped)", done.stdout), done.stdout
     assert "failed" not in done.stdout and "error" not in done.stdout.lower(), done.stdout
 
 

@@ -93,10 +93,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         return trio.run(job, args, state)
     except KeyboardInterrupt:
-        state.finish()
-        if not getattr(args, "quiet", False):
-            sys.stderr.write(f"\ninterrupted; {state.summary()}\n")
-        return 130
+        return _interrupted(args, state)
+    except BaseExceptionGroup as group:  # Ctrl-C delivered inside one of amap's tasks
+        if group.split(KeyboardInterrupt)[0] is None:
+            raise
+        return _interrupted(args, state)
     except trillm.errors.APIError as exc:
         state.finish()
         sys.stderr.write(f"trillm: error: {type(exc).__name__}: {exc}\n")
@@ -105,6 +106,14 @@ def run(args: argparse.Namespace) -> int:
         state.finish()
         sys.stderr.write(f"trillm: error: {exc}\n")
         return 2
+
+
+def _interrupted(args: argparse.Namespace, state: _State) -> int:
+    """Ctrl-C: every line that finished is written; the summary, and exit status 130."""
+    state.finish()
+    if not getattr(args, "quiet", False):
+        sys.stderr.write(f"\ninterrupted; {state.summary()}\n")
+    return 130
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
