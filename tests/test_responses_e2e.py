@@ -1,14 +1,15 @@
-"""The Responses API end to end against tests/fakeserver.py on 127.0.0.1 (real sockets, real
-clock, every wait bounded): an OpenAI-compatible base and Azure's v1 route, plain and
-streamed, the 404 of a server without the API, cancellation mid-stream, the sync API, the
-asyncio bridge and the OpenAI facade; and the mock through the sync API and asyncio."""
+"""The Responses API end to end on 127.0.0.1 (real sockets, real clock, every wait bounded): an
+OpenAI-compatible base and Azure's v1 route, plain and streamed, the 404 of a server without
+the API, the sync API, the asyncio bridge and the OpenAI facade against a FakeLLM answering
+the recorded payloads (served from a thread for code outside trio); the tests about the
+connection itself (its reuse, its closing on cancellation, a body ending before the terminal
+event) stay on tests/fakeserver.py, which counts and watches connections; and the mock through
+the sync API and asyncio."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ import pytest
 import trio
 
 import trillm
-from tests.fakeserver import FakeServer, Reply, Request, open_fake_server, threaded_fake_server
+from tests.fake_openai import serving_in_thread
+from tests.fakeserver import Reply, Request, open_fake_server
 from trillm import errors
+from trillm.testing import FakeLLM, FakeRequest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openai"
 GUARD = 10.0
@@ -39,6 +42,29 @@ def handler(request: Request) -> Reply:
     if request.json().get("stream"):
         return Reply.sse(wire_events())
     return Reply.json(json.loads(fixture("responses_stream_text.json")))
+
+
+RESPONSES_PATHS = ("/v1/responses", "/openai/v1/responses")
+
+
+def recorded(request: FakeRequest) -> Any:
+    """The recorded answer of the Responses API: the SSE events, or the JSON response."""
+    if json.loads(request.body).get("stream"):
+        return wire_events()
+    return json.loads(fixture("responses_stream_text.json"))
+
+
+def responses_fake() -> FakeLLM:
+    """A FakeLLM with the Responses API at /v1/responses (and Azure's /openai/v1/responses),
+    answering the recorded payloads; 404 elsewhere."""
+    fake = FakeLLM()
+    fake.on(when=lambda r: r.path.split("?")[0] in RESPONSES_PATHS).respond(recorded)
+    fake.on().respond({"detail": "Not Found"}, status=404)
+    return fake
+
+
+def body(request: FakeRequest) -> dict[str, Any]:
+    return json.loads(request.body)
 
 
 # ------------------------------------------------------------------ under trio
@@ -68,29 +94,31 @@ async def test_plain_and_streamed_against_an_openai_compatible_server() -> None:
 
 
 async def test_azure_uses_its_v1_route() -> None:
+    fake = responses_fake()
     with trio.fail_after(GUARD):
-        async with open_fake_server(handler) as server, trillm.Client() as client:
-            kw: dict[str, Any] = {"api_base": server.base_url, "api_key": "azure-key-0123456"}
+        async with fake.serve() as url, trillm.Client() as client:
+            kw: dict[str, Any] = {"api_base": url, "api_key": "azure-key-0123456"}
             r = await client.aresponses("azure/my-gpt4o-deployment", "hi", **kw)
             async with client.responses_stream("azure/my-gpt4o-deployment", "hi",
                                                api_version="preview", **kw) as s:
                 final = await s.final_response()
     assert r.output_text == final.output_text == TEXT
-    plain, streamed = server.requests
+    plain, streamed = fake.requests
     assert plain.path == "/openai/v1/responses"
     assert streamed.path == "/openai/v1/responses?api-version=preview"
-    assert plain.headers["api-key"] == "azure-key-0123456"
+    assert plain.sent_secret("api-key", "azure-key-0123456")
     assert "authorization" not in plain.headers
-    assert plain.json()["model"] == "my-gpt4o-deployment"
+    assert body(plain)["model"] == "my-gpt4o-deployment"
 
 
 async def test_a_server_without_the_responses_api_says_so() -> None:
+    fake = responses_fake()
     with trio.fail_after(GUARD):
-        async with open_fake_server(handler) as server, trillm.Client() as client:
+        async with fake.serve() as url, trillm.Client() as client:
             with pytest.raises(errors.NotFoundError, match="no Responses API") as info:
-                await client.aresponses("openai/llama3", "hi", api_base=server.base_url)
-    assert f"POST {server.base_url}/responses answered 404" in str(info.value)
-    assert len(server.requests) == 1  # a 404 is not retried
+                await client.aresponses("openai/llama3", "hi", api_base=url)
+    assert f"POST {url}/responses answered 404" in str(info.value)
+    assert len(fake.requests) == 1  # a 404 is not retried
 
 
 async def test_cancelling_mid_stream_closes_the_connection() -> None:
@@ -128,9 +156,10 @@ async def test_the_end_of_the_body_before_the_terminal_event_is_a_stream_error()
 
 
 async def test_the_facade_under_trio() -> None:
+    fake = responses_fake()
     with trio.fail_after(GUARD):
-        async with open_fake_server(handler) as server:
-            async with trillm.AsyncOpenAI(base_url=server.base_url + "/v1",
+        async with fake.serve() as url:
+            async with trillm.AsyncOpenAI(base_url=url + "/v1",
                                           api_key="k") as client:
                 r = await client.responses.create(model="gpt-4.1", input="hi")
                 stream = await client.responses.create(model="gpt-4.1", input="hi",
@@ -138,23 +167,16 @@ async def test_the_facade_under_trio() -> None:
                 async with stream:
                     deltas = [e.delta async for e in stream if e.delta]
     assert r.output_text == "".join(deltas) == TEXT
-    assert [q.json()["model"] for q in server.requests] == ["gpt-4.1", "gpt-4.1"]
+    assert [body(q)["model"] for q in fake.requests] == ["gpt-4.1", "gpt-4.1"]
 
 
 # ------------------------------------------------------------------ sync and asyncio
 
 
-@contextlib.contextmanager
-def threaded_server(answer: Callable[[Request], Reply] = handler) -> Iterator[FakeServer]:
-    """The fake server (answering with *answer*) in its own thread (its own trio run), for
-    code outside trio."""
-    with threaded_fake_server(answer, GUARD) as server:
-        yield server
-
-
 def test_sync_plain_and_streamed() -> None:
-    with threaded_server() as server:
-        kw: dict[str, Any] = {"api_base": server.base_url + "/v1", "api_key": "k"}
+    fake = responses_fake()
+    with serving_in_thread(fake) as url:
+        kw: dict[str, Any] = {"api_base": url + "/v1", "api_key": "k"}
         r = trillm.responses("openai/gpt-4.1", "hi", **kw)
         s = trillm.responses("openai/gpt-4.1", "hi", stream=True, **kw)
         assert isinstance(s, trillm.SyncResponseStream)
@@ -163,7 +185,7 @@ def test_sync_plain_and_streamed() -> None:
             final = s.final_response()
         assert s.closed
         types = [e.type for e in trillm.responses("openai/gpt-4.1", "hi", stream=True, **kw)]
-        facade = trillm.OpenAI(base_url=server.base_url + "/v1", api_key="k")
+        facade = trillm.OpenAI(base_url=url + "/v1", api_key="k")
         with facade:
             fr = facade.responses.create(model="gpt-4.1", input="hi")
             fdeltas = [e.delta for e in facade.responses.create(model="gpt-4.1", input="hi",
@@ -171,7 +193,7 @@ def test_sync_plain_and_streamed() -> None:
     assert r.output_text == final.output_text == fr.output_text == "".join(fdeltas) == TEXT
     assert first.type == "response.created"
     assert types[-1] == "response.completed"
-    assert len(server.requests) == 5
+    assert len(fake.requests) == 5
 
 
 def test_sync_with_the_mock() -> None:
@@ -208,8 +230,8 @@ def test_under_asyncio() -> None:
         return {"r": r.output_text, "types": types, "text": text, "final": final.output_text,
                 "mock": mock_final.output_text, "facade": "".join(fdeltas)}
 
-    with threaded_server() as server:
-        got = asyncio.run(main(server.base_url + "/v1"))
+    with serving_in_thread(responses_fake()) as url:
+        got = asyncio.run(main(url + "/v1"))
     assert got["r"] == got["text"] == got["final"] == got["facade"] == TEXT
     assert got["types"][0] == "response.created" and got["types"][-1] == "response.completed"
     assert got["mock"] == "a b c"

@@ -1,26 +1,23 @@
-"""Structured output end to end: OpenAI, Anthropic and Gemini servers on 127.0.0.1 (plain and
-streamed, real sockets, real clock), the sync API and the OpenAI facades against a threaded
-server, the mock offline; the pipeline's rules (never retried, no fallback) on virtual time."""
+"""Structured output end to end: OpenAI, Anthropic and Gemini answers from a FakeLLM served on
+127.0.0.1 (plain and streamed, real sockets, real clock), the sync API and the OpenAI facades
+against the same fake served from a thread, the mock offline; the pipeline's rules (never
+retried, no fallback) on virtual time with the fake in memory."""
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import json
-import threading
-from collections.abc import Iterator
 from typing import Any, Literal
 
-import httpx
 import pytest
 import trio
 import trio.testing
 from pydantic import BaseModel
 
 import trillm
-from tests.fakeserver import Reply, Request, open_fake_server
+from tests.fake_openai import serving_in_thread
 from trillm import errors
 from trillm.structured import strict_json_schema
+from trillm.testing import FakeLLM, FakeRequest
 
 GUARD = 10
 MSGS = [{"role": "user", "content": "Plan a trip to Lisbon."}]
@@ -146,14 +143,22 @@ MODELS = {"openai": "openai/gpt-4o-mini", "anthropic": "anthropic/claude-sonnet-
           "gemini": "gemini/gemini-2.5-flash"}
 
 
-def handler(text: str = TEXT, finish: str = "stop") -> Any:
-    def handle(request: Request) -> Reply:
-        payload, ctype = answer(request.path, request.json(), text, finish)
-        if ctype == "application/json":
-            return Reply(200, [("content-type", ctype)], payload)
-        return Reply.sse([payload])
+def body_of(request: FakeRequest, text: str = TEXT, finish: str = "stop") -> bytes | list[bytes]:
+    """The provider's answer to *request* (one JSON body, or a one-chunk SSE stream)."""
+    payload, ctype = answer(request.path, json.loads(request.body), text, finish)
+    return payload if ctype == "application/json" else [payload]
 
-    return handle
+
+def scripted(text: str = TEXT, finish: str = "stop",
+             headers: dict[str, str] | None = None) -> FakeLLM:
+    """A fake answering every request with *text* as the model's output, in its format."""
+    fake = FakeLLM()
+    fake.on().respond(lambda request: body_of(request, text, finish), headers=headers)
+    return fake
+
+
+def bodies(fake: FakeLLM) -> list[dict[str, Any]]:
+    return [json.loads(r.body) for r in fake.requests]
 
 
 # ------------------------------------------------------------------ fake servers, trio
@@ -162,9 +167,10 @@ def handler(text: str = TEXT, finish: str = "stop") -> Any:
 @pytest.mark.parametrize("provider", MODELS)
 async def test_plain_and_streamed_answers_parsed(provider: str) -> None:
     model = MODELS[provider]
+    fake = scripted()
     with trio.fail_after(GUARD):
-        async with open_fake_server(handler()) as server, \
-                trillm.Client(api_base=server.base_url, api_key="test-key") as client:
+        async with fake.serve() as url, \
+                trillm.Client(api_base=url, api_key="test-key") as client:
             plain = await client.acompletion(model, MSGS, response_format=Trip)
             async with client.stream(model, MSGS, response_format=Trip) as s:
                 chunks = [c async for c in s]
@@ -177,32 +183,34 @@ async def test_plain_and_streamed_answers_parsed(provider: str) -> None:
     built = trillm.stream_chunk_builder(chunks, response_format=Trip)
     assert built.choices[0].message.parsed == TRIP
     assert trillm.stream_chunk_builder(chunks).choices[0].message.parsed is None
-    for sent in server.requests:
-        check_sent(provider, sent.json())
-    assert len(server.requests) == 3
+    for sent in bodies(fake):
+        check_sent(provider, sent)
+    assert len(fake.requests) == 3
 
 
 @pytest.mark.parametrize("provider", MODELS)
 async def test_dict_forms_give_dicts(provider: str) -> None:
     fmt = {"type": "json_schema", "json_schema": {
         "name": "trip", "schema": Trip.model_json_schema(), "strict": True}}
+    fake = scripted()
     with trio.fail_after(GUARD):
-        async with open_fake_server(handler()) as server, \
-                trillm.Client(api_base=server.base_url, api_key="test-key") as client:
+        async with fake.serve() as url, \
+                trillm.Client(api_base=url, api_key="test-key") as client:
             r = await client.acompletion(MODELS[provider], MSGS, response_format=fmt)
             async with client.stream(MODELS[provider], MSGS, response_format=fmt) as s:
                 final = await s.final_response()
     assert r.choices[0].message.parsed == final.choices[0].message.parsed == json.loads(TEXT)
     if provider == "openai":
-        assert server.requests[0].json()["response_format"] == fmt
+        assert bodies(fake)[0]["response_format"] == fmt
 
 
 @pytest.mark.parametrize("provider", MODELS)
 @pytest.mark.parametrize("stream", [False, True])
 async def test_length_cut_off_raises_and_is_not_retried(provider: str, stream: bool) -> None:
+    fake = scripted(TEXT[:20], "length")
     with trio.fail_after(GUARD):
-        async with open_fake_server(handler(TEXT[:20], "length")) as server, \
-                trillm.Client(api_base=server.base_url, api_key="k", max_retries=3) as client:
+        async with fake.serve() as url, \
+                trillm.Client(api_base=url, api_key="k", max_retries=3) as client:
             with pytest.raises(errors.LengthFinishReasonError) as info:
                 if stream:
                     async with client.stream(MODELS[provider], MSGS, response_format=Trip,
@@ -211,7 +219,7 @@ async def test_length_cut_off_raises_and_is_not_retried(provider: str, stream: b
                 else:
                     await client.acompletion(MODELS[provider], MSGS, response_format=Trip,
                                              fallbacks=[MODELS[provider]])
-    assert len(server.requests) == 1  # neither retried nor handed to the fallback
+    assert len(fake.requests) == 1  # neither retried nor handed to the fallback
     assert info.value.text == TEXT[:20]
     assert info.value.provider == provider
 
@@ -246,31 +254,24 @@ async def test_mock_response_is_parsed_too() -> None:
 
 
 async def test_bad_format_refused_before_any_traffic() -> None:
-    sent: list[httpx.Request] = []
-    transport = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(500))
-    async with trillm.Client(transport=transport, api_key="k") as client:
+    fake = FakeLLM()
+    fake.on().fail(500)
+    async with trillm.Client(transport=fake.transport(), api_key="k") as client:
         for model in MODELS.values():
             with pytest.raises(errors.BadRequestError, match="response_format must be"):
                 await client.acompletion(model, MSGS, response_format={"type": "yaml"})
             with trio.testing.assert_checkpoints():
                 with pytest.raises(errors.BadRequestError):
                     await client.acompletion(model, MSGS, response_format=str)
-    assert sent == []
+    assert fake.requests == []
 
 
 # ------------------------------------------------------------------ the pipeline, virtual time
 
 
-def counting(text: str, finish: str = "stop", headers: dict[str, str] | None = None) -> Any:
-    seen: list[float] = []
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        seen.append(trio.current_time())
-        payload, ctype = answer(request.url.path, json.loads(request.content), text, finish)
-        return httpx.Response(200, content=payload,
-                              headers={"content-type": ctype, **(headers or {})})
-
-    return handle, seen
+def arrivals(fake: FakeLLM) -> list[float]:
+    """When (on the trio clock) each request reached the fake."""
+    return [r.started_at for r in fake.requests]
 
 
 @pytest.mark.parametrize(("text", "finish", "error"), [
@@ -281,34 +282,30 @@ def counting(text: str, finish: str = "stop", headers: dict[str, str] | None = N
 async def test_never_retried_even_when_the_server_says_retry(
     autojump_clock: trio.testing.MockClock, text: str, finish: str, error: type[Exception]
 ) -> None:
-    handle, seen = counting(text, finish, {"x-should-retry": "true"})
-    async with trillm.Client(transport=httpx.MockTransport(handle), api_key="k",
+    fake = scripted(text, finish, {"x-should-retry": "true"})
+    async with trillm.Client(transport=fake.transport(), api_key="k",
                              max_retries=5) as client:
         with pytest.raises(error) as info:
             await client.acompletion("gpt-4o-mini", MSGS, response_format=Trip,
                                      fallbacks=["gpt-4o", "claude-sonnet-4-5"])
-    assert seen == [0.0]
+    assert arrivals(fake) == [0.0]
     assert info.value.headers == {}
     assert info.value.text == text
 
 
 async def test_content_filter_is_not_retried(autojump_clock: trio.testing.MockClock) -> None:
-    handle, seen = counting("", "content_filter")
-    async with trillm.Client(transport=httpx.MockTransport(handle), api_key="k") as client:
+    fake = scripted("", "content_filter")
+    async with trillm.Client(transport=fake.transport(), api_key="k") as client:
         with pytest.raises(errors.ContentFilterFinishReasonError):
             await client.acompletion("gpt-4o-mini", MSGS, response_format=Trip)
-    assert seen == [0.0]
+    assert arrivals(fake) == [0.0]
 
 
 async def test_a_fallback_answer_is_parsed(autojump_clock: trio.testing.MockClock) -> None:
-    def handle(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        if body["model"] == "gpt-4o-mini":
-            return httpx.Response(503, json={"error": {"message": "busy"}})
-        payload, ctype = answer(request.url.path, body)
-        return httpx.Response(200, content=payload, headers={"content-type": ctype})
-
-    async with trillm.Client(transport=httpx.MockTransport(handle), api_key="k",
+    fake = FakeLLM()
+    fake.on(model="gpt-4o-mini").fail(503, body={"error": {"message": "busy"}})
+    fake.on().respond(body_of)
+    async with trillm.Client(transport=fake.transport(), api_key="k",
                              max_retries=0) as client:
         r = await client.acompletion("gpt-4o-mini", MSGS, response_format=Trip,
                                      fallbacks=["gpt-4o"])
@@ -316,8 +313,8 @@ async def test_a_fallback_answer_is_parsed(autojump_clock: trio.testing.MockCloc
 
 
 async def test_no_format_no_parsing(autojump_clock: trio.testing.MockClock) -> None:
-    handle, _ = counting("not JSON at all")
-    async with trillm.Client(transport=httpx.MockTransport(handle), api_key="k") as client:
+    fake = scripted("not JSON at all")
+    async with trillm.Client(transport=fake.transport(), api_key="k") as client:
         r = await client.acompletion("gpt-4o-mini", MSGS)
         async with client.stream("gpt-4o-mini", MSGS) as s:
             final = await s.final_response()
@@ -326,86 +323,45 @@ async def test_no_format_no_parsing(autojump_clock: trio.testing.MockClock) -> N
 
 
 async def test_facade_parse_under_trio() -> None:
+    fake = scripted()
     with trio.fail_after(GUARD):
-        async with open_fake_server(handler()) as server, \
-                trillm.AsyncOpenAI(base_url=server.base_url + "/v1", api_key="k") as client:
+        async with fake.serve() as url, \
+                trillm.AsyncOpenAI(base_url=url + "/v1", api_key="k") as client:
             r = await client.chat.completions.parse(model="gpt-4o-mini", messages=MSGS,
                                                     response_format=Trip)
             with pytest.raises(TypeError, match="does not stream"):
                 await client.chat.completions.parse(model="gpt-4o-mini", messages=MSGS,
                                                     response_format=Trip, stream=True)
     assert r.choices[0].message.parsed == TRIP
-    check_sent("openai", server.requests[0].json())
+    check_sent("openai", bodies(fake)[0])
 
 
-# ------------------------------------------------------------------ sync, threaded server
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        with self.server.lock:
-            self.server.bodies.append(body)
-        payload, ctype = answer(self.path, body)
-        self.send_response(200)
-        self.send_header("content-type", ctype)
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.lock = threading.Lock()
-        self.bodies: list[dict[str, Any]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-@contextlib.contextmanager
-def threaded_server() -> Iterator[_Server]:
-    server = _Server()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+# ------------------------------------------------------------------ sync, the fake in a thread
 
 
 @pytest.mark.parametrize("provider", MODELS)
 def test_sync_completion_plain_and_streamed(provider: str) -> None:
-    with threaded_server() as server:
+    fake = scripted()
+    with serving_in_thread(fake) as url:
         r = trillm.completion(MODELS[provider], MSGS, response_format=Trip,
-                              api_base=server.url, api_key="k", timeout=GUARD)
+                              api_base=url, api_key="k", timeout=GUARD)
         stream = trillm.completion(MODELS[provider], MSGS, response_format=Trip, stream=True,
-                                   api_base=server.url, api_key="k", timeout=GUARD)
+                                   api_base=url, api_key="k", timeout=GUARD)
         with stream:
             final = stream.final_response()
         mocked = trillm.completion("mock/x", MSGS, response_format=Trip)
     assert r.choices[0].message.parsed == final.choices[0].message.parsed == TRIP
     assert mocked.choices[0].message.parsed == Trip(title="", kind="city", stops=[], budget=None)
-    for body in server.bodies:
+    assert len(fake.requests) == 2
+    for body in bodies(fake):
         check_sent(provider, body)
 
 
 def test_sync_facade_parse() -> None:
-    with threaded_server() as server, \
-            trillm.OpenAI(base_url=server.url + "/v1", api_key="k") as client:
+    fake = scripted()
+    with serving_in_thread(fake) as url, \
+            trillm.OpenAI(base_url=url + "/v1", api_key="k") as client:
         r = client.chat.completions.parse(model="gpt-4o-mini", messages=MSGS,
                                           response_format=Trip)
     assert r.choices[0].message.parsed == TRIP
-    check_sent("openai", server.bodies[0])
+    check_sent("openai", bodies(fake)[0])
