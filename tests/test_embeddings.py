@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from typing import Any
 
-import httpx
 import pytest
 import trio
 import trio.testing
@@ -52,18 +52,15 @@ async def test_request_shape_and_parsing() -> None:
 
 @pytest.mark.parametrize("chosen", ["float", "base64"])
 async def test_the_callers_encoding_format_is_kept(chosen: str) -> None:
-    sent: list[dict[str, object]] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        sent.append(body)
-        return httpx.Response(200, json=openai_answer(body["input"], chosen == "base64"))
-
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test") as c:
+    fake = FakeLLM()
+    fake.on().respond(lambda request: openai_answer(json.loads(request.body)["input"],
+                                                    chosen == "base64"))
+    async with trillm.Client(transport=fake.transport(), api_key="sk-test") as c:
         r = await c.aembedding("openai/text-embedding-3-small", ["abcd"],
                                encoding_format=chosen)
         via_extra = await c.aembedding("openai/text-embedding-3-small", ["abcd"],
                                        extra_body={"encoding_format": chosen})
+    sent = [json.loads(q.body) for q in fake.requests]
     assert [b["encoding_format"] for b in sent] == [chosen, chosen]
     assert r.data[0].embedding == via_extra.data[0].embedding == (4.0, 0.5, -1.0)
 
@@ -74,17 +71,20 @@ async def test_base64_vectors_decode_to_the_floats_json_would_give() -> None:
     packed = struct.pack("<4f", *floats)
     as_json = list(struct.unpack("<4f", packed))  # what float32 values print as floats
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        b64 = json.loads(request.content)["encoding_format"] == "base64"
+    def answer(request: Any) -> Any:
+        b64 = json.loads(request.body)["encoding_format"] == "base64"
         vec: object = base64.b64encode(packed).decode() if b64 else as_json
-        return httpx.Response(200, json={"object": "list", "model": "m", "data": [
-            {"object": "embedding", "index": 0, "embedding": vec}]})
+        return {"object": "list", "model": "m", "data": [
+            {"object": "embedding", "index": 0, "embedding": vec}]}
 
-    async with trillm.Client(transport=httpx.MockTransport(handler), api_key="sk-test") as c:
+    fake = FakeLLM()
+    fake.on().respond(answer)
+    async with trillm.Client(transport=fake.transport(), api_key="sk-test") as c:
         default = await c.aembedding("openai/text-embedding-3-small", "x")
         plain = await c.aembedding("openai/text-embedding-3-small", "x", encoding_format="float")
     assert default.data[0].embedding == plain.data[0].embedding == tuple(as_json)
     assert all(type(x) is float for x in default.data[0].embedding)
+    assert [json.loads(q.body)["encoding_format"] for q in fake.requests] == ["base64", "float"]
 
 
 async def test_10000_inputs_in_batches_of_2048_two_at_a_time(

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import httpx
 import pytest
 import trio
 import trio.testing
@@ -240,8 +239,9 @@ async def test_streams_and_embeddings_and_responses_are_counted() -> None:
                                       / 1e6)
 
 
-def sse_answer(usage: dict[str, Any]) -> httpx.MockTransport:
-    """An OpenAI chat stream: two words, the finish chunk, the usage chunk, [DONE]."""
+def sse_answer(usage: dict[str, Any]) -> Any:
+    """A fake OpenAI chat stream (the kit's, in memory): two words, the finish chunk, the
+    usage chunk, [DONE]."""
     base = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "gpt-4o-mini"}
     events = [
         {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "o"}}]},
@@ -249,11 +249,9 @@ def sse_answer(usage: dict[str, Any]) -> httpx.MockTransport:
         {**base, "choices": [], "usage": usage},
     ]
     body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"content-type": "text/event-stream"},
-                              content=body.encode())
-    return httpx.MockTransport(handler)
+    fake = FakeLLM()
+    fake.on().respond([body.encode()], headers={"content-type": "text/event-stream"})
+    return fake.transport()
 
 
 class CostSeen:
