@@ -87,11 +87,7 @@ def render_chat(response: ModelResponse) -> bytes:
     candidates = []
     for c in response.choices:
         m = c.message
-        parts: list[dict[str, Any]] = []
-        if m.reasoning_content:
-            parts.append({"text": m.reasoning_content, "thought": True})
-        if m.content:
-            parts.append({"text": m.content})
+        parts = _text_parts(m.reasoning_content, m.content)
         for call in m.tool_calls or ():
             parts.append(_call_part(call.function.name, call.function.arguments, call.id,
                                     call.extra_content))
@@ -114,11 +110,7 @@ def render_chat_stream(chunks: Iterable[StreamChunk], *, end: bool = True) -> li
         candidates = []
         for sc in chunk.choices:
             d = sc.delta
-            parts: list[dict[str, Any]] = []
-            if d.reasoning_content:
-                parts.append({"text": d.reasoning_content, "thought": True})
-            if d.content:
-                parts.append({"text": d.content})
+            parts = _text_parts(d.reasoning_content, d.content)
             for tc in d.tool_calls or ():
                 calls.setdefault(sc.index, {}).setdefault(tc.index, _Pending()).add(tc)
             if sc.finish_reason is not None:
@@ -131,6 +123,16 @@ def render_chat_stream(chunks: Iterable[StreamChunk], *, end: bool = True) -> li
     if left and end:
         events.append(sse_event(_response(response_id, model, left, None)))
     return events
+
+
+def _text_parts(thought: str | None, text: str | None) -> list[dict[str, Any]]:
+    """A message's (or a delta's) text parts: the thought first, then the text."""
+    parts: list[dict[str, Any]] = []
+    if thought:
+        parts.append({"text": thought, "thought": True})
+    if text:
+        parts.append({"text": text})
+    return parts
 
 
 class _Pending:
