@@ -34,26 +34,25 @@ import attrs
 import trio
 
 from . import errors
-from ._batch_mock import answer as batch_mock_answer
-from ._files import SpeechResponse
-from ._response_stream import ResponseStream
 from ._stream import AudioStream, BytesSource, HTTPChunkSource, ScriptedChunkSource, Stream
 from .accumulate import chunks_from_response
 from .concurrency import only_cancelled, raise_bare
-from .providers import mock, openai
-from .response_types import Response, ResponsesRequest, ResponseUsage
+from .providers import openai
 from .retry import is_retryable
 from .routing import Route, mock_route, parse_model, resolve_config
 from .structured import parse_response, parse_response_output
-from .types import ChatRequest, EmbeddingResponse, ModelResponse, Usage
+from .types import ChatRequest, ModelResponse, ResponsesRequest, Usage
 
 if TYPE_CHECKING:
+    from ._files import SpeechResponse
     from ._options import CallOptions
     from ._transport import Transport
     from ._wire import HTTPRequestSpec, ProviderConfig
     from .hooks import Observation, Observer
     from .limits import RateLimiter, Reservation
     from .providers.base import Provider
+    from .response_types import Response
+    from .types import EmbeddingResponse
 
 __all__ = ["BATCHES", "CHAT", "EMBEDDINGS", "IMAGES", "MODELS", "RESPONSES", "SPEECH",
            "TRANSCRIPTION", "Call", "Operation", "Pipeline", "provider_for"]
@@ -110,6 +109,7 @@ def _join_embeddings(parts: list[EmbeddingResponse]) -> EmbeddingResponse:
     """The batches' answers as one, in input order, usage summed."""
     if len(parts) == 1:
         return parts[0]
+    from .types import EmbeddingResponse
     usage = None
     if all(r.usage is not None for r in parts):
         total = [sum(getattr(r.usage, f) for r in parts)
@@ -122,6 +122,7 @@ def _join_embeddings(parts: list[EmbeddingResponse]) -> EmbeddingResponse:
 def _speech(provider: Any, body: bytes, req: Any, cfg: ProviderConfig,
             headers: Mapping[str, str]) -> SpeechResponse:
     """Speech needs no parsing: the body is the audio (its format as asked, or as labelled)."""
+    from ._files import SpeechResponse
     fmt = req.params.get("response_format")
     if not isinstance(fmt, str):
         ctype = headers.get("content-type", "")
@@ -182,11 +183,25 @@ RESPONSES = Operation(
                "servers): use trillm.acompletion(model, messages) with this provider"),
 )
 
+def _mock_answer(*args: Any) -> Any:
+    """``providers/mock.answer``, imported with the first mocked call."""
+    from .providers.mock import answer
+
+    return answer(*args)
+
+
+def _batch_mock_answer(*args: Any) -> Any:
+    """``_batch_mock.answer``, imported with the first mocked batch call."""
+    from ._batch_mock import answer
+
+    return answer(*args)
+
+
 BATCHES = Operation(
     "batch", "provider batch APIs",
     lambda p, step, cfg: p.batches.build(p, step, cfg),
     lambda p, body, step, cfg, headers: p.batches.parse(p, body, step, cfg),
-    mock_answer=batch_mock_answer,  # the mock keeps its batches in the trio run
+    mock_answer=_batch_mock_answer,  # the mock keeps its batches in the trio run
     elsewhere="batches are offered by openai/, azure/, anthropic/, gemini/ and mock/",
 )
 
@@ -281,7 +296,7 @@ class Pipeline:
         for req in requests(route, provider):
             spec = op.build(provider, req, cfg)
             if mocked:  # answered in-process: the one place the mock is named
-                answer = op.mock_answer or mock.answer
+                answer = op.mock_answer or _mock_answer
                 spec = attrs.evolve(spec, local=functools.partial(answer, options.mock, req))
             call = Call(op, req, provider, cfg, spec, options, deadline_at, stream)
             calls.append(self._note_rate_keys(call))
@@ -562,9 +577,11 @@ class Pipeline:
                                             call.cfg)
         result = call.op.parse(call.provider, raw.content, call.req, call.cfg,
                                errors.public_headers(raw.headers, call.cfg.secrets))
-        usage = getattr(result, "usage", None)
-        if reservation is not None and isinstance(usage, Usage | ResponseUsage):
-            await reservation.settle(usage.total_tokens)  # correct the estimate
+        if reservation is not None:
+            # Usage, or the Responses API's ResponseUsage (not imported for this check)
+            total = getattr(getattr(result, "usage", None), "total_tokens", None)
+            if isinstance(total, int):
+                await reservation.settle(total)  # correct the estimate
         if call.op.finish is not None:
             return call.op.finish(result, call.req)
         return result
@@ -607,6 +624,8 @@ class Pipeline:
         if call.stream == "bytes":
             return AudioStream(cast("Any", source), **common)
         if call.stream == "responses":
+            from ._response_stream import ResponseStream
+
             return ResponseStream(cast("Any", source), text_format=call.req.text_format,
                                   **common)
         # final_response() parses the whole answer as a plain call's is parsed

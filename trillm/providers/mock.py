@@ -51,8 +51,7 @@ from typing import Any
 import attrs
 
 from .. import errors
-from .._wire import HTTPRequestSpec, LocalAnswer
-from ..response_types import ResponsesRequest
+from .._wire import HTTPRequestSpec, LocalAnswer, MockOptions
 from ..types import (
     EMPTY_STREAM_CHOICES,
     ChatRequest,
@@ -71,6 +70,7 @@ from ..types import (
     ModelList,
     ModelResponse,
     ModelsRequest,
+    ResponsesRequest,
     StreamChoice,
     StreamChunk,
     ToolCall,
@@ -93,16 +93,6 @@ _WORDS = re.compile(r"\s*\S+")
 # Answers carry no headers (a mock stream's .headers stays empty), except speech's type.
 _JSON: tuple[tuple[str, str], ...] = ()
 _SSE: tuple[tuple[str, str], ...] = ()
-
-
-@attrs.frozen
-class MockOptions:
-    """The mock knobs of one call: what to answer (or raise) and how slowly."""
-
-    response: str | BaseException | ModelResponse | None = None
-    latency: float = 0.0
-    chunk_delay: float = 0.0
-    tool_calls: tuple[ToolCall, ...] | None = None
 
 
 def _seconds(name: str, value: Any) -> float:
