@@ -292,8 +292,11 @@ class Client:
         answer offline (``providers/mock.py``).
         """
         params = dict(params)
-
-        def prepare() -> list[Call]:
+        # The options are settled here rather than in prepare(), so that its closure holds
+        # 8 cells rather than 21 (memory per request in flight); a refusal is raised from
+        # prepare(), as before, after the pipeline's checkpoint.
+        refused: Exception | None = None
+        try:
             options = call_options(
                 self._defaults, params, timeout=timeout, deadline=deadline,
                 idle_timeout=idle_timeout, max_retries=max_retries, retry=retry,
@@ -302,6 +305,12 @@ class Client:
                 mock_latency=mock_latency, mock_chunk_delay=mock_chunk_delay,
                 mock_tool_calls=mock_tool_calls,
             )
+        except Exception as exc:  # noqa: BLE001 - raised again by prepare()
+            refused = exc
+
+        def prepare() -> list[Call]:
+            if refused is not None:
+                raise refused
             msgs = check_messages(messages)
             drop_params = bool(params.pop("drop_params", False))
 
