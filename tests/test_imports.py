@@ -41,6 +41,8 @@ LAZY_MODULES = (
     "trillm.providers.mock",
     "trillm.providers.mock_responses",
     "trillm.providers.openai_batch",
+    "trillm.providers.openai_render",
+    "trillm.providers.render",
     "trillm.providers.openai_responses",
     "trillm.providers.openai_responses_render",
     "trillm.redis",
@@ -72,7 +74,6 @@ def test_lazy_names_are_the_same_objects() -> None:
 
     assert trillm.EmbeddingResponse is trillm.types.EmbeddingResponse
     assert trillm.types.ModelList is _beyond_chat.ModelList
-    assert response_types.ResponsesRequest is trillm.types.ResponsesRequest
     assert trillm.Response is response_types.Response
     assert set(trillm.types.__all__) <= set(dir(trillm.types))
     for name in trillm.types.__all__:

@@ -41,7 +41,7 @@ from .providers import openai
 from .retry import is_retryable
 from .routing import Route, mock_route, parse_model, resolve_config
 from .structured import parse_response, parse_response_output
-from .types import ChatRequest, ModelResponse, ResponsesRequest, Usage
+from .types import ChatRequest, ModelResponse, Usage
 
 if TYPE_CHECKING:
     from ._files import SpeechResponse
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from .hooks import Observation, Observer
     from .limits import RateLimiter, Reservation
     from .providers.base import Provider
-    from .response_types import Response
+    from .response_types import Response, ResponsesRequest
     from .types import EmbeddingResponse
 
 __all__ = ["BATCHES", "CHAT", "EMBEDDINGS", "IMAGES", "MODELS", "RESPONSES", "SPEECH",

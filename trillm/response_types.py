@@ -22,7 +22,6 @@ from typing import Any
 import attrs
 
 from ._records import HIDDEN, Record, record
-from .types import ResponsesRequest
 
 __all__ = [
     "OutputItem",
@@ -210,3 +209,28 @@ class ResponseEvent(Record):
     delta: str | None = None
     response: Response | None = attrs.field(default=None, repr=False, eq=False,
                                             metadata=HIDDEN)
+
+
+# ---------------------------------------------------------------- the request
+
+
+@attrs.frozen
+class ResponsesRequest:
+    """A normalized Responses API request, before a provider translates it.
+
+    ``input`` is the caller's string, or its list of input items as plain
+    dicts; ``params`` holds the other body fields the caller gave
+    (``instructions``, ``tools``, ``text``, ``max_output_tokens``, ``reasoning``,
+    ``previous_response_id``, ``store``, and any other keyword), None values removed.
+    """
+
+    provider: str
+    model: str
+    input: str | tuple[Mapping[str, Any], ...]
+    stream: bool = False
+    params: Mapping[str, Any] = attrs.field(factory=dict)
+    extra_body: Mapping[str, Any] | None = None
+    extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
+    #: ``text_format=``'s model class: not sent (``params["text"]`` carries its schema), it
+    #: parses the answer into ``Response.output_parsed``.
+    text_format: Any = attrs.field(default=None, repr=False)

@@ -45,7 +45,6 @@ __all__ = [
     "TranscriptionResponse",
     "ModelInfo",
     "ModelList",
-    "ResponsesRequest",
 ]
 
 from ._records import HIDDEN as _HIDDEN
@@ -271,27 +270,3 @@ class ChatRequest:
     extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
     #: Drop parameters the provider cannot take instead of refusing them (LiteLLM's flag).
     drop_params: bool = False
-
-
-@attrs.frozen
-class ResponsesRequest:
-    """A normalized Responses API request, before a provider translates it (here, with the
-    other request records, so that routing one needs no answer records; also
-    :mod:`trillm.response_types`'s).
-
-    ``input`` is the caller's string, or its list of input items as plain
-    dicts; ``params`` holds the other body fields the caller gave
-    (``instructions``, ``tools``, ``text``, ``max_output_tokens``, ``reasoning``,
-    ``previous_response_id``, ``store``, and any other keyword), None values removed.
-    """
-
-    provider: str
-    model: str
-    input: str | tuple[Mapping[str, Any], ...]
-    stream: bool = False
-    params: Mapping[str, Any] = attrs.field(factory=dict)
-    extra_body: Mapping[str, Any] | None = None
-    extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
-    #: ``text_format=``'s model class: not sent (``params["text"]`` carries its schema), it
-    #: parses the answer into ``Response.output_parsed``.
-    text_format: Any = attrs.field(default=None, repr=False)

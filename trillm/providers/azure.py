@@ -15,11 +15,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from ..types import ChatRequest, EmbeddingRequest, ResponsesRequest
+from ..types import ChatRequest, EmbeddingRequest
 from .base import AnyRequest, ProviderConfig
 from .openai import OpenAIProvider
 
 if TYPE_CHECKING:
+    from ..response_types import ResponsesRequest
     from .openai_batch import OpenAIBatches
 
 __all__ = ["DEFAULT_API_VERSION", "PROVIDER", "AzureProvider"]

@@ -19,13 +19,13 @@ from .._wire import HTTPRequestSpec, ProviderConfig, StreamParser
 from ..retry import parse_retry_after
 
 if TYPE_CHECKING:
+    from ..response_types import ResponsesRequest
     from ..types import (
         ChatRequest,
         EmbeddingRequest,
         ImageRequest,
         ModelResponse,
         ModelsRequest,
-        ResponsesRequest,
         SpeechRequest,
         TranscriptionRequest,
     )

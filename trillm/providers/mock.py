@@ -52,6 +52,7 @@ import attrs
 
 from .. import errors
 from .._wire import HTTPRequestSpec, LocalAnswer, MockOptions
+from ..response_types import ResponsesRequest
 from ..types import (
     EMPTY_STREAM_CHOICES,
     ChatRequest,
@@ -70,7 +71,6 @@ from ..types import (
     ModelList,
     ModelResponse,
     ModelsRequest,
-    ResponsesRequest,
     StreamChoice,
     StreamChunk,
     ToolCall,

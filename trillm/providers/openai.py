@@ -32,8 +32,8 @@ import base64
 import json
 import sys
 from array import array
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .. import errors, types
 from .._json import loads as _loads
@@ -48,14 +48,12 @@ from ..types import (
     FunctionDelta,
     Message,
     ModelResponse,
-    ResponsesRequest,
     StreamChoice,
     StreamChunk,
     ToolCall,
     ToolCallDelta,
     Usage,
 )
-from . import openai_render as _render
 from .base import (
     AnyRequest,
     HTTPRequestSpec,
@@ -70,7 +68,7 @@ from .base import (
 )
 
 if TYPE_CHECKING:
-    from ..response_types import Response, ResponseEvent
+    from ..response_types import Response, ResponseEvent, ResponsesRequest
     from ..types import (
         EmbeddingRequest,
         EmbeddingResponse,
@@ -389,14 +387,66 @@ class OpenAIProvider:
     operations = frozenset({"chat", "embeddings", "images", "transcription", "speech", "models",
                             "responses", "batch", "count_tokens"})
     # The inverse of the parse steps (openai_render), for the test kit.
-    render_chat = staticmethod(_render.render_chat)
-    render_chat_stream = staticmethod(_render.render_chat_stream)
-    render_error = staticmethod(_render.render_error)
-    render_stream_error = staticmethod(_render.render_stream_error)
-    render_embedding = staticmethod(_render.render_embedding)
-    render_image = staticmethod(_render.render_image)
-    render_transcription = staticmethod(_render.render_transcription)
-    render_models = staticmethod(_render.render_models)
+    # (openai_render is imported on first use: only the mock and the test kit render.)
+
+    @staticmethod
+    def render_chat(response: ModelResponse) -> bytes:
+        """``openai_render.render_chat``."""
+        from . import openai_render
+
+        return openai_render.render_chat(response)
+
+    @staticmethod
+    def render_chat_stream(chunks: Iterable[StreamChunk], *, end: bool = True) -> list[bytes]:
+        """``openai_render.render_chat_stream``."""
+        from . import openai_render
+
+        return openai_render.render_chat_stream(chunks, end=end)
+
+    @staticmethod
+    def render_error(status: int, message: str, *, kind: str | None = None,
+                     code: str | None = None) -> bytes:
+        """``openai_render.render_error``."""
+        from . import openai_render
+
+        return openai_render.render_error(status, message, kind=kind, code=code)
+
+    @staticmethod
+    def render_stream_error(status: int, message: str, *, kind: str | None = None,
+                            code: str | None = None) -> bytes:
+        """``openai_render.render_stream_error``."""
+        from . import openai_render
+
+        return openai_render.render_stream_error(status, message, kind=kind, code=code)
+
+    @staticmethod
+    def render_embedding(response: EmbeddingResponse) -> bytes:
+        """``openai_render.render_embedding``."""
+        from . import openai_render
+
+        return openai_render.render_embedding(response)
+
+    @staticmethod
+    def render_image(response: ImageResponse) -> bytes:
+        """``openai_render.render_image``."""
+        from . import openai_render
+
+        return openai_render.render_image(response)
+
+    @staticmethod
+    def render_transcription(response: TranscriptionResponse,
+                             response_format: str = "json") -> bytes:
+        """``openai_render.render_transcription``."""
+        from . import openai_render
+
+        return openai_render.render_transcription(response, response_format)
+
+    @staticmethod
+    def render_models(models: ModelList) -> bytes:
+        """``openai_render.render_models``."""
+        from . import openai_render
+
+        return openai_render.render_models(models)
 
     # The Responses API's and the Batch API's parts are imported on first use, to keep
     # `import trillm` cheap: a chat call needs neither.
@@ -716,7 +766,7 @@ class OpenAIProvider:
         A 404 to a Responses API request says the server may have no Responses API.
         """
         message, code, kind = _error_fields(json_or_none(body))
-        if status == 404 and isinstance(req, ResponsesRequest):
+        if status == 404 and not isinstance(req, ChatRequest) and _is_responses_request(req):
             from .openai_responses import not_found_message
 
             message = not_found_message(message, self.responses_url(req, cfg))
@@ -724,6 +774,14 @@ class OpenAIProvider:
             status, headers, body, provider=req.provider, model=req.model, cfg=cfg,
             message=message, code=code, err_type=kind,
         )
+
+
+def _is_responses_request(req: AnyRequest) -> TypeGuard[ResponsesRequest]:
+    """Whether *req* is a Responses API request (``response_types`` imported here: a chat
+    call's 404 is told apart before, without the Responses API's records)."""
+    from ..response_types import ResponsesRequest
+
+    return isinstance(req, ResponsesRequest)
 
 
 def _model_id(item: Mapping[str, Any]) -> str:
