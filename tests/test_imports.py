@@ -2,7 +2,8 @@
 
 Every attrs class costs a compile when its module is imported, so the Responses API, the
 batch APIs, hooks and prices, the sync API and the asyncio bridge, the records beyond chat
-(embeddings, images, audio, model lists) and the mock load when first used.  Every public
+(embeddings, images, audio, model lists), the stream machinery and the mock load when first
+used.  Every public
 name must still resolve, as an attribute and through ``from trillm import ...``.
 """
 
@@ -27,7 +28,9 @@ LAZY_MODULES = (
     "trillm._files",
     "trillm._response_stream",
     "trillm._responses",
+    "trillm._stream",
     "trillm._sync",
+    "trillm.accumulate",
     "trillm.batch",
     "trillm.batch_types",
     "trillm.hooks",
@@ -47,6 +50,7 @@ LAZY_MODULES = (
     "trillm.providers.openai_responses_render",
     "trillm.redis",
     "trillm.response_types",
+    "trillm.sse",
     "trillm.testing",
     "trillm.tools",
     "trillm.usage",

@@ -14,9 +14,6 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from . import errors as errors
 from ._default import default_client
 from ._outside import run_outside_trio_with as _run_outside_trio_with
-from ._stream import AudioStream as AudioStream
-from ._stream import Stream as Stream
-from .accumulate import stream_chunk_builder as stream_chunk_builder
 from .client import Client as Client
 from .client import ClientStatistics as ClientStatistics
 from .client import StreamOpener as StreamOpener
@@ -60,6 +57,8 @@ if TYPE_CHECKING:
     from ._files import SpeechResponse as SpeechResponse
     from ._response_stream import ResponseStream as ResponseStream
     from ._responses import ResponseStreamOpener as ResponseStreamOpener
+    from ._stream import AudioStream as AudioStream
+    from ._stream import Stream as Stream
     from ._sync import SyncResponseStream as SyncResponseStream
     from ._sync import SyncStream as SyncStream
     from ._sync import completion as completion
@@ -68,6 +67,7 @@ if TYPE_CHECKING:
     from ._sync import responses as responses
     from ._sync import speech as speech
     from ._sync import transcription as transcription
+    from .accumulate import stream_chunk_builder as stream_chunk_builder
     from .batch import Batches as Batches
     from .batch import BatchResults as BatchResults
     from .batch_types import BatchItem as BatchItem
@@ -109,6 +109,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "SpeechResponse": "_files",
     "ResponseStream": "_response_stream",
+    "AudioStream": "_stream", "Stream": "_stream", "stream_chunk_builder": "accumulate",
     "ResponseStreamOpener": "_responses",
     "SyncStream": "_sync", "SyncResponseStream": "_sync", "completion": "_sync",
     "embedding": "_sync", "image_generation": "_sync", "responses": "_sync",

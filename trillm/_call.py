@@ -34,8 +34,6 @@ import attrs
 import trio
 
 from . import errors
-from ._stream import AudioStream, BytesSource, HTTPChunkSource, ScriptedChunkSource, Stream
-from .accumulate import chunks_from_response
 from .concurrency import only_cancelled, raise_bare
 from .providers import openai
 from .retry import is_retryable
@@ -46,6 +44,7 @@ from .types import ChatRequest, ModelResponse, Usage
 if TYPE_CHECKING:
     from ._files import SpeechResponse
     from ._options import CallOptions
+    from ._stream import BytesSource, HTTPChunkSource, ScriptedChunkSource
     from ._transport import Transport
     from ._wire import HTTPRequestSpec, ProviderConfig
     from .hooks import Observation, Observer
@@ -621,15 +620,17 @@ class Pipeline:
         if call.obs is not None:  # only then: the per-chunk path stays as it is
             common["on_first_chunk"] = call.obs.first_chunk
             common["on_end"] = call.obs.stream_end
+        from . import _stream as streaming  # the stream machinery: with the first stream
+
         if call.stream == "bytes":
-            return AudioStream(cast("Any", source), **common)
+            return streaming.AudioStream(cast("Any", source), **common)
         if call.stream == "responses":
             from ._response_stream import ResponseStream
 
             return ResponseStream(cast("Any", source), text_format=call.req.text_format,
                                   **common)
         # final_response() parses the whole answer as a plain call's is parsed
-        return Stream(cast("Any", source), response_format=call.req.params.get(
+        return streaming.Stream(cast("Any", source), response_format=call.req.params.get(
             "response_format"), **common)
 
     async def _source(
@@ -643,8 +644,10 @@ class Pipeline:
             raise call.provider.parse_error(response.status, response.headers, body, call.req,
                                             call.cfg)
         headers = errors.public_headers(response.headers, call.cfg.secrets)
+        from . import _stream as streaming  # the stream machinery: with the first stream
+
         if call.stream == "bytes":
-            return BytesSource(response, provider=call.req.provider, model=call.req.model,
+            return streaming.BytesSource(response, provider=call.req.provider, model=call.req.model,
                                headers=headers)
         responses = call.stream == "responses"
         if headers.get("content-type", "").startswith("application/json"):
@@ -652,14 +655,16 @@ class Pipeline:
             body = await response.aread()
             await response.aclose()
             if responses:
-                return ScriptedChunkSource(
+                return streaming.ScriptedChunkSource(
                     call.provider.parse_responses_as_events(body, call.req, call.cfg, headers),
                     headers=headers)
             whole = call.provider.parse_chat(body, call.req, call.cfg)
-            return ScriptedChunkSource(chunks_from_response(whole), headers=headers)
+            from .accumulate import chunks_from_response  # (imported by _stream already)
+
+            return streaming.ScriptedChunkSource(chunks_from_response(whole), headers=headers)
         parser = (call.provider.responses_stream_parser(call.req, call.cfg) if responses
                   else call.provider.stream_parser(call.req, call.cfg))
-        return HTTPChunkSource(
+        return streaming.HTTPChunkSource(
             response, parser, provider=call.req.provider, model=call.req.model,
             headers=headers,
         )

@@ -24,7 +24,6 @@ from ._call import CHAT, EMBEDDINGS, IMAGES, MODELS, SPEECH, TRANSCRIPTION, Call
 from ._options import ClientDefaults, call_options, check_messages, retries, seconds
 from ._outside import run_outside_trio_with
 from ._outside import trio_or_bridge as _trio_or_bridge
-from ._stream import AudioStream, Stream
 from ._transport import Transport
 from .retry import RetryPolicy
 from .routing import rate_limit_keys
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     from ._files import SpeechResponse
     from ._response_stream import ResponseStream
     from ._responses import ResponseStreamOpener
+    from ._stream import AudioStream, Stream
     from .batch import Batches
     from .limits import RateLimit, RateStore
     from .response_types import Response

@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .. import errors, types
 from .._json import loads as _loads
-from ..sse import SSEEvent
 from ..structured import response_format_body
 from ..types import (
     EMPTY_STREAM_CHOICES,
@@ -69,6 +68,7 @@ from .base import (
 
 if TYPE_CHECKING:
     from ..response_types import Response, ResponseEvent, ResponsesRequest
+    from ..sse import SSEEvent
     from ..types import (
         EmbeddingRequest,
         EmbeddingResponse,
