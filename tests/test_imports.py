@@ -29,6 +29,7 @@ LAZY_MODULES = (
     "trillm._response_stream",
     "trillm._responses",
     "trillm._stream",
+    "trillm._statistics",
     "trillm._sync",
     "trillm.accumulate",
     "trillm.batch",
@@ -79,6 +80,7 @@ def test_lazy_names_are_the_same_objects() -> None:
     assert trillm.EmbeddingResponse is trillm.types.EmbeddingResponse
     assert trillm.types.ModelList is _beyond_chat.ModelList
     assert trillm.Response is response_types.Response
+    assert trillm.ClientStatistics is trillm.client.ClientStatistics
     assert set(trillm.types.__all__) <= set(dir(trillm.types))
     for name in trillm.types.__all__:
         assert getattr(trillm.types, name) is not None, name

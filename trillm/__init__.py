@@ -15,7 +15,6 @@ from . import errors as errors
 from ._default import default_client
 from ._outside import run_outside_trio_with as _run_outside_trio_with
 from .client import Client as Client
-from .client import ClientStatistics as ClientStatistics
 from .client import StreamOpener as StreamOpener
 from .concurrency import amap as amap
 from .concurrency import as_completed as as_completed
@@ -57,6 +56,7 @@ if TYPE_CHECKING:
     from ._files import SpeechResponse as SpeechResponse
     from ._response_stream import ResponseStream as ResponseStream
     from ._responses import ResponseStreamOpener as ResponseStreamOpener
+    from ._statistics import ClientStatistics as ClientStatistics
     from ._stream import AudioStream as AudioStream
     from ._stream import Stream as Stream
     from ._sync import SyncResponseStream as SyncResponseStream
@@ -108,7 +108,7 @@ __version__ = "0.1.0"
 # them.  tests/test_imports.py checks that every name resolves and what stays unloaded.
 _LAZY = {
     "SpeechResponse": "_files",
-    "ResponseStream": "_response_stream",
+    "ResponseStream": "_response_stream", "ClientStatistics": "_statistics",
     "AudioStream": "_stream", "Stream": "_stream", "stream_chunk_builder": "accumulate",
     "ResponseStreamOpener": "_responses",
     "SyncStream": "_sync", "SyncResponseStream": "_sync", "completion": "_sync",

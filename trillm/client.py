@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, overload
 
-import attrs
 import trio
 
 from . import errors, types
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from ._files import SpeechResponse
     from ._response_stream import ResponseStream
     from ._responses import ResponseStreamOpener
+    from ._statistics import ClientStatistics as ClientStatistics
     from ._stream import AudioStream, Stream
     from .batch import Batches
     from .limits import RateLimit, RateStore
@@ -55,19 +55,17 @@ if TYPE_CHECKING:
 
 __all__ = ["Client", "ClientStatistics", "StreamOpener", "run_outside_trio_with"]
 
+
+def __getattr__(name: str) -> Any:
+    if name == "ClientStatistics":  # in _statistics, imported on first use
+        from ._statistics import ClientStatistics
+
+        return ClientStatistics
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 _CLOSE_TIMEOUT = 10.0  # seconds closing the pool may take, even while being cancelled
 #: The most one response may hold, unless ``max_response_bytes=`` says otherwise.
 MAX_RESPONSE_BYTES = 256 * 2**20
-
-
-@attrs.frozen
-class ClientStatistics:
-    """A snapshot of what a Client holds, to check that nothing leaked."""
-
-    requests_in_flight: int
-    open_streams: int
-    idle_connections: int
-    active_connections: int
 
 
 class Client:
@@ -231,6 +229,8 @@ class Client:
         if pipeline.transport is not None:
             t = pipeline.transport.statistics()
             idle, active = t.idle_connections, t.active_connections
+        from ._statistics import ClientStatistics  # imported with the first snapshot
+
         return ClientStatistics(pipeline.in_flight, pipeline.open_streams, idle, active)
 
     def usage_totals(self) -> dict[str, ModelTotals]:
