@@ -52,6 +52,7 @@ LAZY_MODULES = (
     "trillm.redis",
     "trillm.response_types",
     "trillm.sse",
+    "trillm.structured",
     "trillm.testing",
     "trillm.tools",
     "trillm.usage",

@@ -38,7 +38,6 @@ from .errors import RateLimitError as RateLimitError
 from .errors import StructuredOutputError as StructuredOutputError
 from .errors import UnprocessableEntityError as UnprocessableEntityError
 from .retry import RetryPolicy as RetryPolicy
-from .structured import strict_json_schema as strict_json_schema
 from .types import ChatRequest as ChatRequest
 from .types import Choice as Choice
 from .types import Delta as Delta
@@ -89,6 +88,7 @@ if TYPE_CHECKING:
     from .response_types import ResponseOutputText as ResponseOutputText
     from .response_types import ResponseReasoning as ResponseReasoning
     from .response_types import ResponseUsage as ResponseUsage
+    from .structured import strict_json_schema as strict_json_schema
     from .tools import run_tool_calls as run_tool_calls
     from .types import Embedding as Embedding
     from .types import EmbeddingResponse as EmbeddingResponse
@@ -123,7 +123,7 @@ _LAZY = {
     "ResponseFunctionCall": "response_types", "ResponseOutputMessage": "response_types",
     "ResponseOutputRefusal": "response_types", "ResponseOutputText": "response_types",
     "ResponseReasoning": "response_types", "ResponseUsage": "response_types",
-    "run_tool_calls": "tools",
+    "run_tool_calls": "tools", "strict_json_schema": "structured",
     "Embedding": "types", "EmbeddingResponse": "types", "ImageObject": "types",
     "ImageResponse": "types", "TranscriptionResponse": "types",
     "ModelTotals": "usage", "Prices": "usage", "cost": "usage",

@@ -38,7 +38,6 @@ from .concurrency import only_cancelled, raise_bare
 from .providers import openai
 from .retry import is_retryable
 from .routing import Route, mock_route, parse_model, resolve_config
-from .structured import parse_response, parse_response_output
 from .types import ChatRequest, ModelResponse, Usage
 
 if TYPE_CHECKING:
@@ -134,6 +133,8 @@ def _structured(response: ModelResponse, req: ChatRequest) -> ModelResponse:
     fmt = req.params.get("response_format")
     if fmt is None:  # the hot path pays this one lookup
         return response
+    from .structured import parse_response  # structured output: imported on first use
+
     return parse_response(response, fmt, provider=req.provider)
 
 
@@ -141,6 +142,8 @@ def _structured_output(response: Response, req: ResponsesRequest) -> Response:
     """``output_parsed`` from the answer, when the call has a ``text_format``."""
     if req.text_format is None:
         return response
+    from .structured import parse_response_output
+
     return parse_response_output(response, req.text_format, provider=req.provider)
 
 

@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .. import errors, types
 from .._json import loads as _loads
-from ..structured import response_format_body
 from ..types import (
     EMPTY_STREAM_CHOICES,
     ChatRequest,
@@ -498,6 +497,8 @@ class OpenAIProvider:
         body.update(req.params)
         fmt = body.get("response_format")
         if fmt is not None:  # a model class becomes OpenAI's json_schema form
+            from ..structured import response_format_body  # (imported on first use)
+
             body.update(response_format_body(fmt, "openai", provider=req.provider,
                                              model=req.model))
         if req.stream:
