@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import resource
+import sys
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import canned
+
+# httpx's __init__ imports its optional command-line client (httpx._main: click and
+# pygments, about 2.3 MB of RSS) whenever click is installed; httpx2 imports its own only
+# when `httpx2.main` is asked for.  No variant uses either.  In `nox -s bench`'s venv
+# (trillm and openai) click is absent, but a dev venv has it (uvicorn and ipython of the
+# test extras bring click and pygments), and then every httpx-based process (raw-httpx,
+# trillm, asyncopenai) carried 2.3 MB that raw-httpx2's did not: the peak-RSS ratios
+# against raw httpx2 measured httpx's CLI, not the client.  Every driver runs as in the
+# bench venv, whatever is installed: httpx then defines its stub `main` instead.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
 
 MAX_CONNECTIONS = 512
 

@@ -18,7 +18,8 @@ if _ROOT not in sys.path:
 
 
 from tests.fake_openai import FakeOpenAI, serving  # noqa: E402
-from trillm._transport import Transport, TransportStatistics  # noqa: E402 - after the path set-up
+from trillm._statistics import TransportStatistics  # noqa: E402 - after the path set-up
+from trillm._transport import Transport  # noqa: E402
 from trillm._wire import HTTPRequestSpec  # noqa: E402
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")

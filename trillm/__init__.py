@@ -11,22 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from . import _bridge as _bridge  # registers the asyncio bridge with the Client
 from . import errors as errors
 from ._default import default_client
-from ._files import SpeechResponse as SpeechResponse
-from ._response_stream import ResponseStream as ResponseStream
-from ._responses import ResponseStreamOpener as ResponseStreamOpener
-from ._stream import AudioStream as AudioStream
-from ._stream import Stream as Stream
-from .accumulate import stream_chunk_builder as stream_chunk_builder
-from .batch import Batches as Batches
-from .batch import BatchResults as BatchResults
-from .batch_types import BatchItem as BatchItem
-from .batch_types import BatchJob as BatchJob
-from .batch_types import BatchRequestCounts as BatchRequestCounts
+from ._outside import run_outside_trio_with as _run_outside_trio_with
 from .client import Client as Client
-from .client import ClientStatistics as ClientStatistics
 from .client import StreamOpener as StreamOpener
 from .concurrency import amap as amap
 from .concurrency import as_completed as as_completed
@@ -49,43 +37,27 @@ from .errors import PermissionDeniedError as PermissionDeniedError
 from .errors import RateLimitError as RateLimitError
 from .errors import StructuredOutputError as StructuredOutputError
 from .errors import UnprocessableEntityError as UnprocessableEntityError
-from .hooks import AttemptInfo as AttemptInfo
-from .hooks import CallInfo as CallInfo
-from .hooks import CallResult as CallResult
-from .hooks import Hook as Hook
-from .response_types import Response as Response
-from .response_types import ResponseEvent as ResponseEvent
-from .response_types import ResponseFunctionCall as ResponseFunctionCall
-from .response_types import ResponseOutputMessage as ResponseOutputMessage
-from .response_types import ResponseOutputRefusal as ResponseOutputRefusal
-from .response_types import ResponseOutputText as ResponseOutputText
-from .response_types import ResponseReasoning as ResponseReasoning
-from .response_types import ResponseUsage as ResponseUsage
 from .retry import RetryPolicy as RetryPolicy
-from .structured import strict_json_schema as strict_json_schema
-from .tools import run_tool_calls as run_tool_calls
 from .types import ChatRequest as ChatRequest
 from .types import Choice as Choice
 from .types import Delta as Delta
-from .types import Embedding as Embedding
-from .types import EmbeddingResponse as EmbeddingResponse
 from .types import FunctionCall as FunctionCall
 from .types import FunctionDelta as FunctionDelta
-from .types import ImageObject as ImageObject
-from .types import ImageResponse as ImageResponse
 from .types import Message as Message
 from .types import ModelResponse as ModelResponse
 from .types import StreamChoice as StreamChoice
 from .types import StreamChunk as StreamChunk
 from .types import ToolCall as ToolCall
 from .types import ToolCallDelta as ToolCallDelta
-from .types import TranscriptionResponse as TranscriptionResponse
 from .types import Usage as Usage
-from .usage import ModelTotals as ModelTotals
-from .usage import Prices as Prices
-from .usage import cost as cost
 
 if TYPE_CHECKING:
+    from ._files import SpeechResponse as SpeechResponse
+    from ._response_stream import ResponseStream as ResponseStream
+    from ._responses import ResponseStreamOpener as ResponseStreamOpener
+    from ._statistics import ClientStatistics as ClientStatistics
+    from ._stream import AudioStream as AudioStream
+    from ._stream import Stream as Stream
     from ._sync import SyncResponseStream as SyncResponseStream
     from ._sync import SyncStream as SyncStream
     from ._sync import completion as completion
@@ -94,24 +66,67 @@ if TYPE_CHECKING:
     from ._sync import responses as responses
     from ._sync import speech as speech
     from ._sync import transcription as transcription
+    from .accumulate import stream_chunk_builder as stream_chunk_builder
+    from .batch import Batches as Batches
+    from .batch import BatchResults as BatchResults
+    from .batch_types import BatchItem as BatchItem
+    from .batch_types import BatchJob as BatchJob
+    from .batch_types import BatchRequestCounts as BatchRequestCounts
+    from .hooks import AttemptInfo as AttemptInfo
+    from .hooks import CallInfo as CallInfo
+    from .hooks import CallResult as CallResult
+    from .hooks import Hook as Hook
     from .limits import RateLimit as RateLimit
     from .limits import RateLimiter as RateLimiter
     from .openai_compat import AsyncOpenAI as AsyncOpenAI
     from .openai_compat import OpenAI as OpenAI
+    from .response_types import Response as Response
+    from .response_types import ResponseEvent as ResponseEvent
+    from .response_types import ResponseFunctionCall as ResponseFunctionCall
+    from .response_types import ResponseOutputMessage as ResponseOutputMessage
+    from .response_types import ResponseOutputRefusal as ResponseOutputRefusal
+    from .response_types import ResponseOutputText as ResponseOutputText
+    from .response_types import ResponseReasoning as ResponseReasoning
+    from .response_types import ResponseUsage as ResponseUsage
+    from .structured import strict_json_schema as strict_json_schema
+    from .tools import run_tool_calls as run_tool_calls
+    from .types import Embedding as Embedding
+    from .types import EmbeddingResponse as EmbeddingResponse
+    from .types import ImageObject as ImageObject
+    from .types import ImageResponse as ImageResponse
+    from .types import TranscriptionResponse as TranscriptionResponse
+    from .usage import ModelTotals as ModelTotals
+    from .usage import Prices as Prices
+    from .usage import cost as cost
 
 __version__ = "0.1.0"
 
-# Imported on first use, to keep `import trillm` cheap: the sync API starts a thread
-# machinery, rate limits are only needed by those who configure them, and the OpenAI
-# SDK's call shape (AsyncOpenAI, OpenAI) by those who migrate from it.
+# Imported on first use, to keep `import trillm` cheap (every attrs class costs a compile
+# at import): what a plain chat call does not need.  The sync API starts a thread
+# machinery, the Responses API, batches, hooks and prices, rate limits, the media
+# records and the OpenAI SDK's call shape (AsyncOpenAI, OpenAI) are for those who use
+# them.  tests/test_imports.py checks that every name resolves and what stays unloaded.
 _LAZY = {
+    "SpeechResponse": "_files",
+    "ResponseStream": "_response_stream", "ClientStatistics": "_statistics",
+    "AudioStream": "_stream", "Stream": "_stream", "stream_chunk_builder": "accumulate",
+    "ResponseStreamOpener": "_responses",
+    "SyncStream": "_sync", "SyncResponseStream": "_sync", "completion": "_sync",
+    "embedding": "_sync", "image_generation": "_sync", "responses": "_sync",
+    "speech": "_sync", "transcription": "_sync",
+    "Batches": "batch", "BatchResults": "batch",
+    "BatchItem": "batch_types", "BatchJob": "batch_types", "BatchRequestCounts": "batch_types",
+    "AttemptInfo": "hooks", "CallInfo": "hooks", "CallResult": "hooks", "Hook": "hooks",
     "RateLimit": "limits", "RateLimiter": "limits",
-    "SyncStream": "_sync", "completion": "_sync", "embedding": "_sync",
-    "image_generation": "_sync",
-    "responses": "_sync", "SyncResponseStream": "_sync",
-    "speech": "_sync",
-    "transcription": "_sync",
     "AsyncOpenAI": "openai_compat", "OpenAI": "openai_compat",
+    "Response": "response_types", "ResponseEvent": "response_types",
+    "ResponseFunctionCall": "response_types", "ResponseOutputMessage": "response_types",
+    "ResponseOutputRefusal": "response_types", "ResponseOutputText": "response_types",
+    "ResponseReasoning": "response_types", "ResponseUsage": "response_types",
+    "run_tool_calls": "tools", "strict_json_schema": "structured",
+    "Embedding": "types", "EmbeddingResponse": "types", "ImageObject": "types",
+    "ImageResponse": "types", "TranscriptionResponse": "types",
+    "ModelTotals": "usage", "Prices": "usage", "cost": "usage",
 }
 
 
@@ -124,6 +139,21 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def _outside_trio(call: Callable[[], Any]) -> Any:
+    """The asyncio bridge, imported the first time a call is awaited outside trio (it then
+    registers itself in this runner's place)."""
+    from ._bridge import call_in_trio
+
+    return call_in_trio(call)
+
+
+_run_outside_trio_with(_outside_trio)
 
 __all__ = [
     "APIConnectionError",
@@ -345,6 +375,8 @@ def responses_stream(
     model: str, input: str | Sequence[Mapping[str, Any]], **kwargs: Any
 ) -> ResponseStreamOpener:
     """``async with trillm.responses_stream(model, input) as s:`` on the default client."""
+    from ._responses import ResponseStreamOpener
+
     return ResponseStreamOpener(default_client, model, input, kwargs, name="trillm")
 
 

@@ -34,26 +34,23 @@ import attrs
 import trio
 
 from . import errors
-from ._batch_mock import answer as batch_mock_answer
-from ._files import SpeechResponse
-from ._response_stream import ResponseStream
-from ._stream import AudioStream, BytesSource, HTTPChunkSource, ScriptedChunkSource, Stream
-from .accumulate import chunks_from_response
 from .concurrency import only_cancelled, raise_bare
-from .providers import mock, openai
-from .response_types import Response, ResponsesRequest, ResponseUsage
+from .providers import openai
 from .retry import is_retryable
 from .routing import Route, mock_route, parse_model, resolve_config
-from .structured import parse_response, parse_response_output
-from .types import ChatRequest, EmbeddingResponse, ModelResponse, Usage
+from .types import ChatRequest, ModelResponse, Usage
 
 if TYPE_CHECKING:
+    from ._files import SpeechResponse
     from ._options import CallOptions
+    from ._stream import BytesSource, HTTPChunkSource, ScriptedChunkSource
     from ._transport import Transport
     from ._wire import HTTPRequestSpec, ProviderConfig
     from .hooks import Observation, Observer
     from .limits import RateLimiter, Reservation
     from .providers.base import Provider
+    from .response_types import Response, ResponsesRequest
+    from .types import EmbeddingResponse
 
 __all__ = ["BATCHES", "CHAT", "EMBEDDINGS", "IMAGES", "MODELS", "RESPONSES", "SPEECH",
            "TRANSCRIPTION", "Call", "Operation", "Pipeline", "provider_for"]
@@ -110,6 +107,7 @@ def _join_embeddings(parts: list[EmbeddingResponse]) -> EmbeddingResponse:
     """The batches' answers as one, in input order, usage summed."""
     if len(parts) == 1:
         return parts[0]
+    from .types import EmbeddingResponse
     usage = None
     if all(r.usage is not None for r in parts):
         total = [sum(getattr(r.usage, f) for r in parts)
@@ -122,6 +120,7 @@ def _join_embeddings(parts: list[EmbeddingResponse]) -> EmbeddingResponse:
 def _speech(provider: Any, body: bytes, req: Any, cfg: ProviderConfig,
             headers: Mapping[str, str]) -> SpeechResponse:
     """Speech needs no parsing: the body is the audio (its format as asked, or as labelled)."""
+    from ._files import SpeechResponse
     fmt = req.params.get("response_format")
     if not isinstance(fmt, str):
         ctype = headers.get("content-type", "")
@@ -134,6 +133,8 @@ def _structured(response: ModelResponse, req: ChatRequest) -> ModelResponse:
     fmt = req.params.get("response_format")
     if fmt is None:  # the hot path pays this one lookup
         return response
+    from .structured import parse_response  # structured output: imported on first use
+
     return parse_response(response, fmt, provider=req.provider)
 
 
@@ -141,6 +142,8 @@ def _structured_output(response: Response, req: ResponsesRequest) -> Response:
     """``output_parsed`` from the answer, when the call has a ``text_format``."""
     if req.text_format is None:
         return response
+    from .structured import parse_response_output
+
     return parse_response_output(response, req.text_format, provider=req.provider)
 
 
@@ -182,11 +185,25 @@ RESPONSES = Operation(
                "servers): use trillm.acompletion(model, messages) with this provider"),
 )
 
+def _mock_answer(*args: Any) -> Any:
+    """``providers/mock.answer``, imported with the first mocked call."""
+    from .providers.mock import answer
+
+    return answer(*args)
+
+
+def _batch_mock_answer(*args: Any) -> Any:
+    """``_batch_mock.answer``, imported with the first mocked batch call."""
+    from ._batch_mock import answer
+
+    return answer(*args)
+
+
 BATCHES = Operation(
     "batch", "provider batch APIs",
     lambda p, step, cfg: p.batches.build(p, step, cfg),
     lambda p, body, step, cfg, headers: p.batches.parse(p, body, step, cfg),
-    mock_answer=batch_mock_answer,  # the mock keeps its batches in the trio run
+    mock_answer=_batch_mock_answer,  # the mock keeps its batches in the trio run
     elsewhere="batches are offered by openai/, azure/, anthropic/, gemini/ and mock/",
 )
 
@@ -281,7 +298,7 @@ class Pipeline:
         for req in requests(route, provider):
             spec = op.build(provider, req, cfg)
             if mocked:  # answered in-process: the one place the mock is named
-                answer = op.mock_answer or mock.answer
+                answer = op.mock_answer or _mock_answer
                 spec = attrs.evolve(spec, local=functools.partial(answer, options.mock, req))
             call = Call(op, req, provider, cfg, spec, options, deadline_at, stream)
             calls.append(self._note_rate_keys(call))
@@ -562,9 +579,11 @@ class Pipeline:
                                             call.cfg)
         result = call.op.parse(call.provider, raw.content, call.req, call.cfg,
                                errors.public_headers(raw.headers, call.cfg.secrets))
-        usage = getattr(result, "usage", None)
-        if reservation is not None and isinstance(usage, Usage | ResponseUsage):
-            await reservation.settle(usage.total_tokens)  # correct the estimate
+        if reservation is not None:
+            # Usage, or the Responses API's ResponseUsage (not imported for this check)
+            total = getattr(getattr(result, "usage", None), "total_tokens", None)
+            if isinstance(total, int):
+                await reservation.settle(total)  # correct the estimate
         if call.op.finish is not None:
             return call.op.finish(result, call.req)
         return result
@@ -604,13 +623,17 @@ class Pipeline:
         if call.obs is not None:  # only then: the per-chunk path stays as it is
             common["on_first_chunk"] = call.obs.first_chunk
             common["on_end"] = call.obs.stream_end
+        from . import _stream as streaming  # the stream machinery: with the first stream
+
         if call.stream == "bytes":
-            return AudioStream(cast("Any", source), **common)
+            return streaming.AudioStream(cast("Any", source), **common)
         if call.stream == "responses":
+            from ._response_stream import ResponseStream
+
             return ResponseStream(cast("Any", source), text_format=call.req.text_format,
                                   **common)
         # final_response() parses the whole answer as a plain call's is parsed
-        return Stream(cast("Any", source), response_format=call.req.params.get(
+        return streaming.Stream(cast("Any", source), response_format=call.req.params.get(
             "response_format"), **common)
 
     async def _source(
@@ -624,8 +647,10 @@ class Pipeline:
             raise call.provider.parse_error(response.status, response.headers, body, call.req,
                                             call.cfg)
         headers = errors.public_headers(response.headers, call.cfg.secrets)
+        from . import _stream as streaming  # the stream machinery: with the first stream
+
         if call.stream == "bytes":
-            return BytesSource(response, provider=call.req.provider, model=call.req.model,
+            return streaming.BytesSource(response, provider=call.req.provider, model=call.req.model,
                                headers=headers)
         responses = call.stream == "responses"
         if headers.get("content-type", "").startswith("application/json"):
@@ -633,14 +658,16 @@ class Pipeline:
             body = await response.aread()
             await response.aclose()
             if responses:
-                return ScriptedChunkSource(
+                return streaming.ScriptedChunkSource(
                     call.provider.parse_responses_as_events(body, call.req, call.cfg, headers),
                     headers=headers)
             whole = call.provider.parse_chat(body, call.req, call.cfg)
-            return ScriptedChunkSource(chunks_from_response(whole), headers=headers)
+            from .accumulate import chunks_from_response  # (imported by _stream already)
+
+            return streaming.ScriptedChunkSource(chunks_from_response(whole), headers=headers)
         parser = (call.provider.responses_stream_parser(call.req, call.cfg) if responses
                   else call.provider.stream_parser(call.req, call.cfg))
-        return HTTPChunkSource(
+        return streaming.HTTPChunkSource(
             response, parser, provider=call.req.provider, model=call.req.model,
             headers=headers,
         )

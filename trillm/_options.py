@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from . import errors
-from .hooks import Observer
+from ._wire import MockOptions
 from .providers import openai
-from .providers.mock import PROVIDER_NAME, MockOptions, mock_options
 from .retry import RetryPolicy
 from .types import ChatRequest, ModelResponse
+
+if TYPE_CHECKING:
+    from .hooks import Observer
 
 __all__ = ["CallOptions", "ClientDefaults", "call_options", "check_messages", "retries",
            "seconds"]
@@ -150,6 +152,8 @@ def call_options(
     if hooks:
         if not isinstance(hooks, list | tuple):
             raise errors.BadRequestError(f"hooks must be a list of hooks, not {hooks!r}")
+        from .hooks import Observer  # only with hooks: keeps `import trillm` cheap
+
         try:
             observer = Observer(hooks) if observer is None else observer.with_hooks(hooks)
         except TypeError as exc:
@@ -172,10 +176,22 @@ def call_options(
         api_version=api_version,
         headers=merged or None,
         extra_body=extra_body,
-        mock=mock_options(whole_response(mock_response), mock_latency, mock_chunk_delay,
-                          mock_tool_calls),
+        mock=_NO_MOCK if (mock_response is None and mock_latency is None
+                          and mock_chunk_delay is None and mock_tool_calls is None)
+        else _mock_options(mock_response, mock_latency, mock_chunk_delay, mock_tool_calls),
         observer=observer,
     )
+
+
+_NO_MOCK = MockOptions()
+
+
+def _mock_options(response: Any, latency: Any, chunk_delay: Any, tool_calls: Any) -> MockOptions:
+    """The call's checked mock knobs (``providers/mock``, imported with the first mocked
+    call)."""
+    from .providers.mock import mock_options
+
+    return mock_options(whole_response(response), latency, chunk_delay, tool_calls)
 
 
 def whole_response(given: Any) -> Any:
@@ -184,6 +200,7 @@ def whole_response(given: Any) -> Any:
     ``finish_reason`` finishing as ``"tool_calls"`` or ``"stop"``; anything else as given."""
     if not isinstance(given, Mapping) or isinstance(given, ModelResponse):
         return given
+    from .providers.mock import PROVIDER_NAME
     choices = given.get("choices")
     if not isinstance(choices, Sequence) or isinstance(choices, str) or not choices or not all(
             isinstance(c, Mapping) for c in choices):

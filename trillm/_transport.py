@@ -40,7 +40,7 @@ import math
 import zlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import httpx
@@ -58,7 +58,10 @@ from ._transport_errors import (
 from ._wire import HTTPRequestSpec
 from .concurrency import only_cancelled, raise_bare
 
-__all__ = ["RawResponse", "ResponseStream", "StackTransport", "Transport", "TransportStatistics",
+if TYPE_CHECKING:
+    from ._statistics import TransportStatistics
+
+__all__ = ["RawResponse", "ResponseStream", "StackTransport", "Transport",
            "route_default_transport"]
 
 USER_AGENT = "trillm/0.1.0"
@@ -118,14 +121,6 @@ class RawResponse:
     status: int
     headers: Mapping[str, str] = attrs.field(repr=False)
     content: bytes = attrs.field(repr=False)
-
-
-@attrs.frozen
-class TransportStatistics:
-    """Pooled connections: waiting on the stacks, and checked out by a request or stream."""
-
-    idle_connections: int
-    active_connections: int
 
 
 # ---------------------------------------------------------------- the stack transport
@@ -240,6 +235,8 @@ class StackTransport(httpx.AsyncBaseTransport):
     def statistics(self) -> TransportStatistics:
         """One-connection transports waiting on the stacks, and checked out."""
         idle = sum(len(free) for free, _ in self._stacks.values())
+        from ._statistics import TransportStatistics
+
         return TransportStatistics(idle_connections=idle, active_connections=len(self._busy))
 
     async def aclose(self) -> None:
@@ -681,6 +678,8 @@ class Transport:
     def statistics(self) -> TransportStatistics:
         """Idle and checked-out pooled connections (zeros for a user-supplied transport)."""
         if self._stack is None:
+            from ._statistics import TransportStatistics
+
             return TransportStatistics(idle_connections=0, active_connections=0)
         return self._stack.statistics()
 

@@ -15,9 +15,9 @@ import attrs
 
 if TYPE_CHECKING:
     from .sse import SSEEvent
-    from .types import StreamChunk
+    from .types import ModelResponse, StreamChunk, ToolCall
 
-__all__ = ["HTTPRequestSpec", "LocalAnswer", "ProviderConfig", "StreamParser"]
+__all__ = ["HTTPRequestSpec", "LocalAnswer", "MockOptions", "ProviderConfig", "StreamParser"]
 
 
 @attrs.frozen
@@ -42,6 +42,17 @@ class ProviderConfig:
     def secrets(self) -> tuple[str, ...]:
         """The values to scrub from errors and logs."""
         return (self.api_key,) if self.api_key else ()
+
+
+@attrs.frozen
+class MockOptions:
+    """The mock knobs of one call: what to answer (or raise) and how slowly (read by
+    ``providers/mock``; here because every call's options hold one)."""
+
+    response: str | BaseException | ModelResponse | None = None
+    latency: float = 0.0
+    chunk_delay: float = 0.0
+    tool_calls: tuple[ToolCall, ...] | None = None
 
 
 @attrs.frozen

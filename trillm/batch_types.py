@@ -22,7 +22,8 @@ from typing import Any
 import attrs
 
 from . import errors
-from .types import HIDDEN, ModelResponse, Record, record
+from ._records import HIDDEN, Record, record
+from .types import ModelResponse
 
 __all__ = [
     "RUNNING",

@@ -16,60 +16,56 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, overload
 
-import attrs
 import trio
 
-from . import _count_tokens, _fanout, errors
+from . import errors, types
 from ._call import CHAT, EMBEDDINGS, IMAGES, MODELS, SPEECH, TRANSCRIPTION, Call, Pipeline
-from ._files import SpeechResponse, load_file
 from ._options import ClientDefaults, call_options, check_messages, retries, seconds
 from ._outside import run_outside_trio_with
 from ._outside import trio_or_bridge as _trio_or_bridge
-from ._response_stream import ResponseStream
-from ._responses import ResponseStreamOpener, prepare_responses
-from ._stream import AudioStream, Stream
 from ._transport import Transport
-from .batch import Batches
-from .hooks import Observer
-from .response_types import Response
 from .retry import RetryPolicy
 from .routing import rate_limit_keys
-from .types import (
-    ChatRequest,
-    EmbeddingRequest,
-    EmbeddingResponse,
-    ImageRequest,
-    ImageResponse,
-    ModelList,
-    ModelResponse,
-    ModelsRequest,
-    SpeechRequest,
-    TranscriptionRequest,
-    TranscriptionResponse,
-)
-from .usage import ModelTotals, Prices, UsageTotals
+from .types import ChatRequest, ModelResponse
 
 if TYPE_CHECKING:
     import httpx
 
+    from ._files import SpeechResponse
+    from ._response_stream import ResponseStream
+    from ._responses import ResponseStreamOpener
+    from ._statistics import ClientStatistics as ClientStatistics
+    from ._stream import AudioStream, Stream
+    from .batch import Batches
     from .limits import RateLimit, RateStore
+    from .response_types import Response
     from .routing import Route
+    from .types import (
+        EmbeddingRequest,
+        EmbeddingResponse,
+        ImageRequest,
+        ImageResponse,
+        ModelList,
+        ModelsRequest,
+        SpeechRequest,
+        TranscriptionRequest,
+        TranscriptionResponse,
+    )
+    from .usage import ModelTotals, Prices
 
 __all__ = ["Client", "ClientStatistics", "StreamOpener", "run_outside_trio_with"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ClientStatistics":  # in _statistics, imported on first use
+        from ._statistics import ClientStatistics
+
+        return ClientStatistics
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _CLOSE_TIMEOUT = 10.0  # seconds closing the pool may take, even while being cancelled
 #: The most one response may hold, unless ``max_response_bytes=`` says otherwise.
 MAX_RESPONSE_BYTES = 256 * 2**20
-
-
-@attrs.frozen
-class ClientStatistics:
-    """A snapshot of what a Client holds, to check that nothing leaked."""
-
-    requests_in_flight: int
-    open_streams: int
-    idle_connections: int
-    active_connections: int
 
 
 class Client:
@@ -127,6 +123,9 @@ class Client:
     ) -> None:
         observer = None
         if hooks or prices is not None:  # else nothing observes: the pipeline's one check
+            from .hooks import Observer  # only with hooks or prices: keeps `import trillm` cheap
+            from .usage import UsageTotals
+
             observer = Observer(list(hooks or ()), prices,
                                 UsageTotals() if prices is not None else None)
         self._defaults = ClientDefaults(
@@ -230,6 +229,8 @@ class Client:
         if pipeline.transport is not None:
             t = pipeline.transport.statistics()
             idle, active = t.idle_connections, t.active_connections
+        from ._statistics import ClientStatistics  # imported with the first snapshot
+
         return ClientStatistics(pipeline.in_flight, pipeline.open_streams, idle, active)
 
     def usage_totals(self) -> dict[str, ModelTotals]:
@@ -291,8 +292,11 @@ class Client:
         answer offline (``providers/mock.py``).
         """
         params = dict(params)
-
-        def prepare() -> list[Call]:
+        # The options are settled here rather than in prepare(), so that its closure holds
+        # 8 cells rather than 21 (memory per request in flight); a refusal is raised from
+        # prepare(), as before, after the pipeline's checkpoint.
+        refused: Exception | None = None
+        try:
             options = call_options(
                 self._defaults, params, timeout=timeout, deadline=deadline,
                 idle_timeout=idle_timeout, max_retries=max_retries, retry=retry,
@@ -301,6 +305,12 @@ class Client:
                 mock_latency=mock_latency, mock_chunk_delay=mock_chunk_delay,
                 mock_tool_calls=mock_tool_calls,
             )
+        except Exception as exc:  # noqa: BLE001 - raised again by prepare()
+            refused = exc
+
+        def prepare() -> list[Call]:
+            if refused is not None:
+                raise refused
             msgs = check_messages(messages)
             drop_params = bool(params.pop("drop_params", False))
 
@@ -369,6 +379,8 @@ class Client:
                  "text_format": text_format, "max_output_tokens": max_output_tokens,
                  "reasoning": reasoning, "previous_response_id": previous_response_id,
                  "store": store}
+        from ._responses import prepare_responses  # the Responses API: loaded on first use
+
         return await self._pipeline.run(functools.partial(  # type: ignore[no-any-return]
             prepare_responses, self._pipeline, self._defaults, model, input, stream=stream,
             named=named, kwargs=kwargs))
@@ -378,6 +390,8 @@ class Client:
     ) -> ResponseStreamOpener:
         """``async with client.responses_stream(model, input) as stream:`` — the stream is
         open inside the block and closed when it is left.  Keywords of :meth:`aresponses`."""
+        from ._responses import ResponseStreamOpener
+
         return ResponseStreamOpener(lambda: self, model, input, kwargs)
 
     # -------------------------------------------------------------- many at once
@@ -399,6 +413,8 @@ class Client:
         request's place holds its exception instead.  ``progress(done, total)``
         is called as each request finishes.
         """
+        from . import _fanout
+
         return await _fanout.abatch_completion(
             self.acompletion, requests, limit=limit, return_exceptions=return_exceptions,
             progress=progress,
@@ -409,6 +425,8 @@ class Client:
         self, *, models: Sequence[str], messages: Sequence[Mapping[str, Any]], **kwargs: Any
     ) -> ModelResponse:
         """Ask every model at once; the first answer wins and the others are cancelled."""
+        from . import _fanout
+
         return await _fanout.abatch_completion_models(
             self.acompletion, models=models, messages=messages, **kwargs
         )
@@ -419,6 +437,8 @@ class Client:
         return_exceptions: bool = False, **kwargs: Any,
     ) -> list[Any]:
         """Every model's answer to the same messages, in the order of *models*."""
+        from . import _fanout
+
         return await _fanout.abatch_completion_models_all_responses(
             self.acompletion, models=models, messages=messages, return_exceptions=return_exceptions,
             **kwargs,
@@ -428,6 +448,8 @@ class Client:
     def batches(self) -> Batches:
         """The providers' batch APIs on this Client: ``submit``, ``status``, ``cancel``,
         ``wait``, ``results`` (:class:`trillm.batch.Batches`)."""
+        from .batch import Batches  # the batch APIs: loaded on first use
+
         return Batches(self._pipeline, self._defaults)
     @_trio_or_bridge
     async def acount_tokens(
@@ -439,6 +461,8 @@ class Client:
         *model*, counted by its provider's endpoint (openai, anthropic, gemini; ``mock/``
         counts words).  A server without one: ``NotFoundError``.  Options as for
         :meth:`acompletion` (``api_key``, ``api_base``, ``timeout``, ``hooks``, ...)."""
+        from . import _count_tokens
+
         return await _count_tokens.acount_tokens(
             self._pipeline, self._defaults, model, messages, tools=tools, system=system,
             kwargs=kwargs)
@@ -487,7 +511,7 @@ class Client:
             def batches(route: Route, provider: Any) -> list[EmbeddingRequest]:
                 size = provider.embedding_batch_size
                 return [
-                    EmbeddingRequest(route.provider, route.model, texts[start:start + size],
+                    types.EmbeddingRequest(route.provider, route.model, texts[start:start + size],
                                      params, options.extra_body, options.headers, start)
                     for start in range(0, len(texts), size)
                 ]
@@ -537,7 +561,7 @@ class Client:
                 raise errors.BadRequestError(f"n must be an int >= 1, not {n!r}")
 
             def request(route: Route, provider: Any) -> list[ImageRequest]:
-                return [ImageRequest(route.provider, route.model, prompt, params,
+                return [types.ImageRequest(route.provider, route.model, prompt, params,
                                      options.extra_body, options.headers)]
 
             return self._pipeline.prepare(IMAGES, model, options, request)
@@ -580,10 +604,12 @@ class Client:
                 api_version=api_version, headers=headers, extra_headers=extra_headers,
                 extra_body=extra_body, mock_response=mock_response, mock_latency=mock_latency,
             )
+            from ._files import load_file
+
             loaded = await load_file(file)  # read whole before the first attempt
 
             def request(route: Route, provider: Any) -> list[TranscriptionRequest]:
-                return [TranscriptionRequest(route.provider, route.model, loaded, params,
+                return [types.TranscriptionRequest(route.provider, route.model, loaded, params,
                                              options.extra_body, options.headers)]
 
             return self._pipeline.prepare(TRANSCRIPTION, model, options, request)
@@ -636,7 +662,7 @@ class Client:
                 raise errors.BadRequestError("voice must be given, e.g. voice='alloy'")
 
             def request(route: Route, provider: Any) -> list[SpeechRequest]:
-                return [SpeechRequest(route.provider, route.model, input, params,
+                return [types.SpeechRequest(route.provider, route.model, input, params,
                                       options.extra_body, options.headers)]
 
             kind = "bytes" if stream else None
@@ -666,7 +692,7 @@ class Client:
             )
 
             def request(route: Route, _: Any) -> list[ModelsRequest]:
-                return [ModelsRequest(route.provider, route.model, {}, None, options.headers)]
+                return [types.ModelsRequest(route.provider, route.model, {}, None, options.headers)]
 
             return self._pipeline.prepare(MODELS, f"{provider}/*", options, request)
 

@@ -82,13 +82,15 @@ SECRET_HEADERS = frozenset(
 )
 
 # `key=...` in URLs and messages (Gemini), bearer tokens, and the usual key shapes
-# (sk-..., sk-ant-..., AIza...) even when we were not told the key.
-_SECRET_PATTERNS = re.compile(
+# (sk-..., sk-ant-..., AIza...) even when we were not told the key.  Compiled on first use
+# (about 5% of `import trillm`'s own time otherwise), then kept.
+_SECRET_SOURCE = (
     r"(?i)(?<=[?&]key=)[^&\s'\"]+"
     r"|(?i:(?<=bearer )[A-Za-z0-9._~+/=-]{8,})"
     r"|\bsk-[A-Za-z0-9_-]{8,}"
     r"|\bAIza[A-Za-z0-9_-]{20,}"
 )
+_secret_patterns: list[re.Pattern[str]] = []
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -102,7 +104,9 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
             for form in _written_forms(secret):
                 if form in text:
                     text = text.replace(form, REDACTED)
-    return _SECRET_PATTERNS.sub(REDACTED, text)
+    if not _secret_patterns:
+        _secret_patterns.append(re.compile(_SECRET_SOURCE))
+    return _secret_patterns[0].sub(REDACTED, text)
 
 
 # Characters that one of the escaped forms below writes differently.

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from .types import HIDDEN, Record, record
+from ._records import HIDDEN, Record, record
 
 __all__ = [
     "OutputItem",

@@ -22,7 +22,6 @@ traffic.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import types
 import urllib.parse
@@ -256,6 +255,8 @@ def _rate_limit_key(key: str, api_base: str | None) -> str:
             raise ValueError(f"rate_limits key {key!r}: {exc.message}") from None
     else:
         return f"{route.provider}/{route.model}"
+    import difflib  # only for this error's suggestion: keeps `import trillm` cheap
+
     near = difflib.get_close_matches(lowered, sorted(known), n=1)
     did_you_mean = f" (did you mean {near[0]!r}?)" if near else ""
     if slash:

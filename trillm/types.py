@@ -15,8 +15,8 @@ response headers; neither is part of the mapping view.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, TypeVar, cast
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -47,71 +47,47 @@ __all__ = [
     "ModelList",
 ]
 
-_R = TypeVar("_R", bound="_Record")
-_HIDDEN = {"hidden": True}
+from ._records import HIDDEN as _HIDDEN
+from ._records import Record as _Record
+from ._records import Usage as Usage
+from ._records import record as _record
+
+if TYPE_CHECKING:
+    from ._beyond_chat import Embedding as Embedding
+    from ._beyond_chat import EmbeddingRequest as EmbeddingRequest
+    from ._beyond_chat import EmbeddingResponse as EmbeddingResponse
+    from ._beyond_chat import ImageObject as ImageObject
+    from ._beyond_chat import ImageRequest as ImageRequest
+    from ._beyond_chat import ImageResponse as ImageResponse
+    from ._beyond_chat import ModelInfo as ModelInfo
+    from ._beyond_chat import ModelList as ModelList
+    from ._beyond_chat import ModelsRequest as ModelsRequest
+    from ._beyond_chat import SpeechRequest as SpeechRequest
+    from ._beyond_chat import TranscriptionRequest as TranscriptionRequest
+    from ._beyond_chat import TranscriptionResponse as TranscriptionResponse
+
+# The records of the other operations (embeddings, images, audio, model lists) live in
+# `_beyond_chat` and are imported on first use: every attrs class costs a compile at
+# import, and a chat call needs none of them.
+_BEYOND_CHAT = frozenset({
+    "Embedding", "EmbeddingRequest", "EmbeddingResponse", "ImageObject", "ImageRequest",
+    "ImageResponse", "ModelInfo", "ModelList", "ModelsRequest", "SpeechRequest",
+    "TranscriptionRequest", "TranscriptionResponse",
+})
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, _Record):
-        return value.to_dict()
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+def __getattr__(name: str) -> Any:
+    if name not in _BEYOND_CHAT:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import _beyond_chat
+
+    value = getattr(_beyond_chat, name)
+    globals()[name] = value
     return value
 
 
-class _Record(Mapping[str, Any]):
-    """Read-only mapping view over the public, non-None fields of an attrs record."""
-
-    __slots__ = ()
-    _keys: ClassVar[tuple[str, ...]] = ()
-    _keyset: ClassVar[frozenset[str]] = frozenset()
-
-    def __getitem__(self, key: str) -> Any:
-        if key in self._keyset:
-            value = getattr(self, key)
-            if value is not None:
-                return value
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return (k for k in self._keys if getattr(self, k) is not None)
-
-    def __len__(self) -> int:
-        return sum(1 for k in self._keys if getattr(self, k) is not None)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._keyset and getattr(self, key) is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data: nested records become dicts, tuples lists; None omitted."""
-        out: dict[str, Any] = {}
-        for k in self._keys:
-            v = getattr(self, k)
-            if v is not None:
-                out[k] = _plain(v)
-        return out
-
-
-def _record(cls: type[_R]) -> type[_R]:
-    """Index the public fields of *cls*, a frozen attrs class.
-
-    Used as ``@_record`` above ``@attrs.frozen`` (not calling ``attrs.frozen``
-    itself), so that mypy's attrs plugin sees every record's fields.
-    """
-    fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(cast(Any, cls))
-    keys = tuple(f.name for f in fields if not f.metadata.get("hidden"))
-    cls._keys = keys
-    cls._keyset = frozenset(keys)
-    return cls
-
-
-#: The record base, its field indexer and the metadata of a field kept out of the Mapping
-#: view, for the records of other modules (``response_types``).
-Record = _Record
-record = _record
-HIDDEN = _HIDDEN
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _BEYOND_CHAT)
 
 
 # ---------------------------------------------------------------- complete answers
@@ -178,18 +154,6 @@ class Choice(_Record):
     message: Message
     finish_reason: str | None = None
     logprobs: Any = None
-
-
-@_record
-@attrs.frozen
-class Usage(_Record):
-    """Token counts; the ``*_details`` hold provider breakdowns (cache, reasoning)."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    prompt_tokens_details: Mapping[str, Any] | None = None
-    completion_tokens_details: Mapping[str, Any] | None = None
 
 
 @_record
@@ -285,98 +249,6 @@ class StreamChunk(_Record):
     raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
 
 
-# ---------------------------------------------------------------- embeddings
-
-
-@_record
-@attrs.frozen
-class Embedding(_Record):
-    """One input's vector; ``index`` is the input's position."""
-
-    index: int
-    embedding: tuple[float, ...]
-    object: str = "embedding"
-
-
-@_record
-@attrs.frozen
-class EmbeddingResponse(_Record):
-    """Vectors for every input, in input order (``data[i].embedding``)."""
-
-    data: tuple[Embedding, ...]
-    model: str
-    usage: Usage | None = None
-    object: str = "list"
-    #: What the answer cost at the Client's ``prices=`` (as on ModelResponse).
-    cost: float | None = attrs.field(default=None, kw_only=True)
-    raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
-
-
-# ---------------------------------------------------------------- images
-
-
-@_record
-@attrs.frozen
-class ImageObject(_Record):
-    """One generated image: a ``url`` or base64 data (``b64_json``), per ``response_format``."""
-
-    url: str | None = None
-    b64_json: str | None = None
-    revised_prompt: str | None = None
-
-
-@_record
-@attrs.frozen
-class ImageResponse(_Record):
-    """Generated images (``data[i].url`` or ``data[i].b64_json``)."""
-
-    created: int
-    data: tuple[ImageObject, ...]
-    usage: Any = None
-    raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
-
-
-# ---------------------------------------------------------------- audio
-
-
-@_record
-@attrs.frozen
-class TranscriptionResponse(_Record):
-    """A transcription: ``text``, plus ``language``, ``duration`` and ``segments`` when asked
-    (``response_format="verbose_json"``)."""
-
-    text: str
-    language: str | None = None
-    duration: float | None = None
-    segments: Any = None
-    words: Any = None
-    raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
-
-
-# ---------------------------------------------------------------- models
-
-
-@_record
-@attrs.frozen
-class ModelInfo(_Record):
-    """One model a server offers (``id``; ``created`` and ``owned_by`` when it says)."""
-
-    id: str
-    created: int = 0
-    owned_by: str = ""
-    object: str = "model"
-
-
-@_record
-@attrs.frozen
-class ModelList(_Record):
-    """The models a server offers, as ``GET /models`` lists them (``data[i].id``)."""
-
-    data: tuple[ModelInfo, ...]
-    object: str = "list"
-    raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
-
-
 # ---------------------------------------------------------------- requests
 
 
@@ -398,63 +270,3 @@ class ChatRequest:
     extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
     #: Drop parameters the provider cannot take instead of refusing them (LiteLLM's flag).
     drop_params: bool = False
-
-
-@attrs.frozen
-class EmbeddingRequest:
-    """One embeddings request: *inputs* (one provider-sized batch), the first at *offset*."""
-
-    provider: str
-    model: str
-    inputs: tuple[str, ...]
-    params: Mapping[str, Any] = attrs.field(factory=dict)
-    extra_body: Mapping[str, Any] | None = None
-    extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
-    offset: int = 0
-
-
-@attrs.frozen
-class ImageRequest:
-    """One image-generation request for *prompt* (``n``, ``size``, ... in *params*)."""
-
-    provider: str
-    model: str
-    prompt: str
-    params: Mapping[str, Any] = attrs.field(factory=dict)
-    extra_body: Mapping[str, Any] | None = None
-    extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
-
-
-@attrs.frozen
-class TranscriptionRequest:
-    """One transcription request: *file* is ``(filename, bytes, content type)``, read whole."""
-
-    provider: str
-    model: str
-    file: tuple[str, bytes, str] = attrs.field(repr=False)
-    params: Mapping[str, Any] = attrs.field(factory=dict)
-    extra_body: Mapping[str, Any] | None = None
-    extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
-
-
-@attrs.frozen
-class SpeechRequest:
-    """One text-to-speech request for *input* (``voice``, ``response_format``, ... in *params*)."""
-
-    provider: str
-    model: str
-    input: str
-    params: Mapping[str, Any] = attrs.field(factory=dict)
-    extra_body: Mapping[str, Any] | None = None
-    extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
-
-
-@attrs.frozen
-class ModelsRequest:
-    """A request for the list of models a server offers; *model* is only what routed it."""
-
-    provider: str
-    model: str
-    params: Mapping[str, Any] = attrs.field(factory=dict)
-    extra_body: Mapping[str, Any] | None = None
-    extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)

@@ -12,13 +12,16 @@ with the deployment as the body's ``model``.  The API version comes from
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from ..response_types import ResponsesRequest
 from ..types import ChatRequest, EmbeddingRequest
 from .base import AnyRequest, ProviderConfig
 from .openai import OpenAIProvider
-from .openai_batch import AZURE_BATCHES
+
+if TYPE_CHECKING:
+    from ..response_types import ResponsesRequest
+    from .openai_batch import OpenAIBatches
 
 __all__ = ["DEFAULT_API_VERSION", "PROVIDER", "AzureProvider"]
 
@@ -34,8 +37,13 @@ class AzureProvider(OpenAIProvider):
     name = "azure"
     #: Azure serves images and audio at other paths, not offered here yet.
     operations = frozenset({"chat", "embeddings", "responses", "batch"})
-    #: The Batch API at ``{base}/openai/files`` and ``{base}/openai/batches``.
-    batches = AZURE_BATCHES
+
+    @property
+    def batches(self) -> OpenAIBatches:
+        """The Batch API at ``{base}/openai/files`` and ``{base}/openai/batches``."""
+        from .openai_batch import AZURE_BATCHES
+
+        return AZURE_BATCHES
 
     def chat_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
         """The deployment's chat-completions URL, with its ``api-version``."""

@@ -12,27 +12,29 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from .. import errors
 from .._wire import HTTPRequestSpec, ProviderConfig, StreamParser
-from ..response_types import ResponsesRequest
 from ..retry import parse_retry_after
-from ..types import (
-    ChatRequest,
-    EmbeddingRequest,
-    ImageRequest,
-    ModelsRequest,
-    SpeechRequest,
-    TranscriptionRequest,
-)
 
 if TYPE_CHECKING:
-    from ..types import ModelResponse
+    from ..response_types import ResponsesRequest
+    from ..types import (
+        ChatRequest,
+        EmbeddingRequest,
+        ImageRequest,
+        ModelResponse,
+        ModelsRequest,
+        SpeechRequest,
+        TranscriptionRequest,
+    )
 
-#: The request record of any operation (each has provider, model, params, extra_*).
-AnyRequest = (ChatRequest | EmbeddingRequest | ImageRequest | TranscriptionRequest
-              | SpeechRequest | ModelsRequest | ResponsesRequest)
+#: The request record of any operation (each has provider, model, params, extra_*); for
+#: annotations only (a string, so that the records beyond chat stay unimported).
+AnyRequest: TypeAlias = (
+    "ChatRequest | EmbeddingRequest | ImageRequest | TranscriptionRequest | SpeechRequest"
+    " | ModelsRequest | ResponsesRequest")
 
 __all__ = [
     "AnyRequest",

@@ -51,7 +51,7 @@ from typing import Any
 import attrs
 
 from .. import errors
-from .._wire import HTTPRequestSpec, LocalAnswer
+from .._wire import HTTPRequestSpec, LocalAnswer, MockOptions
 from ..response_types import ResponsesRequest
 from ..types import (
     EMPTY_STREAM_CHOICES,
@@ -93,16 +93,6 @@ _WORDS = re.compile(r"\s*\S+")
 # Answers carry no headers (a mock stream's .headers stays empty), except speech's type.
 _JSON: tuple[tuple[str, str], ...] = ()
 _SSE: tuple[tuple[str, str], ...] = ()
-
-
-@attrs.frozen
-class MockOptions:
-    """The mock knobs of one call: what to answer (or raise) and how slowly."""
-
-    response: str | BaseException | ModelResponse | None = None
-    latency: float = 0.0
-    chunk_delay: float = 0.0
-    tool_calls: tuple[ToolCall, ...] | None = None
 
 
 def _seconds(name: str, value: Any) -> float:

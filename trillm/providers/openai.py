@@ -32,43 +32,26 @@ import base64
 import json
 import sys
 from array import array
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-from .. import errors
+from .. import errors, types
 from .._json import loads as _loads
-from ..response_types import Response, ResponseEvent, ResponsesRequest
-from ..sse import SSEEvent
-from ..structured import response_format_body
 from ..types import (
     EMPTY_STREAM_CHOICES,
     ChatRequest,
     Choice,
     Delta,
-    Embedding,
-    EmbeddingRequest,
-    EmbeddingResponse,
     FunctionCall,
     FunctionDelta,
-    ImageObject,
-    ImageRequest,
-    ImageResponse,
     Message,
-    ModelInfo,
-    ModelList,
     ModelResponse,
-    ModelsRequest,
-    SpeechRequest,
     StreamChoice,
     StreamChunk,
     ToolCall,
     ToolCallDelta,
-    TranscriptionRequest,
-    TranscriptionResponse,
     Usage,
 )
-from . import openai_render as _render
-from . import openai_responses_render as _responses_render
 from .base import (
     AnyRequest,
     HTTPRequestSpec,
@@ -81,14 +64,23 @@ from .base import (
     unexpected_answer,
     with_extra_headers,
 )
-from .openai_batch import OPENAI_BATCHES, OpenAIBatches
-from .openai_responses import (
-    ResponsesStreamParser,
-    build_responses,
-    not_found_message,
-    parse_responses,
-    parse_responses_as_events,
-)
+
+if TYPE_CHECKING:
+    from ..response_types import Response, ResponseEvent, ResponsesRequest
+    from ..sse import SSEEvent
+    from ..types import (
+        EmbeddingRequest,
+        EmbeddingResponse,
+        ImageRequest,
+        ImageResponse,
+        ModelList,
+        ModelsRequest,
+        SpeechRequest,
+        TranscriptionRequest,
+        TranscriptionResponse,
+    )
+    from .openai_batch import OpenAIBatches
+    from .openai_responses import ResponsesStreamParser
 
 __all__ = ["PROVIDER", "OpenAIProvider", "OpenAIStreamParser", "error_from_body", "parse_usage"]
 
@@ -393,21 +385,98 @@ class OpenAIProvider:
     name = "openai"
     operations = frozenset({"chat", "embeddings", "images", "transcription", "speech", "models",
                             "responses", "batch", "count_tokens"})
-    #: The Batch API's translation (openai_batch): files, batches, result lines.
-    batches: OpenAIBatches = OPENAI_BATCHES
     # The inverse of the parse steps (openai_render), for the test kit.
-    render_chat = staticmethod(_render.render_chat)
-    render_chat_stream = staticmethod(_render.render_chat_stream)
-    render_error = staticmethod(_render.render_error)
-    render_stream_error = staticmethod(_render.render_stream_error)
-    render_embedding = staticmethod(_render.render_embedding)
-    render_image = staticmethod(_render.render_image)
-    render_transcription = staticmethod(_render.render_transcription)
-    render_models = staticmethod(_render.render_models)
-    render_responses = staticmethod(_responses_render.render_responses)
-    render_responses_stream = staticmethod(_responses_render.render_responses_stream)
-    render_responses_stream_error = staticmethod(
-        _responses_render.render_responses_stream_error)
+    # (openai_render is imported on first use: only the mock and the test kit render.)
+
+    @staticmethod
+    def render_chat(response: ModelResponse) -> bytes:
+        """``openai_render.render_chat``."""
+        from . import openai_render
+
+        return openai_render.render_chat(response)
+
+    @staticmethod
+    def render_chat_stream(chunks: Iterable[StreamChunk], *, end: bool = True) -> list[bytes]:
+        """``openai_render.render_chat_stream``."""
+        from . import openai_render
+
+        return openai_render.render_chat_stream(chunks, end=end)
+
+    @staticmethod
+    def render_error(status: int, message: str, *, kind: str | None = None,
+                     code: str | None = None) -> bytes:
+        """``openai_render.render_error``."""
+        from . import openai_render
+
+        return openai_render.render_error(status, message, kind=kind, code=code)
+
+    @staticmethod
+    def render_stream_error(status: int, message: str, *, kind: str | None = None,
+                            code: str | None = None) -> bytes:
+        """``openai_render.render_stream_error``."""
+        from . import openai_render
+
+        return openai_render.render_stream_error(status, message, kind=kind, code=code)
+
+    @staticmethod
+    def render_embedding(response: EmbeddingResponse) -> bytes:
+        """``openai_render.render_embedding``."""
+        from . import openai_render
+
+        return openai_render.render_embedding(response)
+
+    @staticmethod
+    def render_image(response: ImageResponse) -> bytes:
+        """``openai_render.render_image``."""
+        from . import openai_render
+
+        return openai_render.render_image(response)
+
+    @staticmethod
+    def render_transcription(response: TranscriptionResponse,
+                             response_format: str = "json") -> bytes:
+        """``openai_render.render_transcription``."""
+        from . import openai_render
+
+        return openai_render.render_transcription(response, response_format)
+
+    @staticmethod
+    def render_models(models: ModelList) -> bytes:
+        """``openai_render.render_models``."""
+        from . import openai_render
+
+        return openai_render.render_models(models)
+
+    # The Responses API's and the Batch API's parts are imported on first use, to keep
+    # `import trillm` cheap: a chat call needs neither.
+
+    @property
+    def batches(self) -> OpenAIBatches:
+        """The Batch API's translation (openai_batch): files, batches, result lines."""
+        from .openai_batch import OPENAI_BATCHES
+
+        return OPENAI_BATCHES
+
+    @staticmethod
+    def render_responses(response: Response) -> bytes:
+        """``openai_responses_render.render_responses``."""
+        from .openai_responses_render import render_responses
+
+        return render_responses(response)
+
+    @staticmethod
+    def render_responses_stream(*args: Any, **kwargs: Any) -> Any:
+        """``openai_responses_render.render_responses_stream``."""
+        from .openai_responses_render import render_responses_stream
+
+        return render_responses_stream(*args, **kwargs)
+
+    @staticmethod
+    def render_responses_stream_error(*args: Any, **kwargs: Any) -> Any:
+        """``openai_responses_render.render_responses_stream_error``."""
+        from .openai_responses_render import render_responses_stream_error
+
+        return render_responses_stream_error(*args, **kwargs)
 
     def chat_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
         """The chat-completions endpoint for *cfg*'s base URL."""
@@ -428,6 +497,8 @@ class OpenAIProvider:
         body.update(req.params)
         fmt = body.get("response_format")
         if fmt is not None:  # a model class becomes OpenAI's json_schema form
+            from ..structured import response_format_body  # (imported on first use)
+
             body.update(response_format_body(fmt, "openai", provider=req.provider,
                                              model=req.model))
         if req.stream:
@@ -489,6 +560,8 @@ class OpenAIProvider:
 
     def build_responses(self, req: ResponsesRequest, cfg: ProviderConfig) -> HTTPRequestSpec:
         """``POST .../responses``; every parameter passes through unchanged."""
+        from .openai_responses import build_responses
+
         return build_responses(req, cfg, url=self.responses_url(req, cfg),
                                headers=self._headers(req, cfg))
 
@@ -497,6 +570,8 @@ class OpenAIProvider:
         headers: Mapping[str, str] | None = None,
     ) -> Response:
         """A 2xx Responses API body as a :class:`~trillm.response_types.Response`."""
+        from .openai_responses import parse_responses
+
         return parse_responses(body, req, cfg, headers)
 
     def parse_responses_as_events(
@@ -504,12 +579,16 @@ class OpenAIProvider:
         headers: Mapping[str, str] | None = None,
     ) -> tuple[ResponseEvent, ...]:
         """A whole answer to a stream request, as the terminal event a stream ends with."""
+        from .openai_responses import parse_responses_as_events
+
         return parse_responses_as_events(body, req, cfg, headers)
 
     def responses_stream_parser(
         self, req: ResponsesRequest, cfg: ProviderConfig | None = None
     ) -> ResponsesStreamParser:
         """A fresh parser for one streamed response."""
+        from .openai_responses import ResponsesStreamParser
+
         return ResponsesStreamParser(req, cfg)
 
     # ---------------------------------------------------------- embeddings
@@ -564,11 +643,12 @@ class OpenAIProvider:
                     raise unexpected_answer(req, body, secrets, f"embeddings: {why}")
                 items.sort(key=lambda d: d["index"])
             vectors = tuple(
-                Embedding(offset + i, _vector(item["embedding"])) for i, item in enumerate(items)
+                types.Embedding(offset + i, _vector(item["embedding"]))
+                for i, item in enumerate(items)
             )
             u = data.get("usage")
-            return EmbeddingResponse(vectors, data.get("model") or req.model,
-                                     parse_usage(u) if u else None, raw=data)
+            return types.EmbeddingResponse(vectors, data.get("model") or req.model,
+                                           parse_usage(u) if u else None, raw=data)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise unexpected_answer(req, body, secrets, f"embeddings: {exc!r}") from exc
 
@@ -593,10 +673,11 @@ class OpenAIProvider:
         data = loads_json(body, provider=req.provider, model=req.model, secrets=secrets)
         try:
             images = tuple(
-                ImageObject(d.get("url"), d.get("b64_json"), d.get("revised_prompt"))
+                types.ImageObject(d.get("url"), d.get("b64_json"), d.get("revised_prompt"))
                 for d in data["data"]
             )
-            return ImageResponse(data.get("created") or 0, images, data.get("usage"), raw=data)
+            return types.ImageResponse(data.get("created") or 0, images, data.get("usage"),
+                                       raw=data)
         except (AttributeError, KeyError, TypeError) as exc:
             raise unexpected_answer(req, body, secrets, f"images: {exc!r}") from exc
 
@@ -623,13 +704,14 @@ class OpenAIProvider:
     ) -> TranscriptionResponse:
         """JSON answers (``json``, ``verbose_json``) or plain text (``text``, ``srt``, ``vtt``)."""
         if req.params.get("response_format") in ("text", "srt", "vtt"):
-            return TranscriptionResponse(body.decode("utf-8", "replace"))
+            return types.TranscriptionResponse(body.decode("utf-8", "replace"))
         secrets = cfg.secrets if cfg is not None else ()
         data = loads_json(body, provider=req.provider, model=req.model, secrets=secrets)
         if type(data) is not dict or not isinstance(data.get("text"), str):
             raise unexpected_answer(req, body, secrets, "not a transcription")
-        return TranscriptionResponse(data["text"], data.get("language"), data.get("duration"),
-                                     data.get("segments"), data.get("words"), raw=data)
+        return types.TranscriptionResponse(data["text"], data.get("language"),
+                                           data.get("duration"), data.get("segments"),
+                                           data.get("words"), raw=data)
 
     def build_speech(self, req: SpeechRequest, cfg: ProviderConfig) -> HTTPRequestSpec:
         """``POST .../audio/speech`` (voice, response_format, speed, ... in ``req.params``)."""
@@ -661,13 +743,13 @@ class OpenAIProvider:
             raise unexpected_answer(req, body, secrets, "models: data is not a list")
         try:
             models = tuple(
-                ModelInfo(_model_id(item), item.get("created") or 0,
-                          item.get("owned_by") or "", item.get("object") or "model")
+                types.ModelInfo(_model_id(item), item.get("created") or 0,
+                                item.get("owned_by") or "", item.get("object") or "model")
                 for item in items
             )
         except (AttributeError, KeyError, TypeError) as exc:
             raise unexpected_answer(req, body, secrets, f"models: {exc!r}") from exc
-        return ModelList(models, data.get("object") or "list", raw=data)
+        return types.ModelList(models, data.get("object") or "list", raw=data)
 
     def _headers(self, req: AnyRequest, cfg: ProviderConfig) -> tuple[tuple[str, str], ...]:
         return with_extra_headers(self.auth_headers(cfg), req)
@@ -685,12 +767,22 @@ class OpenAIProvider:
         A 404 to a Responses API request says the server may have no Responses API.
         """
         message, code, kind = _error_fields(json_or_none(body))
-        if status == 404 and isinstance(req, ResponsesRequest):
+        if status == 404 and not isinstance(req, ChatRequest) and _is_responses_request(req):
+            from .openai_responses import not_found_message
+
             message = not_found_message(message, self.responses_url(req, cfg))
         return error_from_response(
             status, headers, body, provider=req.provider, model=req.model, cfg=cfg,
             message=message, code=code, err_type=kind,
         )
+
+
+def _is_responses_request(req: AnyRequest) -> TypeGuard[ResponsesRequest]:
+    """Whether *req* is a Responses API request (``response_types`` imported here: a chat
+    call's 404 is told apart before, without the Responses API's records)."""
+    from ..response_types import ResponsesRequest
+
+    return isinstance(req, ResponsesRequest)
 
 
 def _model_id(item: Mapping[str, Any]) -> str:

@@ -11,18 +11,13 @@ accumulate to the answer they were cut from.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..types import (
-    EMPTY_STREAM_CHOICES,
-    EmbeddingResponse,
-    ImageResponse,
-    ModelList,
-    ModelResponse,
-    StreamChunk,
-    TranscriptionResponse,
-)
+from ..types import EMPTY_STREAM_CHOICES, ModelResponse, StreamChunk
 from .render import dumps, sse_event
+
+if TYPE_CHECKING:
+    from ..types import EmbeddingResponse, ImageResponse, ModelList, TranscriptionResponse
 
 __all__ = [
     "render_chat",
