@@ -1,5 +1,12 @@
 """A scriptable HTTP/1.1 server on 127.0.0.1 for real-socket tests (trio + h11).
 
+For a provider's answers, streams, errors, hangs and cut connections, tests use the kit,
+``trillm.testing.FakeLLM`` (``fake.serve()`` on loopback, ``fake.transport()`` in memory).
+This server stays for the wire-level faults the kit does not model: keep-alive and
+connection counts (``Request.conn``, ``connections_opened``, ``close_idle_connections()``),
+``Connection: close``, a drop before or right after the headers or inside a body, bodies
+by hand (gzip, size limits, malformed framing) and standing in for a proxy.
+
 Use it with the real clock and a ``trio.fail_after`` guard, never with the
 autojump ``MockClock`` (DESIGN.md, "Tests")::
 
