@@ -1,5 +1,13 @@
 """A scriptable HTTP/1.1 server on 127.0.0.1 for real-socket tests (trio + h11).
 
+For a provider's answers, streams, errors, hangs and cut connections, tests use the kit,
+``trillm.testing.FakeLLM`` (``fake.serve()`` on loopback, ``fake.transport()`` in memory).
+This server stays for what the kit does not model: keep-alive and connection counts
+(``Request.conn``, ``connections_opened``, ``close_idle_connections()``), ``Connection:
+close``, standing in for a proxy, and the exact control of the framing that the socket
+tests of the Client and the transport rely on (test_client_sockets, test_transport,
+test_transport_bodies: chunked ends, gzip and oversized bodies).
+
 Use it with the real clock and a ``trio.fail_after`` guard, never with the
 autojump ``MockClock`` (DESIGN.md, "Tests")::
 

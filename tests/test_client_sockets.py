@@ -24,6 +24,7 @@ from tests.fakeserver import (
     openai_sse,
 )
 from trillm import errors
+from trillm.testing import FakeLLM
 
 MSGS = [{"role": "user", "content": "Hello"}]
 KEY = "sk-test-DISTINCTIVE-0123456789abcdef"
@@ -244,16 +245,11 @@ async def test_missing_key_fails_before_any_traffic(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.delenv("OPENAI_API_BASE", raising=False)
-    sent: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        sent.append(request)
-        return httpx.Response(200, json=openai_chat_json("no"))
-
-    async with trillm.Client(transport=httpx.MockTransport(handler)) as client:
+    fake = FakeLLM()
+    async with trillm.Client(transport=fake.transport()) as client:
         with pytest.raises(errors.AuthenticationError, match="OPENAI_API_KEY"):
             await client.acompletion("gpt-4o-mini", MSGS)
-    assert sent == []
+    assert fake.requests == []
 
 
 async def test_local_server_needs_no_key_and_gets_no_authorization(

@@ -21,6 +21,7 @@ import trio
 import trillm
 from tests.fakeserver import openai_chat_json
 from trillm import errors
+from trillm.testing import FakeLLM
 
 MSGS = [{"role": "user", "content": "Hello"}]
 GUARD = 10
@@ -113,8 +114,6 @@ async def test_one_ssl_context_per_client_built_once(monkeypatch: pytest.MonkeyP
     # Client builds one when it opens and every connection it makes shares it.
     import ssl
 
-    from tests.fakeserver import Reply, open_fake_server
-
     built: list[object] = []
     real = ssl.create_default_context
 
@@ -125,8 +124,10 @@ async def test_one_ssl_context_per_client_built_once(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(ssl, "create_default_context", counting)
     with trio.fail_after(GUARD):
-        async with open_fake_server(lambda r: Reply.json(openai_chat_json("hi"))) as server:
-            client = trillm.Client(api_base=server.base_url + "/v1", api_key="k")
+        fake = FakeLLM()
+        fake.on().reply("hi")
+        async with fake.serve() as url:
+            client = trillm.Client(api_base=url + "/v1", api_key="k")
             assert built == []  # nothing before it opens
             async with client:
                 assert len(built) == 1

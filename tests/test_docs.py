@@ -2,9 +2,9 @@
 
 Python blocks run as scripts (each calls ``trio.run`` or ``asyncio.run`` itself), or, when
 their first line is ``# test_<name>.py``, as pytest files in a pytest subprocess; scripts run with
-``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL`` and ``GEMINI_API_BASE`` pointing at a
-small fake server on 127.0.0.1 that answers in each provider's shape (a thread,
-real sockets, real clock), and ``trillm ...`` lines of
+``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL`` and ``GEMINI_API_BASE`` pointing at
+trillm.testing's FakeLLM on 127.0.0.1 answering in each provider's shape (served from a
+thread: real sockets, real clock), and ``trillm ...`` lines of
 ``sh`` blocks run through the CLI's ``main``.  ``pip`` and ``python3 -m venv``
 lines are what the README's set-up commands do, which CI runs itself.  Each Python block
 also runs with no key and no base URL set (offline, as a reader pastes it), unless a line next to
@@ -14,7 +14,6 @@ it says what it needs and how to run it offline.
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import logging
 import os
@@ -22,15 +21,15 @@ import re
 import shlex
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fake_openai import hang_guard
+from tests.fake_openai import hang_guard, serving_in_thread
 from tests.redis_server import NO_SERVER, RedisServer, server_binaries
 from trillm import cli
+from trillm.testing import FakeLLM, FakeRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -174,52 +173,40 @@ def _gemini(path: str) -> tuple[bytes, str]:
         "text/event-stream"
 
 
-class FakeProviders(http.server.BaseHTTPRequestHandler):
-    """OpenAI (chat, embeddings, images), Anthropic and Gemini answers, chosen by the path."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        if self.path.startswith("/v1/messages"):
-            payload, ctype = _anthropic(body)
-        elif self.path.startswith("/v1beta/models/"):
-            payload, ctype = _gemini(self.path)
-        elif self.path.endswith("/embeddings"):
-            payload, ctype = _openai_embeddings(body)
-        elif self.path.endswith("/images/generations"):
-            payload, ctype = _openai_images(body)
-        else:
-            payload, ctype = _openai(body)
-        self.send_response(200)
-        self.send_header("content-type", ctype)
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+def docs_answer(request: FakeRequest) -> bytes | list[bytes]:
+    """OpenAI (chat, embeddings, images), Anthropic and Gemini answers, chosen by the path:
+    a JSON body, or an SSE stream (a list of chunks)."""
+    body = json.loads(request.body)
+    if request.path.startswith("/v1/messages"):
+        payload, ctype = _anthropic(body)
+    elif request.path.startswith("/v1beta/models/"):
+        payload, ctype = _gemini(request.path)
+    elif request.path.endswith("/embeddings"):
+        payload, ctype = _openai_embeddings(body)
+    elif request.path.endswith("/images/generations"):
+        payload, ctype = _openai_images(body)
+    else:
+        payload, ctype = _openai(body)
+    return [payload] if ctype == "text/event-stream" else payload
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # the default 5 drops connections when many calls start at once
+def script_docs_providers(fake: FakeLLM) -> FakeLLM:
+    """Script *fake* as the docs' fake providers: a POST with a JSON body gets
+    :func:`docs_answer`, anything else a 501."""
+    fake.on(when=lambda r: r.parsed.method == "POST" and isinstance(r.parsed.json, dict)
+            ).respond(docs_answer)
+    fake.on().fail(501, body={"error": {"message": "the docs' fake providers answer JSON "
+                                                   "POSTs only"}})
+    return fake
 
 
 @contextlib.contextmanager
-def serve_fake_providers(
-    handler: type[http.server.BaseHTTPRequestHandler] | None = None,
-) -> Iterator[str]:
-    """A threaded fake provider server on 127.0.0.1; yields its base URL (no path)."""
-    server = _Server(("127.0.0.1", 0), handler or FakeProviders)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+def serve_fake_providers(fake: FakeLLM | None = None) -> Iterator[str]:
+    """*fake* (by default the docs' fake providers) served on 127.0.0.1 from a thread (its
+    own trio run: the examples run their own event loops); yields its base URL (no path)."""
+    with serving_in_thread(fake if fake is not None else
+                           script_docs_providers(FakeLLM())) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

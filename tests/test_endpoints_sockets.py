@@ -1,6 +1,7 @@
-"""Embeddings, images, transcription and speech against a fake server on 127.0.0.1
+"""Embeddings, images, transcription and speech against the kit's FakeLLM served on 127.0.0.1
 (real sockets, real clock, a fail_after guard): request shape on the wire, parsing, error
-mapping, timeouts, and the connection released when the caller cancels."""
+mapping, timeouts, and the connection released when the caller cancels.  The last test's
+server accepts a connection and never reads: a bare listener, not a fake LLM."""
 
 from __future__ import annotations
 
@@ -11,30 +12,33 @@ import pytest
 import trio
 
 import trillm
-from tests.fakeserver import Reply, Request, open_fake_server
 from trillm import errors
+from trillm.testing import FakeLLM, FakeRequest
 
 GUARD = 10
 AUDIO = b"RIFF" + bytes(range(256)) * 64  # 16 kB
 
 
-def handler(request: Request) -> Reply:
-    path = request.path
-    if path.endswith("/embeddings"):
-        inputs = request.json()["input"]
-        return Reply.json({"object": "list", "model": "e", "usage": {
-            "prompt_tokens": len(inputs), "total_tokens": len(inputs)},
-            "data": [{"index": i, "embedding": [float(len(t)), 0.0]}
-                     for i, t in enumerate(inputs)]})
-    if path.endswith("/images/generations"):
-        return Reply.json({"created": 1, "data": [{"url": "https://img/1.png"}]})
-    if path.endswith("/audio/transcriptions"):
-        ok = request.headers["content-type"].startswith("multipart/form-data")
-        text = f"{len(request.body)} bytes, whole: {AUDIO in request.body}, multipart: {ok}"
-        return Reply.json({"text": text})
-    if path.endswith("/audio/speech"):
-        return Reply(200, [("content-type", "audio/mpeg")], b"ID3-audio-bytes")
-    return Reply.json({"error": {"message": "no such route"}}, status=404)
+def _embeddings(request: FakeRequest) -> dict[str, Any]:
+    inputs = request.params["input"]
+    return {"object": "list", "model": "e", "usage": {
+        "prompt_tokens": len(inputs), "total_tokens": len(inputs)},
+        "data": [{"index": i, "embedding": [float(len(t)), 0.0]} for i, t in enumerate(inputs)]}
+
+
+def _transcription(request: FakeRequest) -> str:
+    ok = request.headers["content-type"].startswith("multipart/form-data")
+    return f"{len(request.body)} bytes, whole: {AUDIO in request.body}, multipart: {ok}"
+
+
+def endpoints() -> FakeLLM:
+    """Each endpoint's answer, made to measure from the request where it tells something."""
+    fake = FakeLLM(strict=True)
+    fake.on(operation="embeddings").respond(_embeddings)
+    fake.on(operation="images").respond({"created": 1, "data": [{"url": "https://img/1.png"}]})
+    fake.on(operation="transcription").reply(_transcription)
+    fake.on(operation="speech").respond(b"ID3-audio-bytes", headers={"content-type": "audio/mpeg"})
+    return fake
 
 
 def client_at(base: str, **kw: Any) -> trillm.Client:
@@ -42,18 +46,20 @@ def client_at(base: str, **kw: Any) -> trillm.Client:
 
 
 async def test_every_endpoint_over_the_wire() -> None:
+    fake = endpoints()
     with trio.fail_after(GUARD):
-        async with open_fake_server(handler) as server, client_at(server.base_url) as client:
+        async with fake.serve() as url, client_at(url) as client:
             emb = await client.aembedding("openai/text-embedding-3-small", ["a", "bb"])
             img = await client.aimage_generation("openai/dall-e-3", "a cat")
             tr = await client.atranscription("openai/whisper-1", AUDIO)
             sp = await client.aspeech("openai/tts-1", "hi", "alloy")
             assert client.statistics().active_connections == 0
+    fake.check()
     assert [e.embedding[0] for e in emb.data] == [1.0, 2.0]
     assert img.data[0].url == "https://img/1.png"
     assert tr.text.endswith("whole: True, multipart: True")
     assert sp.content == b"ID3-audio-bytes"
-    upload = next(r for r in server.requests if r.path.endswith("/audio/transcriptions"))
+    upload = next(r for r in fake.requests if r.path.endswith("/audio/transcriptions"))
     assert b'name="model"\r\n\r\nwhisper-1' in upload.body
 
 
@@ -62,12 +68,10 @@ async def test_every_endpoint_over_the_wire() -> None:
     (429, errors.RateLimitError), (500, errors.InternalServerError),
 ])
 async def test_errors_map_to_their_classes(status: int, cls: type[errors.APIError]) -> None:
-    def failing(request: Request) -> Reply:
-        return Reply.json({"error": {"message": f"status {status}"}}, status=status)
-
+    fake = FakeLLM()
+    fake.on().fail(status, body={"error": {"message": f"status {status}"}})
     with trio.fail_after(GUARD):
-        async with open_fake_server(failing) as server, \
-                client_at(server.base_url, max_retries=0) as client:
+        async with fake.serve() as url, client_at(url, max_retries=0) as client:
             for call in (
                 lambda: client.aembedding("openai/e", "x"),
                 lambda: client.aimage_generation("openai/dall-e-3", "x"),
@@ -76,47 +80,50 @@ async def test_errors_map_to_their_classes(status: int, cls: type[errors.APIErro
             ):
                 with pytest.raises(cls):
                     await call()
+    assert [r.operation for r in fake.requests] == [
+        "embeddings", "images", "transcription", "speech"]
 
 
 async def test_a_server_that_never_answers_times_out_and_the_connection_closes() -> None:
+    fake = FakeLLM()
+    fake.on().hang()
     with trio.fail_after(GUARD):
-        async with open_fake_server(lambda r: Reply(hang=True)) as server, \
-                client_at(server.base_url, max_retries=0) as client:
+        async with fake.serve() as url, client_at(url, max_retries=0) as client:
             with pytest.raises(errors.Timeout):
                 await client.atranscription("openai/whisper-1", AUDIO, timeout=0.3)
-            await server.wait_all_closed()
+            await fake.requests[0].wait_ended()  # the server saw the connection close
+            assert fake.requests[0].cancelled_by_client
             assert client.statistics().active_connections == 0
 
 
 async def test_caller_cancelling_an_upload_releases_the_connection() -> None:
     arrived = trio.Event()
 
-    async def slow(request: Request) -> Reply:
+    def arriving(request: FakeRequest) -> bool:
         arrived.set()
-        await trio.sleep_forever()
-        raise AssertionError
+        return True
 
+    fake = FakeLLM()
+    fake.on(when=arriving).hang()
     with trio.fail_after(GUARD):
-        async with open_fake_server(slow) as server, client_at(server.base_url) as client:
+        async with fake.serve() as url, client_at(url) as client:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(client.atranscription, "openai/whisper-1", AUDIO)
                 await arrived.wait()
                 nursery.cancel_scope.cancel()
-            await server.wait_all_closed()
+            await fake.requests[0].wait_ended()
+            assert fake.requests[0].cancelled_by_client
             stats = client.statistics()
             assert (stats.requests_in_flight, stats.active_connections) == (0, 0)
-    assert json.dumps(server.requests[0].headers).count("multipart") == 1
-
-
-def audio_stream_handler(request: Request) -> Reply:
-    chunks: list[bytes | float] = [b"ID3-part-1", 0.01, b"-part-2", 0.01, b"-part-3"]
-    return Reply(200, [("content-type", "audio/mpeg")], chunks=chunks)
+    assert json.dumps(dict(fake.requests[0].headers)).count("multipart") == 1
 
 
 async def test_streamed_speech_arrives_in_parts_and_closes(tmp_path: Any) -> None:
+    fake = FakeLLM()
+    fake.on(operation="speech").respond([b"ID3-part-1", b"-part-2", b"-part-3"],
+                                        headers={"content-type": "audio/mpeg"}, chunk_delay=0.01)
     with trio.fail_after(GUARD):
-        async with open_fake_server(audio_stream_handler) as server, \
-                client_at(server.base_url, max_concurrency=1) as client:
+        async with fake.serve() as url, client_at(url, max_concurrency=1) as client:
             audio = await client.aspeech("openai/tts-1", "hi", "alloy", stream=True)
             assert isinstance(audio, trillm.AudioStream)
             async with audio:
@@ -133,11 +140,11 @@ async def test_streamed_speech_arrives_in_parts_and_closes(tmp_path: Any) -> Non
 
 
 async def test_cancelling_a_streamed_download_releases_the_connection() -> None:
-    def endless(request: Request) -> Reply:
-        return Reply(200, [("content-type", "audio/mpeg")], chunks=[b"ID3-first"], no_end=True)
-
+    fake = FakeLLM()
+    fake.on(operation="speech").respond([b"ID3-first"], headers={"content-type": "audio/mpeg"},
+                                        then="hang")
     with trio.fail_after(GUARD):
-        async with open_fake_server(endless) as server, client_at(server.base_url) as client:
+        async with fake.serve() as url, client_at(url) as client:
             got = trio.Event()
 
             async def download() -> None:
@@ -151,7 +158,8 @@ async def test_cancelling_a_streamed_download_releases_the_connection() -> None:
                 nursery.start_soon(download)
                 await got.wait()
                 nursery.cancel_scope.cancel()
-            await server.wait_all_closed()
+            await fake.requests[0].wait_ended()
+            assert fake.requests[0].cancelled_by_client
             stats = client.statistics()
             assert (stats.open_streams, stats.active_connections) == (0, 0)
 

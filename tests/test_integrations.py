@@ -13,7 +13,7 @@ import httpx
 import pytest
 import trio
 
-from tests.fakeserver import Reply, Request, open_fake_server, openai_chat_json, openai_sse
+from trillm.testing import FakeLLM
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "integrations.md"
 GUARD = 15
@@ -46,10 +46,21 @@ async def read_two_events_then_disconnect(base: str, body: dict[str, Any]) -> li
     return [line.strip() for line in data.split(b"\n") if line.startswith(b"data: ")][:2]
 
 
-def upstream(request: Request) -> Reply:
-    if request.json().get("stream"):
-        return Reply.sse(openai_sse(["Hello", " there"])[:3], no_end=True)  # then it hangs
-    return Reply.json(openai_chat_json("Hello!"))
+def sse_chunk(delta: dict[str, Any]) -> bytes:
+    chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0,
+             "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": delta,
+                                                  "finish_reason": None}]}
+    return f"data: {json.dumps(chunk)}\n\n".encode()
+
+
+def upstream() -> FakeLLM:
+    """The upstream OpenAI: a plain answer, or a stream's first events and then silence."""
+    fake = FakeLLM()
+    fake.on(when=lambda req: req.stream).respond(
+        [sse_chunk({"role": "assistant", "content": ""}), sse_chunk({"content": "Hello"}),
+         sse_chunk({"content": " there"})], then="hang")
+    fake.on().reply("Hello!")
+    return fake
 
 
 async def test_fastapi_app_under_hypercorn_relays_and_cancels_upstream(
@@ -61,8 +72,9 @@ async def test_fastapi_app_under_hypercorn_relays_and_cancels_upstream(
 
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     with trio.fail_after(GUARD):
-        async with open_fake_server(upstream) as up:
-            monkeypatch.setenv("OPENAI_BASE_URL", up.base_url + "/v1")
+        up = upstream()
+        async with up.serve() as up_url:
+            monkeypatch.setenv("OPENAI_BASE_URL", up_url + "/v1")
             monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
             config = Config()
             config.bind = ["127.0.0.1:0"]
@@ -77,5 +89,6 @@ async def test_fastapi_app_under_hypercorn_relays_and_cancels_upstream(
                     assert r.json() == {"answer": "Hello!"}
                 got = await read_two_events_then_disconnect(base, body)
                 assert got[1] == b'data: {"text": "Hello"}'
-                await up.wait_all_closed()  # the upstream saw its connection closed
+                await up.requests[1].wait_ended()  # the upstream saw its connection closed
+                assert up.requests[1].stream and up.requests[1].cancelled_by_client
                 shutdown.set()

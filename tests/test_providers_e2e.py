@@ -1,7 +1,7 @@
-"""Anthropic and Gemini through the Client: fake servers on 127.0.0.1 (real sockets, real
-clock) for answers, streams and cancellation; trillm.testing's FakeLLM in memory on virtual
-time for the retry of 529 / 429 with Gemini's RetryInfo (hand-written payloads, sent as given
-by ``respond()``)."""
+"""Anthropic and Gemini through the Client: their hand-written payloads sent as given by
+trillm.testing's FakeLLM (``respond()``) on 127.0.0.1 (real sockets, real clock) for answers,
+streams and cancellation, and in memory on virtual time for the retry of 529 / 429 with
+Gemini's RetryInfo."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import trio
 import trio.testing
 
 import trillm
-from tests.fakeserver import Reply, Request, open_fake_server
 from trillm import errors
 from trillm.testing import FakeLLM
 
@@ -89,27 +88,26 @@ PROVIDERS = {
 }
 
 
-def handler_for(name: str, *, stream_tail: bool = True) -> Any:
+def provider_fake(name: str, *, stream_tail: bool = True) -> FakeLLM:
+    """The provider's recorded payloads, sent as given: a stream's events (or, without
+    its tail, its first three and then silence), else the plain answer."""
     _, plain, events = PROVIDERS[name]
-
-    def handler(request: Request) -> Reply:
-        streaming = request.json().get("stream") or "streamGenerateContent" in request.path
-        if streaming:
-            evs = events()
-            if not stream_tail:
-                return Reply.sse(evs[:3], no_end=True)
-            return Reply.sse(evs)
-        return Reply.json(plain())
-
-    return handler
+    fake = FakeLLM()
+    if stream_tail:
+        fake.on(when=lambda req: req.stream).respond(events())
+    else:
+        fake.on(when=lambda req: req.stream).respond(events()[:3], then="hang")
+    fake.on().respond(plain())
+    return fake
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
 async def test_plain_and_streamed_answers_agree(name: str) -> None:
     model = PROVIDERS[name][0]
     with trio.fail_after(GUARD):
-        async with open_fake_server(handler_for(name)) as server, \
-                trillm.Client(api_base=server.base_url, api_key="test-key") as client:
+        fake = provider_fake(name)
+        async with fake.serve() as url, \
+                trillm.Client(api_base=url, api_key="test-key") as client:
             plain = await client.acompletion(model, MSGS, max_tokens=100)
             async with client.stream(model, MSGS, max_tokens=100) as s:
                 chunks = [c async for c in s]
@@ -120,23 +118,25 @@ async def test_plain_and_streamed_answers_agree(name: str) -> None:
     assert streamed.choices[0].finish_reason == plain.choices[0].finish_reason == "stop"
     assert streamed.usage == plain.usage
     assert plain.usage is not None and plain.usage.prompt_tokens == 12
-    sent = server.requests[0]
+    sent = fake.requests[0]
+    assert [r.stream for r in fake.requests] == [False, True]
     if name == "anthropic":
         assert sent.path == "/v1/messages"
-        assert sent.headers["x-api-key"] == "test-key"
-        assert sent.json()["system"]
+        assert sent.sent_secret("x-api-key", "test-key")
+        assert json.loads(sent.body)["system"]
     else:
         assert sent.path.startswith("/v1beta/models/gemini-2.0-flash:generateContent")
-        assert sent.headers["x-goog-api-key"] == "test-key"
-        assert "key=" not in sent.target
+        assert sent.sent_secret("x-goog-api-key", "test-key")
+        assert "key=" not in sent.path
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
 async def test_cancelling_mid_stream_closes_the_connection(name: str) -> None:
     model = PROVIDERS[name][0]
     with trio.fail_after(GUARD):
-        async with open_fake_server(handler_for(name, stream_tail=False)) as server, \
-                trillm.Client(api_base=server.base_url, api_key="test-key") as client:
+        fake = provider_fake(name, stream_tail=False)
+        async with fake.serve() as url, \
+                trillm.Client(api_base=url, api_key="test-key") as client:
             first = trio.Event()
 
             async def consume() -> None:
@@ -148,7 +148,8 @@ async def test_cancelling_mid_stream_closes_the_connection(name: str) -> None:
                 nursery.start_soon(consume)
                 await first.wait()
                 nursery.cancel_scope.cancel()
-            await server.wait_all_closed()
+            await fake.requests[0].wait_ended()  # the server saw the connection close
+            assert fake.requests[0].cancelled_by_client
             stats = client.statistics()
             assert (stats.open_streams, stats.active_connections) == (0, 0)
 

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import coredis
-import httpx
 import pytest
 import trio
 
@@ -28,6 +27,7 @@ from trillm import errors
 from trillm.limits import REQUESTS, TOKENS, RateLimit, RateLimiter
 from trillm.redis import RedisRateStore
 from trillm.retry import is_retryable
+from trillm.testing import FakeLLM
 
 BINARIES = server_binaries()
 pytestmark = pytest.mark.skipif(not BINARIES, reason=NO_SERVER)
@@ -189,22 +189,13 @@ async def test_the_limiter_over_redis_books_once_per_request(server: RedisServer
 async def test_a_429_in_one_client_holds_back_the_other(server: RedisServer) -> None:
     store = RedisRateStore(server.url)
     limits = {"openai/gpt-4o-mini": trillm.RateLimit(rpm=6000)}
-    sent_by_b: list[float] = []
-
-    def too_many(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(429, headers={"retry-after-ms": "500"},
-                              json={"error": {"message": "slow down", "type": "requests"}})
-
-    def ok(request: httpx.Request) -> httpx.Response:
-        sent_by_b.append(trio.current_time())
-        return httpx.Response(200, json={
-            "id": "1", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "ok"}}]})
-
-    a = trillm.Client(transport=httpx.MockTransport(too_many), api_key="sk-test",
+    provider_a, provider_b = FakeLLM(), FakeLLM()
+    provider_a.on().fail(429, headers={"retry-after-ms": "500"},
+                         body={"error": {"message": "slow down", "type": "requests"}})
+    provider_b.on().reply("ok")
+    a = trillm.Client(transport=provider_a.transport(), api_key="sk-test",
                       rate_limits=limits, rate_store=store, max_retries=0)
-    b = trillm.Client(transport=httpx.MockTransport(ok), api_key="sk-test",
+    b = trillm.Client(transport=provider_b.transport(), api_key="sk-test",
                       rate_limits=limits, rate_store=store)
     with trio.fail_after(10):
         async with a, b:
@@ -213,7 +204,8 @@ async def test_a_429_in_one_client_holds_back_the_other(server: RedisServer) -> 
             with pytest.raises(errors.RateLimitError):
                 await a.acompletion("openai/gpt-4o-mini", MSGS)
             await b.acompletion("openai/gpt-4o-mini", MSGS)
-    assert sent_by_b[0] - begin == pytest.approx(0.5, abs=SLACK)
+    (sent_by_b,) = provider_b.requests
+    assert sent_by_b.started_at - begin == pytest.approx(0.5, abs=SLACK)
 
 
 async def test_clients_in_one_run_share_the_store(server: RedisServer) -> None:

@@ -3,9 +3,10 @@ only their import changed, under real asyncio.
 
 The examples live in ``tests/fixtures/seed_guides/*.md`` as users paste them (see its README).
 Each runs as a script under plain ``asyncio.run`` with ``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL``
-and ``GEMINI_API_BASE`` pointing at a threaded fake server on 127.0.0.1. Also here: a notebook
-cell's top-level ``await`` in a real IPython shell with its default asyncio autoawait, and the
-FastAPI apps (the guide's, and docs/asyncio.md's with its SSE relay) served by uvicorn.
+and ``GEMINI_API_BASE`` pointing at trillm.testing's FakeLLM served from a thread on 127.0.0.1.
+Also here: a notebook cell's top-level ``await`` in a real IPython shell with its default asyncio
+autoawait, and the FastAPI apps (the guide's, and docs/asyncio.md's with its SSE relay) served
+by uvicorn.
 
 These are plain ``def`` tests (pytest-trio runs every ``async def`` test under trio). Every wait
 is bounded: ``hang_guard`` for the scripts, socket timeouts and joins for the servers.
@@ -29,11 +30,12 @@ import pytest
 
 from tests.test_docs import (
     TEXT,
-    FakeProviders,
     close_ipython_asyncio_loop,
     hang_guard,
+    script_docs_providers,
     serve_fake_providers,
 )
+from trillm.testing import FakeLLM
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDES = ROOT / "tests" / "fixtures" / "seed_guides"
@@ -56,51 +58,47 @@ EXAMPLES = _examples()
 SCRIPTS = [(where, flags, code) for where, flags, code in EXAMPLES if "app" not in flags]
 
 
-class Upstream(FakeProviders):
-    """The docs' fake providers, plus two faults: ``hang`` (read the request, never answer)
-    and ``stall`` (stream two events, then stall); both wait until the client closes."""
+def _stalled_event(word: str) -> bytes:
+    event = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "gpt-4o-mini",
+             "choices": [{"index": 0, "delta": {"content": word}}]}
+    return f"data: {json.dumps(event)}\n\n".encode()
 
-    mode = "answer"
-    closed_by_client = threading.Event()
 
-    def do_POST(self) -> None:
-        if self.mode == "answer":
-            return super().do_POST()
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        if self.mode == "stall" and body.get("stream"):
-            self.send_response(200)
-            self.send_header("content-type", "text/event-stream")
-            self.send_header("transfer-encoding", "chunked")
-            self.end_headers()
-            for word in ("Hello", " there"):
-                event = json.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 0,
-                                    "model": body["model"], "choices": [
-                                        {"index": 0, "delta": {"content": word}}]})
-                data = f"data: {event}\n\n".encode()
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.wfile.flush()
-        elif self.mode == "stall":
-            return super().do_POST()
-        self.connection.settimeout(GUARD)
-        with contextlib.suppress(OSError):
-            while self.connection.recv(65536):  # b"" once the client closed its side
-                pass
-            type(self).closed_by_client.set()
-        self.close_connection = True
+class Upstream(FakeLLM):
+    """The docs' fake providers (``mode="answer"``), or with one fault: ``hang`` (read the
+    request, never answer) or ``stall`` (a stream's two events, then silence; other requests
+    answered).  :meth:`closed_by_client` waits, from the test's thread, until the client
+    closed a request the fake was still answering."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        if mode == "hang":
+            self.on().hang()
+        elif mode == "stall":
+            self.on(when=lambda r: r.stream).respond(
+                [_stalled_event("Hello"), _stalled_event(" there")], then="hang")
+        script_docs_providers(self)
+
+    def closed_by_client(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not any(r.cancelled_by_client for r in list(self.requests)):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
 
 @contextlib.contextmanager
-def upstream(mode: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[type[Upstream]]:
-    handler = type("Upstream_" + mode, (Upstream,),
-                   {"mode": mode, "closed_by_client": threading.Event()})
-    with serve_fake_providers(handler) as base:
+def upstream(mode: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Upstream]:
+    fake = Upstream(mode)
+    with serve_fake_providers(fake) as base:
         monkeypatch.setenv("OPENAI_BASE_URL", base + "/v1")
         monkeypatch.setenv("OPENAI_API_KEY", "sk-seed-test-key")
         monkeypatch.setenv("ANTHROPIC_BASE_URL", base)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-seed-test-key")
         monkeypatch.setenv("GEMINI_API_BASE", base)
         monkeypatch.setenv("GEMINI_API_KEY", "seed-test-gemini-key")
-        yield handler
+        yield fake
 
 
 def test_the_guides_examples_are_all_here() -> None:
@@ -133,7 +131,7 @@ def test_guide_example_runs_under_asyncio(
         out = capsys.readouterr().out
         if flags.get("expect") == "timed-out":
             assert out.strip() == "Request timed out"
-            assert server.closed_by_client.wait(GUARD)  # wait_for closed the connection
+            assert server.closed_by_client(GUARD)  # wait_for closed the connection
         elif "raises" not in flags:
             assert out.strip(), "the example printed nothing"
             assert "API error" not in out and "failed" not in out, out
@@ -267,4 +265,4 @@ def test_a_client_leaving_the_uvicorn_stream_closes_the_upstream(
                     if len(got) == 2:
                         break
             assert got == ['data: {"text": "Hello"}', 'data: {"text": " there"}']
-        assert server.closed_by_client.wait(GUARD)  # the relay closed its upstream response
+        assert server.closed_by_client(GUARD)  # the relay closed its upstream response

@@ -103,6 +103,79 @@ async def test_reply_tool_calls(fmt: str, stream: bool,
     assert r.choices[0].finish_reason == "tool_calls"
 
 
+def sent_back(fmt: str, body: bytes) -> list[tuple[str, Any, Any]]:
+    """What the client sent back of the answer's tool calls, read from the raw body:
+    ``("call", id, thought signature)`` and ``("result", id, name)``, in the wire's own
+    fields (Anthropic ``tool_use``/``tool_result``, Gemini ``functionCall``/
+    ``functionResponse`` and ``thoughtSignature``, OpenAI ``tool_calls``/``tool``)."""
+    sent = json.loads(body)
+    out: list[tuple[str, Any, Any]] = []
+    if fmt == "anthropic":
+        for turn in sent["messages"]:
+            for b in turn["content"] if isinstance(turn["content"], list) else ():
+                if b["type"] == "tool_use":
+                    out.append(("call", b["id"], None))
+                elif b["type"] == "tool_result":
+                    out.append(("result", b["tool_use_id"], None))
+    elif fmt == "gemini":
+        for turn in sent["contents"]:
+            for p in turn["parts"]:
+                if "functionCall" in p:
+                    out.append(("call", p["functionCall"].get("id"), p.get("thoughtSignature")))
+                elif "functionResponse" in p:
+                    r = p["functionResponse"]
+                    out.append(("result", r.get("id"), r["name"]))
+    else:
+        for m in sent["messages"]:
+            for t in m.get("tool_calls") or ():
+                google = (t.get("extra_content") or {}).get("google") or {}
+                out.append(("call", t["id"], google.get("thought_signature")))
+            if m["role"] == "tool":
+                out.append(("result", m["tool_call_id"], None))
+    return out
+
+
+@every
+@both
+async def test_tool_call_ids_and_thought_signatures_go_back(
+        fmt: str, stream: bool, autojump_clock: trio.testing.MockClock) -> None:
+    """A call's own id (Gemini 3 sends ids too) and Gemini's thought signature (on Gemini's
+    wire and OpenAI's, as Google's OpenAI-compatible API sends it; Anthropic's has no place
+    for it) reach the client, which sends them back with the results; a call without an id
+    gets the kind the wire has (Gemini: none, trillm derives one)."""
+    signature = {"google": {"thought_signature": "c2lnLTE="}}
+    fake = FakeLLM()
+    fake.on(when=lambda r: len(r.messages) > len(MESSAGES)).reply("done")
+    fake.on().reply(tool_calls=[
+        {"name": "get_weather", "arguments": {"city": "Paris"}, "id": "own-id-7",
+         "extra_content": signature},
+        {"name": "get_time", "arguments": {"tz": "CET"}}])
+    async with client(fake) as c:
+        r, _ = await ask(c, fmt, stream)
+        message = r.choices[0].message
+        calls = message.tool_calls or ()
+        messages = [*MESSAGES, message,
+                    *({"role": "tool", "tool_call_id": t.id, "content": "ok"} for t in calls)]
+        last, _ = await ask(c, fmt, stream, messages=messages)
+    made = "call_0_1" if fmt == "gemini" else "call_1"
+    assert [t.id for t in calls] == ["own-id-7", made]
+    gemini = fmt == "gemini"
+    carried = fmt != "anthropic"  # OpenAI's wire as Google's OpenAI-compatible API has it
+    assert [t.extra_content for t in calls] == [signature if carried else None, None]
+    assert last.choices[0].message.content == "done"
+    sig = "c2lnLTE=" if carried else None
+    own, derived = ("own-id-7", None) if gemini else ("own-id-7", made)
+    names = ("get_weather", "get_time") if gemini else (None, None)
+    assert sent_back(fmt, fake.requests[1].body) == [
+        ("call", own, sig), ("call", derived, None),
+        ("result", own, names[0]), ("result", derived, names[1])]
+
+
+def test_tool_calls_check_their_extra_content() -> None:
+    with pytest.raises(TypeError, match="extra_content"):
+        FakeLLM().on().reply(tool_calls=[{"name": "f", "extra_content": "sig"}])
+
+
 @every
 @both
 async def test_reply_json(fmt: str, stream: bool, autojump_clock: trio.testing.MockClock) -> None:

@@ -1,26 +1,31 @@
-"""A three-round tool loop against each provider's fake server on 127.0.0.1 (issue 12, section 2).
+"""A three-round tool loop against each provider, on the kit's FakeLLM (issue 12, section 2).
 
-Real sockets and the real clock under ``trio.fail_after`` (never the autojump
-clock).  For OpenAI (an OpenAI-compatible base through ``api_base``), Anthropic and
-Gemini, plain and streamed: round 1 the model asks for three parallel tool calls,
-which ``trillm.run_tool_calls`` runs concurrently; round 2 the server checks the
-translated request (tool results in the provider's own shape, in order, ids
-matched) and asks for one more call; round 3 it checks again and answers text
-(:mod:`tests.toolloop_script`).  Once more through the sync API in a plain thread.
+For OpenAI, Anthropic and Gemini, plain and streamed: round 1 the model asks for
+three parallel tool calls, which ``trillm.run_tool_calls`` runs concurrently; round 2,
+once it has their results, for one more; round 3 it answers in text.  The fake
+answers the rounds in order (one rule, three verbs), with each provider's own call ids
+(Gemini: none in round 1, so trillm derives them and resolves names; its own id and a
+thought signature otherwise).  Each request's raw body is then read back into a
+neutral transcript (which calls, which results, in which turns, in the provider's own
+shape: Anthropic's ``tool_result`` blocks first in one user turn, Gemini's
+``functionResponse`` names and ids, its ``thoughtSignature`` sent back) and compared
+with what that round must hold.  In memory on virtual time, once more over loopback
+(real sockets, real clock under ``trio.fail_after``), and through the sync API.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 import trillm
-from tests.fakeserver import FakeServer, open_fake_server, threaded_fake_server
-from tests.toolloop_script import FINAL, QUESTION, ROUNDS, TOOLS, ScriptedModel, expected_results
+from trillm.testing import FakeLLM, FakeRequest
 from trillm.types import ModelResponse
 
 GUARD = 15.0
@@ -30,6 +35,184 @@ MODELS = {
     "anthropic": "anthropic/claude-haiku-4-5",
     "gemini": "gemini/gemini-2.5-flash",
 }
+QUESTION = "Weather in Paris and Tokyo, the time, then Paris in Fahrenheit?"
+FINAL = "Paris 18 C (64.4 F), Tokyo 12 C with rain; it is 12:00 UTC."
+TOOLS = [
+    {"type": "function", "function": {
+        "name": "get_weather", "description": "Current weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                       "required": ["city"]}}},
+    {"type": "function", "function": {
+        "name": "get_time", "parameters": {
+            "type": "object", "properties": {"zone": {"type": "string"}}}}},
+    {"type": "function", "function": {
+        "name": "to_fahrenheit", "parameters": {
+            "type": "object", "properties": {"celsius": {"type": "number"}}}}},
+]
+#: The tool calls of rounds 1 and 2: (name, arguments).
+ROUNDS: list[list[tuple[str, dict[str, Any]]]] = [
+    [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Tokyo"}),
+     ("get_time", {"zone": "UTC"})],
+    [("to_fahrenheit", {"celsius": 18})],
+]
+#: The call ids each provider gives (Gemini: none in round 1, its own in round 2).
+IDS: dict[str, list[list[str | None]]] = {
+    "openai": [["call_Xj1pZ7NyAfW2", "call_Qm8RtKp3VbL9", "call_Hw4YcE6uTnD0"],
+               ["call_Lr2GsUe5WkM7"]],
+    "anthropic": [["toolu_01NRLabsLyVHZPKxbKvkfSMn", "toolu_018acGYLtfR52q9yDbWaEdQZ",
+                   "toolu_01RXQDRjwv5Un7n98xFahjo8"], ["toolu_01EKqbqmZrGRXy18eN7m9kvY"]],
+    "gemini": [[None, None, None], ["7c1f0e2a"]],
+}
+#: Gemini's thought signatures: on the first call of each round, as Gemini 3 sends them.
+SIGNATURES = [["c2lnLXJvdW5kLTE=", None, None], ["c2lnLXJvdW5kLTI="]]
+#: What the test's tools return, as the ``tool`` messages' content, per round.
+RESULTS = [['{"city": "Paris", "temp_c": 18}', '{"city": "Tokyo", "temp_c": 12, "sky": "rain"}',
+            "12:00 UTC"], ["64.4"]]
+
+
+def scripted(provider: str, text: str | None, fake: FakeLLM | None = None) -> FakeLLM:
+    """*fake* (a new one by default) scripted for the loop: round 1's calls (beside
+    *text*), then round 2's call, then FINAL."""
+    def calls(r: int) -> list[dict[str, Any]]:
+        out = []
+        for (name, args), call_id, sig in zip(ROUNDS[r], IDS[provider][r], SIGNATURES[r],
+                                              strict=True):
+            call: dict[str, Any] = {"name": name, "arguments": args, "id": call_id}
+            if provider == "gemini" and sig:
+                call["extra_content"] = {"google": {"thought_signature": sig}}
+            out.append(call)
+        return out
+
+    fake = FakeLLM() if fake is None else fake
+    fake.on(model=MODELS[provider]).reply(text, tool_calls=calls(0)).reply(
+        tool_calls=calls(1)).reply(FINAL)
+    return fake
+
+
+# ------------------------------------------------------------------ requests read back
+
+
+def _openai_transcript(body: dict[str, Any]) -> list[Any]:
+    out: list[Any] = []
+    for m in body["messages"]:
+        role = m.get("role")
+        if role == "system":
+            continue
+        if role == "user":
+            out.append(("user", m["content"]))
+        elif role == "assistant":
+            if m.get("content"):
+                out.append(("assistant text", m["content"]))
+            out.append(("calls", [(tc["id"], tc["function"]["name"],
+                                   json.loads(tc["function"]["arguments"]))
+                                  for tc in m.get("tool_calls") or ()]))
+        elif role == "tool":
+            if out and out[-1][0] == "results":
+                out[-1][1].append((m["tool_call_id"], m["content"]))
+            else:
+                out.append(("results", [(m["tool_call_id"], m["content"])]))
+        else:
+            out.append(("unexpected role", role))
+    return out
+
+
+def _anthropic_transcript(body: dict[str, Any]) -> list[Any]:
+    out: list[Any] = []
+    roles = [t["role"] for t in body["messages"]]
+    if any(a == b for a, b in itertools.pairwise(roles)):
+        out.append(("roles do not alternate", roles))
+    for turn in body["messages"]:
+        content = turn["content"]
+        if isinstance(content, str):
+            out.append((turn["role"], content))
+            continue
+        if turn["role"] == "assistant":
+            texts = [b["text"] for b in content if b["type"] == "text"]
+            if texts:
+                out.append(("assistant text", "".join(texts)))
+            if content[:len(texts)] != [b for b in content if b["type"] == "text"]:
+                out.append(("text after a tool_use block", content))
+            out.append(("calls", [(b["id"], b["name"], b["input"])
+                                  for b in content if b["type"] == "tool_use"]))
+        else:
+            results = [(b["tool_use_id"], b.get("content")) for b in content
+                       if b["type"] == "tool_result"]
+            if content[:len(results)] != [b for b in content if b["type"] == "tool_result"]:
+                out.append(("tool_result blocks not first", content))
+            out.append(("results", results))
+            others = [b for b in content if b["type"] != "tool_result"]
+            if others:
+                out.append(("user", others))
+    return out
+
+
+def _gemini_transcript(body: dict[str, Any]) -> list[Any]:
+    out: list[Any] = []
+    for turn in body["contents"]:
+        parts = turn["parts"]
+        calls = [(p["functionCall"], p.get("thoughtSignature")) for p in parts
+                 if "functionCall" in p]
+        answers = [p["functionResponse"] for p in parts if "functionResponse" in p]
+        texts = [p["text"] for p in parts if "text" in p]
+        if turn["role"] == "model":
+            if texts:
+                out.append(("assistant text", "".join(texts)))
+            out.append(("calls", [(c.get("id"), c["name"], c["args"], sig)
+                                  for c, sig in calls]))
+        elif answers:
+            out.append(("results", [(a.get("id"), a["name"], a["response"]) for a in answers]))
+            if texts:
+                out.append(("user", texts))
+        else:
+            out.append(("user", "".join(texts)))
+    return out
+
+
+_READ = {"openai": _openai_transcript, "anthropic": _anthropic_transcript,
+         "gemini": _gemini_transcript}
+
+
+def transcript(provider: str, request: FakeRequest) -> list[Any]:
+    """The conversation *request* carried, read from its raw body in *provider*'s shape."""
+    return _READ[provider](json.loads(request.body))
+
+
+def expected(provider: str, rounds_done: int, text: str | None) -> list[Any]:
+    """The transcript the request of round ``rounds_done + 1`` must hold."""
+    out: list[Any] = [("user", QUESTION)]
+    for r in range(rounds_done):
+        ids = IDS[provider][r]
+        if text and r == 0:
+            out.append(("assistant text", text))
+        if provider == "gemini":
+            out.append(("calls", [(i, n, a, s) for i, (n, a), s in
+                                  zip(ids, ROUNDS[r], SIGNATURES[r], strict=True)]))
+            out.append(("results", [(i, n, _gemini_response(c)) for i, (n, _), c in
+                                    zip(ids, ROUNDS[r], RESULTS[r], strict=True)]))
+        else:
+            out.append(("calls", [(i, n, a) for i, (n, a) in zip(ids, ROUNDS[r], strict=True)]))
+            out.append(("results", list(zip(ids, RESULTS[r], strict=True))))
+    return out
+
+
+def _gemini_response(content: str) -> Any:
+    """Gemini's ``response`` for a tool's content: the JSON object, else ``{"content": ...}``."""
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return {"content": content}
+    return value if isinstance(value, dict) else {"content": value}
+
+
+def check_requests(fake: FakeLLM, provider: str, text: str | None, stream: bool) -> None:
+    """Three requests, each streamed or not as asked, each holding what its round must."""
+    assert len(fake.requests) == 3
+    assert [r.stream for r in fake.requests] == [stream] * 3
+    for k, request in enumerate(fake.requests):
+        assert transcript(provider, request) == expected(provider, k, text), f"round {k + 1}"
+
+
+# ------------------------------------------------------------------ the loop
 
 
 class Tools:
@@ -83,7 +266,7 @@ def check_answers(answers: list[ModelResponse], tools: Tools, text: str | None) 
 
 
 async def tool_loop(client: trillm.Client, model: str, tools: Tools, *, stream: bool,
-                    ) -> list[ModelResponse]:
+                    virtual_time: bool) -> list[ModelResponse]:
     """The loop as a user writes it: ask, run the tools concurrently, send the results."""
     messages: list[Any] = [{"role": "system", "content": "Use the tools."},
                            {"role": "user", "content": QUESTION}]
@@ -100,71 +283,88 @@ async def tool_loop(client: trillm.Client, model: str, tools: Tools, *, stream: 
             break
         start = trio.current_time()
         results = await trillm.run_tool_calls(message, tools.table())
-        if len(message.tool_calls) > 1:  # concurrently: about one tool's time, not three
-            assert trio.current_time() - start < 2 * TOOL_SECONDS
-        assert [r["content"] for r in results] == expected_results()[len(answers) - 1]
+        if len(message.tool_calls) > 1:  # concurrently: one tool's time, not three
+            took = trio.current_time() - start
+            assert took == TOOL_SECONDS if virtual_time else took < 2 * TOOL_SECONDS
+        assert [r["content"] for r in results] == RESULTS[len(answers) - 1]
         messages += [message, *results]  # the Message record itself, as LiteLLM users do
     return answers
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
-@pytest.mark.parametrize("text", [None, "Let me look these up."], ids=["calls", "text+calls"])
-@pytest.mark.parametrize("provider", list(MODELS))
-async def test_three_round_tool_loop(provider: str, text: str | None, stream: bool) -> None:
-    script = ScriptedModel(provider, text)
+matrix = [
+    pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"]),
+    pytest.mark.parametrize("text", [None, "Let me look these up."], ids=["calls", "text+calls"]),
+    pytest.mark.parametrize("provider", list(MODELS)),
+]
+
+
+def each(test: Callable[..., Any]) -> Callable[..., Any]:
+    for mark in matrix:
+        test = mark(test)
+    return test
+
+
+@each
+async def test_three_round_tool_loop(provider: str, text: str | None, stream: bool,
+                                     autojump_clock: trio.testing.MockClock) -> None:
+    """In memory, on virtual time: the three round-1 tools take exactly one tool's time."""
+    fake = scripted(provider, text)
     tools = Tools()
-    with trio.fail_after(GUARD):
-        async with open_fake_server(script) as server:
-            base = server.base_url + ("/v1" if provider == "openai" else "")
-            async with trillm.Client(api_base=base, api_key="test-key", max_retries=0) as client:
-                answers = await tool_loop(client, MODELS[provider], tools, stream=stream)
-                assert client.statistics().open_streams == 0
-    assert script.problems == []
-    assert script.streamed == [stream] * 3
-    assert len(server.requests) == 3
+    async with trillm.Client(transport=fake.transport(), api_key="test-key",
+                             max_retries=0) as client:
+        answers = await tool_loop(client, MODELS[provider], tools, stream=stream,
+                                  virtual_time=True)
+        assert client.statistics().open_streams == 0
+    check_requests(fake, provider, text, stream)
     check_answers(answers, tools, text)
 
 
-async def test_a_wrong_translation_fails_loudly() -> None:
-    """The script is strict: a request whose results are out of order is answered 400,
-    which the Client raises, and the problem is kept for the test to show."""
-    script = ScriptedModel("anthropic")
+@each
+async def test_three_round_tool_loop_over_loopback(provider: str, text: str | None,
+                                                   stream: bool) -> None:
+    """The same over real sockets (the fake served on 127.0.0.1, the real clock)."""
+    fake = scripted(provider, text)
+    tools = Tools()
     with trio.fail_after(GUARD):
-        async with open_fake_server(script) as server, \
-                trillm.Client(api_base=server.base_url, api_key="k", max_retries=0) as client:
-            model = MODELS["anthropic"]
-            messages: list[Any] = [{"role": "user", "content": QUESTION}]
-            first = await client.acompletion(model, messages, tools=TOOLS)
-            results = await trillm.run_tool_calls(first.choices[0].message, Tools().table())
-            messages += [first.choices[0].message, *reversed(results)]
-            with pytest.raises(trillm.errors.BadRequestError, match="round 2"):
-                await client.acompletion(model, messages, tools=TOOLS)
-    assert len(script.problems) == 1
+        async with fake.serve() as url:
+            base = url + ("/v1" if provider == "openai" else "")
+            async with trillm.Client(api_base=base, api_key="test-key", max_retries=0) as client:
+                answers = await tool_loop(client, MODELS[provider], tools, stream=stream,
+                                          virtual_time=False)
+                assert client.statistics().open_streams == 0
+    check_requests(fake, provider, text, stream)
+    check_answers(answers, tools, text)
+
+
+async def test_a_wrong_translation_is_seen(autojump_clock: trio.testing.MockClock) -> None:
+    """The check is strict: results sent out of order do not pass for round 2."""
+    fake = scripted("anthropic", None)
+    async with trillm.Client(transport=fake.transport(), api_key="k", max_retries=0) as client:
+        model = MODELS["anthropic"]
+        messages: list[Any] = [{"role": "user", "content": QUESTION}]
+        first = await client.acompletion(model, messages, tools=TOOLS)
+        results = await trillm.run_tool_calls(first.choices[0].message, Tools().table())
+        messages += [first.choices[0].message, *reversed(results)]
+        await client.acompletion(model, messages, tools=TOOLS)
+    sent = transcript("anthropic", fake.requests[1])
+    want = expected("anthropic", 1, None)
+    assert sent != want
+    assert sent == [*want[:-1], ("results", want[-1][1][::-1])]
 
 
 # ------------------------------------------------------------------ the sync API
 
 
-@pytest.fixture
-def scripted_server() -> Iterator[tuple[FakeServer, ScriptedModel]]:
-    """A fake Gemini server in its own thread (its own trio run), for plain-``def`` tests."""
-    script = ScriptedModel("gemini", "Checking.")
-    with threaded_fake_server(script, GUARD) as server:
-        yield server, script
-
-
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
-def test_three_round_tool_loop_through_the_sync_api(
-    scripted_server: tuple[FakeServer, ScriptedModel], stream: bool,
-) -> None:
-    """``trillm.completion`` outside any loop; the tools run in a short ``trio.run`` each round."""
-    server, script = scripted_server
+def test_three_round_tool_loop_through_the_sync_api(fake_llm: FakeLLM, stream: bool) -> None:
+    """``trillm.completion`` outside any loop (the ``fake_llm`` fixture answers it); the tools
+    run in a short ``trio.run`` each round."""
+    scripted("gemini", "Checking.", fake_llm)
     tools = Tools()
     messages: list[Any] = [{"role": "user", "content": QUESTION}]
     answers = []
     for _ in range(len(ROUNDS) + 1):
-        kw: dict[str, Any] = {"api_base": server.base_url, "api_key": "k", "tools": TOOLS,
-                              "timeout": GUARD}
+        kw: dict[str, Any] = {"api_key": "k", "tools": TOOLS, "timeout": GUARD}
         if stream:
             with trillm.completion(MODELS["gemini"], messages, stream=True, **kw) as s:
                 answer = s.final_response()
@@ -175,6 +375,5 @@ def test_three_round_tool_loop_through_the_sync_api(
         if not message.tool_calls:
             break
         messages += [message, *trio.run(trillm.run_tool_calls, message, tools.table())]
-    assert script.problems == []
-    assert script.streamed == [stream] * 3
+    check_requests(fake_llm, "gemini", "Checking.", stream)
     check_answers(answers, tools, "Checking.")

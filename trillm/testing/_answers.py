@@ -134,10 +134,12 @@ class Plan:
 
 
 def tool_calls_of(calls: Sequence[Any]) -> tuple[ToolCall, ...]:
-    """Tool calls given as :class:`ToolCall` records, ``{"name", "arguments", "id"?}``
-    (arguments a dict or a JSON string) or OpenAI's ``{"id", "function": {...}}``."""
+    """Tool calls given as :class:`ToolCall` records, ``{"name", "arguments", "id"?,
+    "extra_content"?}`` (arguments a dict or a JSON string) or OpenAI's ``{"id",
+    "function": {...}, "extra_content"?}``.  A call given without an id gets ``""``:
+    :func:`_with_ids` gives it the provider's kind of id when the answer is made."""
     out = []
-    for k, call in enumerate(calls):
+    for call in calls:
         if isinstance(call, ToolCall):
             out.append(call)
             continue
@@ -148,9 +150,20 @@ def tool_calls_of(calls: Sequence[Any]) -> tuple[ToolCall, ...]:
         args = f.get("arguments", {})
         if not isinstance(args, str):
             args = json.dumps(args)
-        out.append(ToolCall(str(call.get("id") or f"call_{k}"),
-                            FunctionCall(str(f.get("name") or ""), args)))
+        extra = call.get("extra_content")
+        if extra is not None and not isinstance(extra, Mapping):
+            raise TypeError(f"extra_content must be a mapping, not {extra!r}")
+        out.append(ToolCall(str(call.get("id") or ""),
+                            FunctionCall(str(f.get("name") or ""), args), extra_content=extra))
     return tuple(out)
+
+
+def _with_ids(req: ParsedRequest, calls: tuple[ToolCall, ...]) -> tuple[ToolCall, ...]:
+    """*calls* with an id for each call scripted without one: ``call_K``, or for Gemini the
+    id its parser derives (``call_0_K``, which is not sent: Gemini 2 sends none).  A call's
+    own id is kept on every wire (Gemini 3 sends its ids)."""
+    made = "call_0_{}" if req.provider == "gemini" else "call_{}"
+    return tuple(c if c.id else attrs.evolve(c, id=made.format(k)) for k, c in enumerate(calls))
 
 
 def _renderer(provider: str) -> Any:
@@ -166,8 +179,8 @@ def _usage(req: ParsedRequest, completion: int) -> Usage:
 
 def _chat_answer(req: ParsedRequest, text: str | None, calls: tuple[ToolCall, ...] | None,
                  rid: str) -> ModelResponse:
-    if calls and req.provider == "gemini":  # Gemini sends no ids: its parser derives them
-        calls = tuple(attrs.evolve(c, id=f"call_0_{k}") for k, c in enumerate(calls))
+    if calls:
+        calls = _with_ids(req, calls)
     completion = len(words(text or "")) + sum(len(words(c.function.arguments))
                                               for c in calls or ())
     message = Message(content=text if text or not calls else None, tool_calls=calls or None)
@@ -219,6 +232,7 @@ def _chat_plan(req: ParsedRequest, answer: Answer, text: str, rid: str) -> Plan:
 def _responses_answer(req: ParsedRequest, text: str | None,
                       calls: tuple[ToolCall, ...] | None, rid: str) -> Response:
     output: list[Any] = []
+    calls = _with_ids(req, calls) if calls else calls
     if text or not calls:
         output.append(ResponseOutputMessage(f"msg_{rid}", (ResponseOutputText(text or ""),),
                                             status="completed"))

@@ -81,10 +81,13 @@ class Rule:
               tool_calls: Sequence[Any] | None = None, json: Any = None,
               delay: float = 0.0) -> Rule:
         """Answer *text* (None: echo the last user message; a function: the text it
-        returns for the :class:`FakeRequest`), or *tool_calls*
-        (``[{"name": ..., "arguments": {...}}]`` or :class:`~trillm.types.ToolCall`),
-        or *json* (a value sent as the JSON text of the answer), after *delay*
-        seconds.  A streamed request gets the answer word by word."""
+        returns for the :class:`FakeRequest`), and/or *tool_calls*
+        (``[{"name": ..., "arguments": {...}, "id"?: ..., "extra_content"?: ...}]`` or
+        :class:`~trillm.types.ToolCall`; a call without an id gets one, for Gemini the
+        one trillm derives, which is not sent; ``extra_content={"google":
+        {"thought_signature": ...}}`` is sent as Gemini's ``thoughtSignature``), or
+        *json* (a value sent as the JSON text of the answer), after *delay* seconds.
+        A streamed request gets the answer word by word."""
         if json is not None:
             text = jsonlib.dumps(json)
         calls = tool_calls_of(tool_calls) if tool_calls else None
