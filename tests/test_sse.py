@@ -657,3 +657,15 @@ def test_max_event_bytes_does_not_depend_on_chunking(
         with pytest.raises(StreamError):
             for c in chunks:
                 tight.feed(c)
+
+
+def test_fast_path_events_are_the_constructors_records() -> None:
+    """The whole-event fast path builds the same SSEEvent as the constructor (every field)."""
+    import attrs
+
+    events = SSEDecoder().feed(b"id: 7\nretry: 30\n\n" + b"data: {}\n\n" + b"data: x\n\n")
+    assert events == [SSEEvent("{}", "message", "7", 30), SSEEvent("x", "message", "7", 30)]
+    for e in events:
+        assert attrs.asdict(e) == attrs.asdict(SSEEvent(e.data, "message", "7", 30))
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            e.data = "y"  # type: ignore[misc]

@@ -374,3 +374,32 @@ def test_records_type_check_as_attrs_classes(
         ]
     )
     assert status == 0, stdout + stderr
+
+
+def test_fast_stream_builders_make_the_constructors_records() -> None:
+    """The parsers' hot-path builders set every field, as the attrs constructor does."""
+    import attrs
+
+    from trillm.types import (
+        Delta,
+        StreamChoice,
+        StreamChunk,
+        Usage,
+        stream_choice,
+        stream_chunk,
+        text_delta,
+    )
+
+    d = text_delta("hi")
+    assert d == Delta(content="hi") and type(d) is Delta
+    assert attrs.asdict(d) == attrs.asdict(Delta(content="hi"))
+    c = stream_choice(2, d, "stop", {"content": []})
+    assert c == StreamChoice(2, d, "stop", {"content": []})
+    usage = Usage(1, 2, 3)
+    raw = {"id": "x"}
+    ch = stream_chunk("x", 5, "m", (c,), usage, "chat.completion.chunk", "fp", raw)
+    want = StreamChunk("x", 5, "m", (c,), usage, "chat.completion.chunk", "fp", raw)
+    assert ch == want and ch.raw is raw
+    assert repr(ch) == repr(want) and ch.to_dict() == want.to_dict()
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        ch.id = "y"  # type: ignore[misc]

@@ -40,6 +40,24 @@ class SSEEvent:
     retry: int | None = None
 
 
+# attrs' frozen __init__ sets each field by name through object.__setattr__; the decoder's
+# fast path makes one event per chunk, so it sets the slots through their descriptors: the
+# same record, in about half the time.
+_new = object.__new__
+_set_data, _set_event, _set_id, _set_retry = (
+    SSEEvent.__dict__[f.name].__set__ for f in attrs.fields(SSEEvent))
+
+
+def _message(data: str, last_id: str | None, retry: int | None) -> SSEEvent:
+    """``SSEEvent(data, "message", last_id, retry)``, built faster."""
+    e: SSEEvent = _new(SSEEvent)
+    _set_data(e, data)
+    _set_event(e, "message")
+    _set_id(e, last_id)
+    _set_retry(e, retry)
+    return e
+
+
 class SSEDecoder:
     """Feed it bytes, get complete :class:`SSEEvent` values back.
 
@@ -147,7 +165,7 @@ class SSEDecoder:
         last_id, retry = self._last_id, self._retry
         for text in block.decode("utf-8", "replace").split("\n\n"):
             if text[:6] == "data: " and "\n" not in text:
-                append(SSEEvent(text[6:], "message", last_id, retry))
+                append(_message(text[6:], last_id, retry))
             else:
                 events.extend(self._lines([*text.encode().split(b"\n"), b""], False))
                 last_id, retry = self._last_id, self._retry

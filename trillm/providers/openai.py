@@ -46,11 +46,13 @@ from ..types import (
     FunctionDelta,
     Message,
     ModelResponse,
-    StreamChoice,
     StreamChunk,
     ToolCall,
     ToolCallDelta,
     Usage,
+    stream_choice,
+    stream_chunk,
+    text_delta,
 )
 from .base import (
     AnyRequest,
@@ -301,7 +303,7 @@ class OpenAIStreamParser:
                     d = c.get("delta")
                     if (type(d) is dict and len(d) == 1
                             and type(content := d.get("content")) is str):
-                        delta = Delta(None, content)  # the common case: a piece of text
+                        delta = text_delta(content)  # the common case: a piece of text
                     elif d:
                         tcs = d.get("tool_calls")
                         reasoning = d.get("reasoning_content")
@@ -339,7 +341,7 @@ class OpenAIStreamParser:
                     logprobs = c.get("logprobs")
                     if logprobs is not None:
                         _check_logprobs(logprobs)
-                    choices.append(StreamChoice(index, delta, finish, logprobs))
+                    choices.append(stream_choice(index, delta, finish, logprobs))
                 chunk_choices = tuple(choices)
             elif usage is None:
                 return None
@@ -355,7 +357,7 @@ class OpenAIStreamParser:
                     or (fingerprint is not None and type(fingerprint) is not str)):
                 raise TypeError("an id, created, model, object or system_fingerprint of the "
                                 "wrong type")
-            return StreamChunk(
+            return stream_chunk(
                 rid,
                 created,
                 model,
