@@ -124,15 +124,19 @@ def positional_builder(cls: type[_T]) -> Callable[..., _T]:
     looked up for every field: about 40 % cheaper, for the records built on every
     observed call (the hooks' records, token counts)."""
     fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(cast(Any, cls))
-    if any(f.converter is not None or f.validator is not None for f in fields) or (
-            getattr(cls, "__attrs_post_init__", None) is not None):
+    if any(f.converter is not None or f.validator is not None for f in fields) or any(
+            getattr(cls, hook, None) is not None
+            for hook in ("__attrs_pre_init__", "__attrs_post_init__")):
         raise TypeError(f"{cls.__name__} checks or converts its fields: use its __init__")
+    if "__slots__" not in vars(cls):
+        raise TypeError(f"{cls.__name__} is not a slotted attrs class")
     names = [f.name for f in fields]
     lines = [f"def build({', '.join(names)}):", "    self = _new(_cls)"]
     lines += [f"    _set_{n}(self, {n})" for n in names]
     lines.append("    return self")
     scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    scope.update({f"_set_{n}": vars(cls)[n].__set__ for n in names})
+    for n in names:  # the slot's descriptor, in the class that declares it
+        scope[f"_set_{n}"] = next(vars(k)[n] for k in cls.__mro__ if n in vars(k)).__set__
     exec("\n".join(lines), scope)  # built from the class's own field names only
     build: Callable[..., _T] = scope["build"]
     build.__qualname__ = build.__name__ = f"build_{cls.__name__}"
