@@ -121,7 +121,7 @@ def positional_builder(cls: type[_T]) -> Callable[..., _T]:
     """A constructor for the frozen, slotted attrs class *cls* that takes every field by
     position and does what its ``__init__`` does (for a class with no converters and no
     validators), with each slot's setter bound once instead of ``object.__setattr__``
-    looked up for every field: about 40 % cheaper, for the records built on every
+    looked up for every field: about 40 % faster, for the records built on every
     observed call (the hooks' records, token counts)."""
     fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(cast(Any, cls))
     if any(f.converter is not None or f.validator is not None for f in fields) or any(
