@@ -15,6 +15,7 @@ import logging
 import weakref
 from typing import Any
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -237,6 +238,37 @@ async def test_other_streams(operation: str) -> None:
 
 
 # ---------------------------------------------------------------- retries, fallbacks, errors
+
+
+async def test_the_records_are_whole_frozen_records_and_call_ids_differ() -> None:
+    """The pipeline builds the records with a faster constructor than ``__init__``: each
+    is still the frozen attrs record, every field set; call ids are 16 hex digits."""
+    rec = Recorder()
+
+    class Starts:  # no on_attempt_end: no AttemptInfo is built for it, the others get theirs
+        def __init__(self) -> None:
+            self.ends: list[CallResult] = []
+
+        def on_call_start(self, info: CallInfo) -> None:
+            return None
+
+        def on_call_end(self, state: None, result: CallResult) -> None:
+            self.ends.append(result)
+
+    starts = Starts()
+    async with trillm.Client(hooks=[starts, rec], transport=scripted({}),
+                             api_key="sk-secret-hooks") as c:
+        for _ in range(3):
+            await c.acompletion("openai/gpt-4o-mini", MSGS)
+    assert len(rec.attempts) == 3 and starts.ends == rec.ends
+    records: list[Any] = [*rec.starts, *rec.attempts, *rec.ends]
+    for record in records:
+        assert attrs.evolve(record) == record  # __init__ rebuilds the same record
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            record.provider = "x"
+    ids = [s.call_id for s in rec.starts]
+    assert len(set(ids)) == 3
+    assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
 
 
 async def test_retries_then_success(autojump_clock: trio.testing.MockClock) -> None:

@@ -23,7 +23,9 @@ from trillm.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    positional_builder,
 )
+from trillm.usage import Prices
 
 
 def make_response(**kw: object) -> ModelResponse:
@@ -403,3 +405,24 @@ def test_fast_stream_builders_make_the_constructors_records() -> None:
     assert repr(ch) == repr(want) and ch.to_dict() == want.to_dict()
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         ch.id = "y"  # type: ignore[misc]
+
+
+def test_positional_builder_builds_what_init_builds() -> None:
+    build = positional_builder(Usage)
+    u = build(3, 2, 5, {"cached_tokens": 1}, None)
+    assert type(u) is Usage and u == Usage(3, 2, 5, {"cached_tokens": 1}, None)
+    assert repr(u) == repr(Usage(3, 2, 5, {"cached_tokens": 1}, None))
+    assert hash(build(1, 1, 2, None, None)) == hash(Usage(1, 1, 2))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        u.prompt_tokens = 4  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        build(1, 2)  # every field, by position
+    with pytest.raises(TypeError, match="checks or converts"):
+        positional_builder(Prices)  # it checks its fields in __attrs_post_init__
+
+
+def test_positional_builder_with_only_keeps_the_other_defaults() -> None:
+    build = positional_builder(Usage, ("total_tokens",))
+    assert build(7) == Usage(total_tokens=7)
+    with pytest.raises(TypeError, match="no field"):
+        positional_builder(Usage, ("nope",))

@@ -8,14 +8,15 @@ Shared by :mod:`trillm.types` (which re-exports ``Usage``), the records beyond c
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar, cast
 
 import attrs
 
-__all__ = ["HIDDEN", "Record", "Usage", "record"]
+__all__ = ["HIDDEN", "Record", "Usage", "positional_builder", "record"]
 
 _R = TypeVar("_R", bound="Record")
+_T = TypeVar("_T")
 
 #: The metadata of a field kept out of the Mapping view (``raw``, ``headers``).
 HIDDEN = {"hidden": True}
@@ -75,6 +76,45 @@ def record(cls: type[_R]) -> type[_R]:
     cls._keys = keys
     cls._keyset = frozenset(keys)
     return cls
+
+
+def positional_builder(cls: type[_T], only: tuple[str, ...] | None = None) -> Callable[..., _T]:
+    """A constructor for the frozen, slotted attrs class *cls* that takes every field (or
+    the fields named in *only*, the others keeping their defaults) by position and builds
+    what its ``__init__`` builds, for a class with no converters and no validators: each
+    slot's setter is bound once instead of ``object.__setattr__`` looked up by name for
+    every field, about 40 % faster, for the records built on every call or every stream
+    chunk (the hooks' records, token counts, stream deltas)."""
+    fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(cast(Any, cls))
+    if any(f.converter is not None or f.validator is not None for f in fields) or any(
+            getattr(cls, hook, None) is not None
+            for hook in ("__attrs_pre_init__", "__attrs_post_init__")):
+        raise TypeError(f"{cls.__name__} checks or converts its fields: use its __init__")
+    if "__slots__" not in vars(cls):
+        raise TypeError(f"{cls.__name__} is not a slotted attrs class")
+    names = [f.name for f in fields]
+    args = names if only is None else list(only)
+    if unknown := set(args) - set(names):
+        raise TypeError(f"{cls.__name__} has no field {sorted(unknown)}")
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    lines = [f"def build({', '.join(args)}):", "    self = _new(_cls)"]
+    for f in fields:
+        # the slot's descriptor, in the class that declares it
+        scope[f"_set_{f.name}"] = next(
+            vars(k)[f.name] for k in cls.__mro__ if f.name in vars(k)).__set__
+        if f.name in args:
+            value = f.name
+        elif f.default is attrs.NOTHING or isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
+            raise TypeError(f"{cls.__name__}.{f.name} has no plain default: pass it")
+        else:
+            scope[f"_default_{f.name}"] = f.default
+            value = f"_default_{f.name}"
+        lines.append(f"    _set_{f.name}(self, {value})")
+    lines.append("    return self")
+    exec("\n".join(lines), scope)  # built from the class's own field names only
+    build: Callable[..., _T] = scope["build"]
+    build.__qualname__ = build.__name__ = f"build_{cls.__name__}"
+    return build
 
 
 @record

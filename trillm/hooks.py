@@ -28,18 +28,22 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
+import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import attrs
 
+from .types import positional_builder
 from .usage import Prices, TokenCounts, UsageTotals, cost, token_counts, usage_of
 
 __all__ = ["AttemptInfo", "CallInfo", "CallResult", "Hook", "Observation", "Observer"]
 
 _log = logging.getLogger("trillm")
+#: A call's id: 64 random bits from the ``random`` module's generator (reseeded in a forked
+#: child, so two workers of one server do not repeat each other's ids); no system call.
+_random_bits = random.getrandbits
 
 #: The request parameters that are content, kept out of ``CallInfo.params``.
 _CONTENT_PARAMS = frozenset({"instructions", "input", "messages", "prompt", "system"})
@@ -153,6 +157,11 @@ def error_type(exc: BaseException) -> str:
 _Clock = Callable[[], float]
 
 
+_call_info = positional_builder(CallInfo)
+_attempt_info = positional_builder(AttemptInfo)
+_call_result = positional_builder(CallResult)
+
+
 class Observer:
     """A Client's hooks and prices, and the totals they feed; ``None`` on a Client that
     has neither, so the pipeline's one check finds nothing to do."""
@@ -163,6 +172,7 @@ class Observer:
         "_ends",
         "_firsts",
         "_starts",
+        "_tell_attempts",
         "hooks",
         "prices",
         "totals",
@@ -185,6 +195,8 @@ class Observer:
         self._attempts = [getattr(h, "on_attempt_end", None) for h in self.hooks]
         self._firsts = [getattr(h, "on_first_chunk", None) for h in self.hooks]
         self._ends = [getattr(h, "on_call_end", None) for h in self.hooks]
+        # no AttemptInfo is built when no hook has an on_attempt_end
+        self._tell_attempts = any(m is not None for m in self._attempts)
         self._capture = any(getattr(h, "capture_content", False) is True for h in self.hooks)
 
     def with_hooks(self, hooks: Sequence[Any]) -> Observer:
@@ -268,8 +280,8 @@ class Observation:
         fallbacks: tuple[str, ...] = ()
         if len(calls) > 1 and not batched:
             fallbacks = tuple(f"{c.req.provider}/{c.req.model}" for c in calls[1:])
-        info = CallInfo(
-            os.urandom(8).hex(), operation, req.provider, req.model,
+        info = _call_info(
+            f"{_random_bits(64):016x}", operation, req.provider, req.model,
             first.stream is not None, params, address, port, fallbacks,
             _content(req) if observer._capture else None,
         )
@@ -288,9 +300,9 @@ class Observation:
         req = call.req
         self._provider, self._model = req.provider, req.model
         observer = self._observer
-        if not observer.hooks:
+        if not observer._tell_attempts:
             return
-        info = AttemptInfo(
+        info = _attempt_info(
             number, req.provider, req.model, status, error,
             None if error is None else error_type(error), delay is not None, delay,
             rate_limit_wait, slot_wait, self.now() - started,
@@ -341,7 +353,7 @@ class Observation:
             observer.totals.add(key, counts, price, error is not None)
         if not observer.hooks:
             return response
-        result = CallResult(
+        result = _call_result(
             provider, model, response, rid, rmodel, reasons, usage, self._attempts,
             self.now() - self._started, error,
             None if error is None else error_type(error),

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from .types import Usage
+from .types import Usage, positional_builder
 
 __all__ = ["ModelTotals", "Prices", "TokenCounts", "UsageTotals", "cost", "token_counts",
            "usage_of"]
@@ -64,10 +64,16 @@ class TokenCounts:
     reasoning: int = 0
 
 
+_token_counts = positional_builder(TokenCounts)
+
+
 def _detail(details: Any, key: str) -> int:
     if not details:
         return 0
-    value = details.get(key) if isinstance(details, Mapping) else getattr(details, key, 0)
+    if type(details) is dict or isinstance(details, Mapping):  # a dict: no ABC check
+        value = details.get(key)
+    else:
+        value = getattr(details, key, 0)
     return value if type(value) is int else 0
 
 
@@ -75,7 +81,7 @@ def _record_counts(usage: Usage) -> TokenCounts:
     inp, out = usage.prompt_tokens or 0, usage.completion_tokens or 0
     total = usage.total_tokens
     details = usage.prompt_tokens_details
-    return TokenCounts(
+    return _token_counts(
         inp, out, inp + out if total is None else total,
         _detail(details, "cached_tokens"), _detail(details, "cache_creation_tokens"),
         _detail(usage.completion_tokens_details, "reasoning_tokens"),
