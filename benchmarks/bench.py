@@ -41,6 +41,7 @@ import tls
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULT_PREFIX = "BENCH-RESULT "
+PROGRESS_PREFIX = "BENCH-PROGRESS "  # == driver.PROGRESS_PREFIX (driver is imported lazily)
 ALL_VARIANTS = (
     "raw-httpx", "raw-httpx-stream", "raw-httpx2", "raw-httpx2-stream",
     "trillm", "trillm-otel", "trillm-asyncio", "asyncopenai", "trillm-float",
@@ -254,13 +255,20 @@ def run_driver(
             timeout=args.driver_timeout,
             check=False,
         )
-    except subprocess.TimeoutExpired:
-        return {
+    except subprocess.TimeoutExpired as exc:
+        out = {
             "variant": variant,
             "phase": phase,
             "status": "failed",
             "error": f"timed out after {args.driver_timeout} s (killed)",
         }
+        partial = _last_progress(exc.stdout)
+        if partial is not None:  # how far the timed wave got: lower bounds on its cost
+            out["partial"] = partial
+            out["error"] += (f" with {partial['answered']:,} of {partial['n']:,} answered after"
+                             f" {partial['wall_s']:.0f} s and {partial['cpu_s']:.1f} s CPU of"
+                             " its timed wave")
+        return out
     after = srv.status()
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if not lines:
@@ -283,6 +291,20 @@ def run_driver(
             f"the client started {result['started']}"
         )
     return result
+
+
+def _last_progress(stdout: str | bytes | None) -> dict[str, Any] | None:
+    """The last progress line a killed driver printed (``driver._progress``), if any."""
+    if isinstance(stdout, bytes):
+        stdout = stdout.decode(errors="replace")
+    lines = [ln for ln in (stdout or "").splitlines() if ln.startswith(PROGRESS_PREFIX)]
+    if not lines:
+        return None
+    try:
+        partial: dict[str, Any] = json.loads(lines[-1][len(PROGRESS_PREFIX):])
+    except ValueError:  # cut in the middle of the line by the kill
+        return _last_progress("\n".join(lines[:-1]))
+    return partial
 
 
 def _describe(r: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ import resource
 import sys
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -487,12 +487,53 @@ async def held_wave(session: Session, base: str, n: int, meter: Meter) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(sample)
             begin = meter._snap(meter.done)
-            await _burst(one, n, meter)
+            with _progress(meter, begin, n, before):
+                await _burst(one, n, meter)
             end = meter._snap(meter.done)
             done = True
         meter.span(begin, end)
     meter.extra.update(rss_before_kib=before, rss_peak_kib=peak,
                        mem_per_inflight_kib=(peak - before) / n)
+
+
+#: Prefix of the progress lines :func:`_progress` prints (``bench.py`` reads the last one
+#: when it had to kill a driver at ``--driver-timeout``).
+PROGRESS_PREFIX = "BENCH-PROGRESS "
+
+
+@contextlib.contextmanager
+def _progress(meter: Meter, begin: tuple[float, float, os.times_result, int], n: int,
+              rss_before: int, every: float = 1.0) -> Iterator[None]:
+    """While a timed wave runs, print one progress line a second from a thread: the CPU
+    and wall time since the wave began, the answers so far, the RSS now.
+
+    A thread, because a client whose pool work is quadratic can keep the event loop busy
+    for minutes without a checkpoint.  If the orchestrator kills this process at
+    ``--driver-timeout``, the last line is a lower bound on what the whole wave would have
+    cost: CPU per request >= CPU so far / n, memory per request >= (RSS so far - RSS
+    before) / n.  One line a second costs next to nothing.
+    """
+    import threading
+
+    stop = threading.Event()
+    wall0, cpu0, _, done0 = begin
+
+    def beat() -> None:
+        rss_max = rss_before
+        while not stop.wait(every):
+            rss_max = max(rss_max, _rss_kib())
+            line = {"n": n, "cpu_s": time.process_time() - cpu0,
+                    "wall_s": time.perf_counter() - wall0, "answered": meter.done - done0,
+                    "rss_before_kib": rss_before, "rss_max_kib": rss_max}
+            print(PROGRESS_PREFIX + json.dumps(line), flush=True)
+
+    thread = threading.Thread(target=beat, name="bench-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def raise_file_limit() -> None:
