@@ -132,8 +132,10 @@ def test_8_processes_x_10_tasks_share_3000_rpm(server: RedisServer) -> None:
 def _kill_after(server: RedisServer, seconds: float) -> Callable[[float], None]:
     def during(start_at: float) -> None:
         time.sleep(max(0.0, start_at + seconds - time.time()))
-        server.kill()
+        # the time is taken just before the kill: kill() then waits for the process to
+        # exit, and a worker can see the store gone before that wait returns
         during.killed_at = time.time()  # type: ignore[attr-defined]
+        server.kill()
 
     return during
 
