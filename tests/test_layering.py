@@ -118,6 +118,7 @@ PROVIDER_EXCEPTIONS = frozenset({
     ("providers.azure", "providers.openai"),
     # a provider's own split-off parts: the Responses API's translation and mock rendering
     ("providers.openai", "providers.openai_responses"),
+    ("providers.openai", "providers.openai_read"),
     ("providers.mock", "providers.mock_responses"),
     # each provider attaches its own render steps (the inverse of its parse steps)
     ("providers.openai", "providers.openai_render"),

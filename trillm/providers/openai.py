@@ -36,23 +36,14 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .. import errors, types
-from .._json import loads as _loads
 from ..types import (
-    EMPTY_STREAM_CHOICES,
     ChatRequest,
     Choice,
-    Delta,
     FunctionCall,
-    FunctionDelta,
     Message,
     ModelResponse,
     StreamChunk,
     ToolCall,
-    ToolCallDelta,
-    Usage,
-    stream_choice,
-    stream_chunk,
-    text_delta,
 )
 from .base import (
     AnyRequest,
@@ -66,10 +57,16 @@ from .base import (
     unexpected_answer,
     with_extra_headers,
 )
+from .openai_read import (
+    OpenAIStreamParser,
+    error_fields,
+    error_from_body,
+    parse_usage,
+    reasoning_text,
+)
 
 if TYPE_CHECKING:
     from ..response_types import Response, ResponseEvent, ResponsesRequest
-    from ..sse import SSEEvent
     from ..types import (
         EmbeddingRequest,
         EmbeddingResponse,
@@ -85,94 +82,6 @@ if TYPE_CHECKING:
     from .openai_responses import ResponsesStreamParser
 
 __all__ = ["PROVIDER", "OpenAIProvider", "OpenAIStreamParser", "error_from_body", "parse_usage"]
-
-_EMPTY_DELTA = Delta()
-
-# Status for an error met inside a 200 body or a stream, by its `type` or `code`.
-_STATUS_BY_KIND = {
-    "invalid_request_error": 400, "invalid_request": 400, "bad_request": 400,
-    "context_length_exceeded": 400, "content_filter": 400, "content_policy_violation": 400,
-    "authentication_error": 401, "invalid_api_key": 401, "permission_error": 403,
-    "permission_denied": 403, "not_found_error": 404, "model_not_found": 404,
-    "rate_limit_error": 429, "rate_limit_exceeded": 429, "insufficient_quota": 429,
-    "tokens": 429, "requests": 429, "overloaded_error": 529, "service_unavailable": 503,
-}
-
-
-def _error_fields(data: Any) -> tuple[str | None, str | None, str | None]:
-    """``(message, code, type)`` from any of the error shapes compatible servers send."""
-    if isinstance(data, list) and data:
-        data = data[0]
-    if not isinstance(data, dict):
-        return None, None, None
-    err = data.get("error", data)
-    message = code = kind = None
-    if isinstance(err, dict):
-        message, code, kind = err.get("message"), err.get("code"), err.get("type")
-    elif isinstance(err, str):
-        message = err
-    if message is None:
-        message = data.get("detail", data.get("message"))
-    if message is not None and not isinstance(message, str):
-        message = json.dumps(message)[:1000]
-    return (
-        message,
-        None if code is None else str(code),
-        kind if isinstance(kind, str) else None,
-    )
-
-
-def error_from_body(
-    data: Any, *, provider: str, model: str | None, cfg: ProviderConfig | None = None
-) -> errors.APIError:
-    """The error for an ``{"error": {...}}`` met in a 200 body or inside a stream.
-
-    The status is the error's numeric ``code`` when it is one (400-599), else
-    the one its ``type``/``code`` implies, else 500.
-    """
-    message, code, kind = _error_fields(data)
-    status = 500
-    if code is not None and code.isdigit() and 400 <= int(code) <= 599:
-        status = int(code)
-    else:
-        for name in (code, kind):
-            if name is not None and name in _STATUS_BY_KIND:
-                status = _STATUS_BY_KIND[name]
-                break
-    body = json.dumps(data).encode()
-    return error_from_response(
-        status, {}, body, provider=provider, model=model,
-        cfg=cfg or ProviderConfig(name=provider, api_base=""),
-        message=message or "the server reported an error", code=code, err_type=kind,
-    )
-
-
-def parse_usage(u: Mapping[str, Any]) -> Usage:
-    """A :class:`Usage` from OpenAI's ``usage`` object; ``*_details`` are kept as given.
-
-    The server's ``total_tokens`` is kept as sent (0 included); only a missing
-    one is computed as prompt + completion.
-    """
-    prompt = u.get("prompt_tokens") or 0
-    completion = u.get("completion_tokens") or 0
-    total = u.get("total_tokens")
-    return Usage(
-        prompt,
-        completion,
-        prompt + completion if total is None else total,
-        u.get("prompt_tokens_details"),
-        u.get("completion_tokens_details"),
-    )
-
-
-def _reasoning(m: Mapping[str, Any]) -> Any:
-    r = m.get("reasoning_content")
-    if r is None:
-        r = m.get("reasoning")
-        if not isinstance(r, str):
-            r = None
-    return r
-
 
 def _tool_call(t: Mapping[str, Any], i: int) -> ToolCall:
     f = t.get("function") or {}
@@ -195,187 +104,12 @@ def _choice(c: Mapping[str, Any], i: int) -> Choice:
         m.get("role") or "assistant",
         m.get("content"),
         tuple(_tool_call(t, j) for j, t in enumerate(tcs)) if tcs else None,
-        _reasoning(m),
+        reasoning_text(m),
         m.get("refusal"),
     )
     index = c.get("index")
     return Choice(i if index is None else index, message, c.get("finish_reason"),
                   c.get("logprobs"))
-
-
-def _tool_delta(t: Mapping[str, Any], i: int) -> ToolCallDelta:
-    f = t.get("function")
-    index = t.get("index")
-    if index is None:
-        index = i
-    elif type(index) is not int:
-        raise TypeError(f"a tool call index {index!r} that is not an integer")
-    name = args = None
-    if f:
-        name, args = f.get("name"), f.get("arguments")
-        if type(args) is dict:  # a few servers send an object, as in plain answers
-            args = json.dumps(args)
-    tid, kind = t.get("id"), t.get("type")
-    for value in (tid, kind, name, args):
-        if value is not None and type(value) is not str:
-            raise TypeError(f"a tool call field {value!r} that is not a string")
-    extra = t.get("extra_content")
-    return ToolCallDelta(index, tid, kind, FunctionDelta(name, args) if f else None,
-                         extra if type(extra) is dict else None)
-
-
-def _check_logprobs(logprobs: Any) -> None:
-    if type(logprobs) is not dict:
-        raise TypeError("logprobs that are not an object")
-    for key in ("content", "refusal"):
-        tokens = logprobs.get(key)
-        if tokens is not None and type(tokens) is not list:
-            raise TypeError(f"logprobs.{key} that is not a list")
-
-
-class OpenAIStreamParser:
-    """Turns one OpenAI-style SSE stream into :class:`StreamChunk` values.
-
-    ``done`` turns true at ``data: [DONE]`` or at the first chunk carrying a
-    ``finish_reason`` (for any choice); ``finished`` once every choice seen has
-    had its ``finish_reason``.  Events after it are still parsed (the
-    usage chunk follows the finish reason).  A choices-less event without usage
-    (Azure's prompt-filter event) gives None.
-    """
-
-    __slots__ = ("_cfg", "_done", "_finished", "_model", "_provider", "_seen")
-
-    def __init__(self, provider: str, model: str, cfg: ProviderConfig | None = None) -> None:
-        self._provider = provider
-        self._model = model
-        self._cfg = cfg  # only for scrubbing its key out of errors
-        self._done = False
-        self._seen: set[int] = set()  # choice indexes
-        self._finished: set[int] = set()  # ... that had their finish reason
-
-    @property
-    def done(self) -> bool:
-        """True once ``[DONE]`` or a finish reason was seen."""
-        return self._done
-
-    @property
-    def finished(self) -> bool:
-        """True once every choice seen has had its finish reason (and one has)."""
-        return bool(self._finished) and self._seen <= self._finished
-
-    def feed(self, event: SSEEvent) -> StreamChunk | None:
-        """Translate one event; raises the mapped error for an in-stream error event."""
-        data = event.data
-        if data[:1] != "{" and data.strip() == "[DONE]":
-            self._done = True
-            return None
-        try:
-            obj = _loads(data)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
-            raise self._malformed(data, str(exc)) from exc
-        if type(obj) is not dict:
-            raise self._malformed(data, "not a JSON object")
-        err = obj.get("error")
-        if err is not None or event.event == "error":
-            try:
-                mapped = error_from_body(obj, provider=self._provider, model=self._model,
-                                         cfg=self._cfg)
-            except RecursionError as deep:  # nested too deeply to copy or redact
-                raise self._malformed(data, "an error event nested too deeply") from deep
-            raise mapped
-        try:  # a wrong shape (a string where an object belongs) is a malformed event
-            u = obj.get("usage")
-            if u is None:
-                x = obj.get("x_groq")  # Groq puts the final usage here
-                if x is not None:
-                    u = x.get("usage")
-            usage = parse_usage(u) if u else None
-            if usage is not None and not (type(usage.prompt_tokens) is int
-                                          and type(usage.completion_tokens) is int
-                                          and type(usage.total_tokens) is int):
-                raise TypeError("token counts that are not integers")
-            raw_choices = obj.get("choices")
-            if raw_choices:
-                if type(raw_choices) is not list:
-                    raise TypeError("choices that are not a list")
-                choices = []
-                for i, c in enumerate(raw_choices):
-                    d = c.get("delta")
-                    if (type(d) is dict and len(d) == 1
-                            and type(content := d.get("content")) is str):
-                        delta = text_delta(content)  # the common case: a piece of text
-                    elif d:
-                        tcs = d.get("tool_calls")
-                        reasoning = d.get("reasoning_content")
-                        if reasoning is None and "reasoning" in d:
-                            reasoning = _reasoning(d)
-                        role, content, refusal = d.get("role"), d.get("content"), d.get("refusal")
-                        if ((content is not None and type(content) is not str)
-                                or (role is not None and type(role) is not str)
-                                or (refusal is not None and type(refusal) is not str)
-                                or (reasoning is not None and type(reasoning) is not str)):
-                            raise TypeError("a role, content, refusal or reasoning not a string")
-                        if tcs and type(tcs) is not list:
-                            raise TypeError("tool_calls that are not a list")
-                        delta = Delta(
-                            role,
-                            content,
-                            tuple([_tool_delta(t, j) for j, t in enumerate(tcs)]) if tcs else None,
-                            reasoning,
-                            refusal,
-                        )
-                    else:
-                        delta = _EMPTY_DELTA
-                    finish = c.get("finish_reason")
-                    index = c.get("index")
-                    if index is None:
-                        index = i
-                    elif type(index) is not int:
-                        raise TypeError(f"a choice index {index!r} that is not an integer")
-                    self._seen.add(index)
-                    if finish is not None:
-                        if type(finish) is not str:
-                            raise TypeError(f"a finish_reason {finish!r} that is not a string")
-                        self._done = True
-                        self._finished.add(index)
-                    logprobs = c.get("logprobs")
-                    if logprobs is not None:
-                        _check_logprobs(logprobs)
-                    choices.append(stream_choice(index, delta, finish, logprobs))
-                chunk_choices = tuple(choices)
-            elif usage is None:
-                return None
-            else:
-                chunk_choices = EMPTY_STREAM_CHOICES
-            rid, created = obj.get("id") or "", obj.get("created") or 0
-            model, fingerprint = obj.get("model") or self._model, obj.get("system_fingerprint")
-            kind = obj.get("object") or "chat.completion.chunk"
-            if type(created) is float:  # a few servers send time.time()
-                created = int(created)
-            if (type(rid) is not str or type(created) is not int or type(model) is not str
-                    or type(kind) is not str
-                    or (fingerprint is not None and type(fingerprint) is not str)):
-                raise TypeError("an id, created, model, object or system_fingerprint of the "
-                                "wrong type")
-            return stream_chunk(
-                rid,
-                created,
-                model,
-                chunk_choices,
-                usage,
-                kind,
-                fingerprint,
-                obj,
-            )
-        except (AttributeError, TypeError, ValueError, OverflowError, RecursionError) as exc:
-            raise self._malformed(data, f"unexpected shape: {exc}") from exc
-
-    def _malformed(self, data: str, why: str) -> errors.StreamError:
-        return errors.StreamError(
-            f"malformed stream event from {self._provider} ({why}): {data[:200]!r}",
-            provider=self._provider, model=self._model,
-            secrets=self._cfg.secrets if self._cfg is not None else (),
-        )
 
 
 class OpenAIProvider:
@@ -768,7 +502,7 @@ class OpenAIProvider:
 
         A 404 to a Responses API request says the server may have no Responses API.
         """
-        message, code, kind = _error_fields(json_or_none(body))
+        message, code, kind = error_fields(json_or_none(body))
         if status == 404 and not isinstance(req, ChatRequest) and _is_responses_request(req):
             from .openai_responses import not_found_message
 
