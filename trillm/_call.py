@@ -343,10 +343,16 @@ class Pipeline:
         except (errors.APIError, RuntimeError) as exc:
             failure: BaseException = exc
         else:
+            # This frame lives as long as the call: what only preparing needed (the call's
+            # arguments, in *prepare*) is not kept alive with it.
+            del prepare
             await trio.lowlevel.checkpoint()
-            observer = prepared[0].options.observer
+            first = prepared[0]
+            observer = first.options.observer
             if observer is not None:  # hooks or prices: the one check on the hot path
                 return await self._observed(prepared, observer)
+            if len(prepared) == 1 and first.op.combine is None:
+                return await self._with_retries(first)  # _dispatch's usual case, one frame less
             return await self._dispatch(prepared)
         await trio.lowlevel.checkpoint()
         raise failure
