@@ -34,7 +34,7 @@ import attrs
 import trio
 
 from . import errors
-from .concurrency import only_cancelled, raise_bare
+from ._cancel import only_cancelled, raise_bare
 from .providers import openai
 from .retry import is_retryable
 from .routing import Route, mock_route, parse_model, resolve_config

@@ -49,6 +49,7 @@ from httpx._utils import get_environment_proxies  # private: how httpx reads the
 
 from . import errors
 from ._body_limits import BodyLimitExceeded, Inflater, inflater_for, over_size
+from ._cancel import only_cancelled, raise_bare
 from ._transport_errors import (
     header_error,
     origin,
@@ -56,7 +57,6 @@ from ._transport_errors import (
     too_large,
 )
 from ._wire import HTTPRequestSpec
-from .concurrency import only_cancelled, raise_bare
 
 if TYPE_CHECKING:
     from ._statistics import TransportStatistics
