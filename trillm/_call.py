@@ -438,7 +438,6 @@ class Pipeline:
         raise AssertionError("unreachable: the last call returns or raises")
 
     async def _with_retries(self, call: Call) -> Any:
-        once = self._attempt if call.stream is None else self._open_stream
         attempt = 0
         obs = call.obs
         waited = started = 0.0
@@ -446,11 +445,14 @@ class Pipeline:
             attempt += 1
             if obs is not None:
                 started = obs.now()
-            reservation = await self._wait_for_turn(call)  # outside `try`: a refusal is final
+            # outside `try`: a refusal is final (no rate limit for this call: no wait at all)
+            reservation = await self._wait_for_turn(call) if call.rate_keys else None
             if obs is not None and call.rate_keys:  # else it returned at once: no wait
                 waited = obs.now() - started
             try:
-                result = await once(call, reservation)
+                # (no bound method kept in this frame for the whole call)
+                result = await (self._attempt(call, reservation) if call.stream is None
+                                else self._open_stream(call, reservation))
             except errors.APIError as exc:  # Exception only: Cancelled / KeyboardInterrupt pass
                 delay = self._retry_delay(call, attempt, exc)
                 # a retry at INFO, the last failure at DEBUG (the error is raised anyway)
