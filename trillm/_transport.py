@@ -40,7 +40,7 @@ import math
 import zlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import attrs
 import httpx
@@ -617,21 +617,19 @@ class Transport:
     def _sender(self) -> httpx.AsyncBaseTransport:
         return self._transport if _ROUTE is None or self._stack is None else _ROUTE
 
-    def _not_sent(self, exc: BaseException, spec: HTTPRequestSpec, request: httpx.Request) -> None:
-        """Called in the ``except`` block of a failed send: raises what the caller should,
-        except when h11 refused a header (the caller raises that outside the block)."""
-        if isinstance(exc, _LOCAL_PROTOCOL):
-            return  # h11 refused a header
-        if isinstance(exc, _WIRE_ERRORS):
+    def _not_sent(self, exc: BaseException, spec: HTTPRequestSpec,
+                  request: httpx.Request) -> NoReturn:
+        """Raise, in the ``except`` block of a send that failed, what the caller sees instead
+        of *exc* (a wire error, or a group from trio's connect nursery)."""
+        if not isinstance(exc, BaseExceptionGroup):
             proxy = None if self._stack is None else self._stack.proxy_for(request.url)
             via = None if proxy is None else str(proxy.url)
-            raise _translate(exc, spec, in_body=False, via=via,
+            raise _translate(cast(Exception, exc), spec, in_body=False, via=via,
                              connect_timeout=self._connect_timeout) from exc
-        if isinstance(exc, BaseExceptionGroup):  # from trio's connect nursery (happy eyeballs)
-            cancelled = only_cancelled(exc)
-            if cancelled is not None:
-                raise_bare(cancelled)  # one bare Cancelled: a single call never raises a group
-        raise  # the exception being handled (Cancelled, ...), as it is
+        cancelled = only_cancelled(exc)
+        if cancelled is not None:
+            raise_bare(cancelled)  # one bare Cancelled: a single call never raises a group
+        raise  # the group being handled, as it is
 
     async def _request(self, spec: HTTPRequestSpec, defaults: _Headers) -> httpx.Response:
         if spec.local is not None:  # answered in this process (the mock): no connection
@@ -639,8 +637,12 @@ class Transport:
         request = self._build(spec, defaults)
         try:
             return await self._sender().handle_async_request(request)
-        except BaseException as exc:  # noqa: BLE001 - re-raised by _not_sent (or refused)
+        except _LOCAL_PROTOCOL:
+            pass  # h11 refused a header: raised below, unchained
+        except _WIRE_ERRORS as exc:
             self._not_sent(exc, spec, request)
+        except BaseExceptionGroup as group:  # from trio's connect nursery (happy eyeballs)
+            self._not_sent(group, spec, request)
         raise header_error(request.headers.raw, spec) from None
 
     async def send(self, spec: HTTPRequestSpec) -> RawResponse:
@@ -657,8 +659,12 @@ class Transport:
             sent: httpx.Response | None = None
             try:
                 sent = await self._sender().handle_async_request(request)
-            except BaseException as exc:  # noqa: BLE001 - re-raised, unless h11 refused a header
+            except _LOCAL_PROTOCOL:
+                pass  # h11 refused a header: raised below, unchained
+            except _WIRE_ERRORS as exc:
                 self._not_sent(exc, spec, request)
+            except BaseExceptionGroup as group:  # from trio's connect nursery (happy eyeballs)
+                self._not_sent(group, spec, request)
             if sent is None:
                 raise header_error(request.headers.raw, spec) from None
             response = sent
