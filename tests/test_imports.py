@@ -34,6 +34,7 @@ LAZY_MODULES = (
     "trillm.accumulate",
     "trillm.batch",
     "trillm.batch_types",
+    "trillm.concurrency",
     "trillm.hooks",
     "trillm.limits",
     "trillm.openai_compat",

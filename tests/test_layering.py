@@ -65,6 +65,7 @@ LAYERS: dict[str, int] = {
     "providers.*": 0,
     "limits": 1,
     "concurrency": 1,
+    "_cancel": 1,  # one bare Cancelled out of a group (split off concurrency)
     "tools": 1,
     "_transport": 2,
     "_body_limits": 2,  # response size and decompression-bomb bounds (pure), split off _transport

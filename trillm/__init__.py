@@ -16,12 +16,6 @@ from ._default import default_client
 from ._outside import run_outside_trio_with as _run_outside_trio_with
 from .client import Client as Client
 from .client import StreamOpener as StreamOpener
-from .concurrency import amap as amap
-from .concurrency import as_completed as as_completed
-from .concurrency import gather as gather
-from .concurrency import gather_settled as gather_settled
-from .concurrency import hedge as hedge
-from .concurrency import race as race
 from .errors import APIConnectionError as APIConnectionError
 from .errors import APIError as APIError
 from .errors import APIStatusError as APIStatusError
@@ -72,6 +66,12 @@ if TYPE_CHECKING:
     from .batch_types import BatchItem as BatchItem
     from .batch_types import BatchJob as BatchJob
     from .batch_types import BatchRequestCounts as BatchRequestCounts
+    from .concurrency import amap as amap
+    from .concurrency import as_completed as as_completed
+    from .concurrency import gather as gather
+    from .concurrency import gather_settled as gather_settled
+    from .concurrency import hedge as hedge
+    from .concurrency import race as race
     from .hooks import AttemptInfo as AttemptInfo
     from .hooks import CallInfo as CallInfo
     from .hooks import CallResult as CallResult
@@ -103,9 +103,10 @@ __version__ = "0.1.0"
 
 # Imported on first use, to keep `import trillm` cheap (every attrs class costs a compile
 # at import): what a plain chat call does not need.  The sync API starts a thread
-# machinery, the Responses API, batches, hooks and prices, rate limits, the media
-# records and the OpenAI SDK's call shape (AsyncOpenAI, OpenAI) are for those who use
-# them.  tests/test_imports.py checks that every name resolves and what stays unloaded.
+# machinery, the Responses API, batches, the fan-out helpers (gather, amap, ...), hooks
+# and prices, rate limits, the media records and the OpenAI SDK's call shape (AsyncOpenAI,
+# OpenAI) are for those who use them.  tests/test_imports.py checks that every name
+# resolves and what stays unloaded.
 _LAZY = {
     "SpeechResponse": "_files",
     "ResponseStream": "_response_stream", "ClientStatistics": "_statistics",
@@ -115,6 +116,8 @@ _LAZY = {
     "embedding": "_sync", "image_generation": "_sync", "responses": "_sync",
     "speech": "_sync", "transcription": "_sync",
     "Batches": "batch", "BatchResults": "batch",
+    "amap": "concurrency", "as_completed": "concurrency", "gather": "concurrency",
+    "gather_settled": "concurrency", "hedge": "concurrency", "race": "concurrency",
     "BatchItem": "batch_types", "BatchJob": "batch_types", "BatchRequestCounts": "batch_types",
     "AttemptInfo": "hooks", "CallInfo": "hooks", "CallResult": "hooks", "Hook": "hooks",
     "RateLimit": "limits", "RateLimiter": "limits",

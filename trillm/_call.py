@@ -34,7 +34,7 @@ import attrs
 import trio
 
 from . import errors
-from .concurrency import only_cancelled, raise_bare
+from ._cancel import only_cancelled, raise_bare
 from .providers import openai
 from .retry import is_retryable
 from .routing import Route, mock_route, parse_model, resolve_config
@@ -343,10 +343,16 @@ class Pipeline:
         except (errors.APIError, RuntimeError) as exc:
             failure: BaseException = exc
         else:
+            # This frame lives as long as the call: what only preparing needed (the call's
+            # arguments, in *prepare*) is not kept alive with it.
+            del prepare
             await trio.lowlevel.checkpoint()
-            observer = prepared[0].options.observer
+            first = prepared[0]
+            observer = first.options.observer
             if observer is not None:  # hooks or prices: the one check on the hot path
                 return await self._observed(prepared, observer)
+            if len(prepared) == 1 and first.op.combine is None:
+                return await self._with_retries(first)  # _dispatch's usual case, one frame less
             return await self._dispatch(prepared)
         await trio.lowlevel.checkpoint()
         raise failure
@@ -432,7 +438,6 @@ class Pipeline:
         raise AssertionError("unreachable: the last call returns or raises")
 
     async def _with_retries(self, call: Call) -> Any:
-        once = self._attempt if call.stream is None else self._open_stream
         attempt = 0
         obs = call.obs
         waited = started = 0.0
@@ -440,11 +445,14 @@ class Pipeline:
             attempt += 1
             if obs is not None:
                 started = obs.now()
-            reservation = await self._wait_for_turn(call)  # outside `try`: a refusal is final
+            # outside `try`: a refusal is final (no rate limit for this call: no wait at all)
+            reservation = await self._wait_for_turn(call) if call.rate_keys else None
             if obs is not None and call.rate_keys:  # else it returned at once: no wait
                 waited = obs.now() - started
             try:
-                result = await once(call, reservation)
+                # (no bound method kept in this frame for the whole call)
+                result = await (self._attempt(call, reservation) if call.stream is None
+                                else self._open_stream(call, reservation))
             except errors.APIError as exc:  # Exception only: Cancelled / KeyboardInterrupt pass
                 delay = self._retry_delay(call, attempt, exc)
                 # a retry at INFO, the last failure at DEBUG (the error is raised anyway)

@@ -67,10 +67,12 @@ from collections.abc import (
     Iterator,
 )
 from contextlib import asynccontextmanager
-from typing import Any, Generic, NoReturn, Protocol, TypeAlias, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar, cast
 
 import outcome
 import trio
+
+from ._cancel import only_cancelled, raise_bare  # re-exported: they used to live here
 
 __all__ = ["LimiterLike", "amap", "as_completed", "gather", "gather_settled", "hedge",
            "only_cancelled", "race", "raise_bare", "require_trio"]
@@ -613,34 +615,3 @@ async def hedge(fn: Callable[[], Awaitable[T]], *, delay: float, max_attempts: i
                 with trio.move_on_after(delay):
                     await failed.wait()
     return race.result()
-
-
-# ---------------------------------------------------------------- single calls
-# A single call raises one bare exception, never a group (DESIGN.md); when the caller
-# cancels a nursery it runs (its own, or trio's connect nursery), the group holds only
-# Cancelled leaves, and these pass one of them on.
-
-
-def only_cancelled(group: BaseExceptionGroup[BaseException]) -> trio.Cancelled | None:
-    """The first leaf of *group* if every leaf is a ``trio.Cancelled``, else None."""
-    first = None
-    todo = list(group.exceptions)
-    while todo:
-        exc = todo.pop(0)
-        if isinstance(exc, BaseExceptionGroup):
-            todo[:0] = exc.exceptions
-        elif not isinstance(exc, trio.Cancelled):
-            return None
-        elif first is None:
-            first = exc
-    return first
-
-
-def raise_bare(cancelled: trio.Cancelled) -> NoReturn:
-    """Raise *cancelled* alone, its own ``__context__`` kept (as trio unwraps a group)."""
-    context = cancelled.__context__
-    try:
-        raise cancelled
-    finally:
-        cancelled.__context__ = context
-        del cancelled, context
