@@ -527,10 +527,13 @@ class Pipeline:
         slot = _Slot()
         while True:
             if self._limiter is not None:
-                with trio.move_on_at(call.deadline_at) as scope:  # bounded by the deadline only
-                    await self._limiter.acquire_on_behalf_of(slot)
-                if scope.cancelled_caught:
-                    raise self._timeout(call, call.deadline_at)
+                try:  # a free slot, nobody queued before us: no cancel scope to pay for
+                    self._limiter.acquire_on_behalf_of_nowait(slot)
+                except trio.WouldBlock:
+                    with trio.move_on_at(call.deadline_at) as scope:  # bounded by the deadline
+                        await self._limiter.acquire_on_behalf_of(slot)
+                    if scope.cancelled_caught:
+                        raise self._timeout(call, call.deadline_at)
             if self._rate is None or not call.rate_keys or self._limiter is None:
                 return slot  # no wait since the turn came (a shared store: no round trip)
             if await self._rate.paused_for(call.rate_keys) <= 0:
