@@ -284,6 +284,30 @@ async def test_stream_holds_its_slot_until_closed(autojump_clock: trio.testing.M
         assert order == [("stream-closing", 5.0), ("second", 5.0)]
 
 
+async def test_a_freed_slot_goes_to_the_call_queued_first(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A free slot is taken without waiting (no cancel scope); one given back goes to the
+    # call that queued first, not to a call arriving just as it is freed.
+    fake = FakeLLM()
+    fake.on().stream(["a"])
+    async with kit_client(fake, max_concurrency=1) as client:
+        done = []
+
+        async def call(name: str, after: float) -> None:
+            await trio.sleep(after)
+            await client.acompletion("mock/x", MSGS, mock_latency=1)
+            done.append((name, trio.current_time()))
+
+        async with trio.open_nursery() as nursery:
+            async with client.stream("openai/gpt-4o-mini", MSGS):
+                assert trio.current_time() == 0.0
+                nursery.start_soon(call, "queued", 1)
+                await trio.sleep(5)
+            nursery.start_soon(call, "late", 0)  # arrives as the stream's slot is freed
+    assert done == [("queued", 6.0), ("late", 7.0)]
+
+
 # ------------------------------------------------------------------ mock provider
 
 

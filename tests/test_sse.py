@@ -291,6 +291,26 @@ def test_byte_at_a_time() -> None:
     assert decode_chunks(chunks) == decode(wire) == [SSEEvent("a\nb", "e"), SSEEvent("世")]
 
 
+@pytest.mark.parametrize("wire", [
+    b"data: a\n\ndata: b\n\ndata: c\n\n",  # one "data: " line each: split at once
+    b"data: a\n\ndata: b\ndata: c\n\ndata: d\n\n",  # a two-line event among them
+    b"data: a\n\ndata: x data: y\n\ndata: \n\ndata: \xc3\xa9\n\n",  # "data: " in the data
+    b"data: a\n\nid: 7\ndata: b\n\ndata: c\n\n",  # an id for the next events
+    b"data: a\n\n\ndata: b\n\n",  # an extra blank line
+    b"data: a\n\ndata:b\n\nevent: e\ndata: c\n\n",  # no space; an event type
+])
+def test_a_block_of_whole_events_decodes_as_line_by_line(wire: bytes) -> None:
+    # After the first feed, a block of whole events takes the fast path (split at the
+    # "\n\ndata: " that begin the next events); byte at a time, every line goes
+    # through the line rules: the same events either way.
+    dec = SSEDecoder()
+    first = dec.feed(b"data: 0\n\n")
+    fast = first + dec.feed(wire) + dec.close()
+    slow = decode_chunks([b"data: 0\n\n", *(wire[i : i + 1] for i in range(len(wire)))])
+    assert fast == slow
+    assert fast[0] == SSEEvent("0") and len(fast) > 2
+
+
 # ------------------------------------------------------------------ in_event and close()
 
 

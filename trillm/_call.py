@@ -240,6 +240,15 @@ class _Slot:
     __slots__ = ()
 
 
+def _took_free_slot(limiter: trio.CapacityLimiter, slot: _Slot) -> bool:
+    """Take a slot of *limiter* for *slot* if one is free and nobody waits for one (FIFO)."""
+    try:
+        limiter.acquire_on_behalf_of_nowait(slot)
+    except trio.WouldBlock:
+        return False
+    return True
+
+
 Requests = Callable[[Route, Any], Sequence[Any]]
 Prepared = Callable[[], "list[Call] | Awaitable[list[Call]]"]
 
@@ -534,7 +543,9 @@ class Pipeline:
         """
         slot = _Slot()
         while True:
-            if self._limiter is not None:
+            # A free slot with nobody queued before us is taken at once, without a cancel
+            # scope to pay for (one costs about as much as parsing a stream chunk).
+            if self._limiter is not None and not _took_free_slot(self._limiter, slot):
                 with trio.move_on_at(call.deadline_at) as scope:  # bounded by the deadline only
                     await self._limiter.acquire_on_behalf_of(slot)
                 if scope.cancelled_caught:
