@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import attrs
 
+from ._records import positional_builder
 from .errors import StreamError
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEEvent"]
@@ -40,22 +41,13 @@ class SSEEvent:
     retry: int | None = None
 
 
-# attrs' frozen __init__ sets each field by name through object.__setattr__; the decoder's
-# fast path makes one event per chunk, so it sets the slots through their descriptors: the
-# same record, in about half the time.
+#: ``SSEEvent(data, event, id, retry)`` by position, built faster (the stream's hot path).
+_message = positional_builder(SSEEvent)
+# The fast path of _whole_events builds one event per chunk inline (one call fewer per
+# event), with the slot setters positional_builder uses.
 _new = object.__new__
 _set_data, _set_event, _set_id, _set_retry = (
     SSEEvent.__dict__[f.name].__set__ for f in attrs.fields(SSEEvent))
-
-
-def _message(data: str, last_id: str | None, retry: int | None) -> SSEEvent:
-    """``SSEEvent(data, "message", last_id, retry)``, built faster."""
-    e: SSEEvent = _new(SSEEvent)
-    _set_data(e, data)
-    _set_event(e, "message")
-    _set_id(e, last_id)
-    _set_retry(e, retry)
-    return e
 
 
 class SSEDecoder:
@@ -182,7 +174,7 @@ class SSEDecoder:
         append = events.append
         for text in whole.split("\n\n"):
             if text[:6] == "data: " and "\n" not in text:
-                append(_message(text[6:], last_id, retry))
+                append(_message(text[6:], "message", last_id, retry))
             else:
                 events.extend(self._lines([*text.encode().split(b"\n"), b""], False))
                 last_id, retry = self._last_id, self._retry
