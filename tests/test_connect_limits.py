@@ -109,9 +109,9 @@ async def test_connect_timeout_ends_a_hanging_connect_with_a_connection_error() 
             assert not isinstance(info.value, errors.Timeout)
 
 
-async def test_one_ssl_context_per_client_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Building an SSLContext (loading the CA bundle) costs tens of milliseconds: the
-    # Client builds one when it opens and every connection it makes shares it.
+def count_ssl_contexts(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every verifying SSL context built from now on (httpx and httpcore build theirs with
+    ``ssl.create_default_context``)."""
     import ssl
 
     built: list[object] = []
@@ -123,16 +123,54 @@ async def test_one_ssl_context_per_client_built_once(monkeypatch: pytest.MonkeyP
         return ctx
 
     monkeypatch.setattr(ssl, "create_default_context", counting)
+    return built
+
+
+async def test_one_ssl_context_per_client_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Building an SSLContext (loading the CA bundle) costs tens of milliseconds: the
+    # Client builds one for its first https origin and every connection shares it.  The
+    # TLS handshakes fail here (the listener speaks no TLS): each is a connection error.
+    built = count_ssl_contexts(monkeypatch)
+    with trio.fail_after(GUARD):
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+
+        async def hang_up(stream: trio.SocketStream) -> None:
+            await stream.aclose()
+
+        async with trio.open_nursery() as server:
+            server.start_soon(trio.serve_listeners, hang_up, listeners)
+            client = trillm.Client(api_base=f"https://127.0.0.1:{port}/v1", api_key="k",
+                                   max_retries=0)
+            async with client:
+                assert built == []  # nothing before the first https request
+                failed: list[BaseException] = []
+
+                async def one() -> None:
+                    try:
+                        await client.acompletion("openai/gpt-4o-mini", MSGS)
+                    except errors.APIConnectionError as exc:
+                        failed.append(exc)
+
+                async with trio.open_nursery() as nursery:
+                    for _ in range(20):  # 20 at once: 20 new connections
+                        nursery.start_soon(one)
+                assert len(failed) == 20
+                assert len(built) == 1
+            server.cancel_scope.cancel()
+        assert len(built) == 1
+
+
+async def test_a_plain_http_client_builds_no_ssl_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A local server over plain HTTP (vLLM, Ollama, the kit) needs no CA bundle: about
+    # 1.5 MB and tens of milliseconds that such a client never pays.
+    built = count_ssl_contexts(monkeypatch)
     with trio.fail_after(GUARD):
         fake = FakeLLM()
         fake.on().reply("hi")
-        async with fake.serve() as url:
-            client = trillm.Client(api_base=url + "/v1", api_key="k")
-            assert built == []  # nothing before it opens
-            async with client:
-                assert len(built) == 1
-                async with trio.open_nursery() as nursery:
-                    for _ in range(20):  # 20 at once: 20 new connections
-                        nursery.start_soon(client.acompletion, "openai/gpt-4o-mini", MSGS)
-                assert client.statistics().idle_connections == 20
-            assert len(built) == 1
+        async with fake.serve() as url, trillm.Client(api_base=url + "/v1", api_key="k") as client:
+            async with trio.open_nursery() as nursery:
+                for _ in range(20):  # 20 at once: 20 new connections
+                    nursery.start_soon(client.acompletion, "openai/gpt-4o-mini", MSGS)
+            assert client.statistics().idle_connections == 20
+    assert built == []

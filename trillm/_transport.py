@@ -11,7 +11,9 @@ back if the body was read to the end and httpcore kept the connection open (not
 so after ``Connection: close`` or an HTTP/1.0 answer), and closes it otherwise
 (also after an error, a cancellation or a body past a bound).  Idle ones older
 than ``keepalive_expiry`` are closed from the cold end; all share one SSL
-context.  Public httpx API only, except ``httpx._utils.get_environment_proxies``
+context, built when the first ``https`` origin is used (loading the CA bundle costs
+tens of milliseconds and about 1.5 MB, which a client of a plain-HTTP local server
+never needs).  Public httpx API only, except ``httpx._utils.get_environment_proxies``
 (how httpx reads the proxy variables).
 
 Stale keep-alive: httpcore probes an idle connection before reusing it.  If the
@@ -37,6 +39,7 @@ import contextlib
 import copy
 import json
 import math
+import ssl
 import zlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
@@ -160,6 +163,8 @@ def _proxy_rules(proxy: str | None, trust_env: bool) -> list[_ProxyRule]:
 
 # An origin's free transports and when each was freed; the right end is the warmest.
 _Free = deque[tuple[httpx.AsyncHTTPTransport, float]]
+# Per origin: its free transports, its proxy (None: direct) and its transports' verify=.
+_Stack = tuple[_Free, httpx.Proxy | None, ssl.SSLContext | None]
 
 
 class StackTransport(httpx.AsyncBaseTransport):
@@ -174,12 +179,13 @@ class StackTransport(httpx.AsyncBaseTransport):
         self, *, proxy: str | None = None, trust_env: bool = True, keepalive_expiry: float = 5.0
     ) -> None:
         self._expiry = keepalive_expiry
-        self._ssl = httpx.create_ssl_context(trust_env=trust_env)  # CA bundle loaded once
+        self._trust_env = trust_env
+        self._ssl: ssl.SSLContext | None = None  # built for the first https origin
         self._limits = httpx.Limits(
             max_connections=1, max_keepalive_connections=1, keepalive_expiry=keepalive_expiry
         )
         self._rules = _proxy_rules(proxy, trust_env)
-        self._stacks: dict[tuple[bytes, bytes, int | None], tuple[_Free, httpx.Proxy | None]] = {}
+        self._stacks: dict[tuple[bytes, bytes, int | None], _Stack] = {}
         self._busy: set[httpx.AsyncHTTPTransport] = set()
         self._closed = False
 
@@ -196,14 +202,15 @@ class StackTransport(httpx.AsyncBaseTransport):
         if stack is None:
             if url.scheme not in ("http", "https"):
                 raise httpx.UnsupportedProtocol(f"unsupported protocol '{url.scheme}://'")
-            stack = self._stacks[key] = (deque(), self.proxy_for(url))
-        free, proxy = stack
+            stack = self._stacks[key] = (deque(), self.proxy_for(url), self._verify(url))
+        free, proxy, verify = stack
         if free and free[0][1] < trio.current_time() - self._expiry:
             await self._expire(free)
         fresh = not free
         while True:
             transport = (
-                httpx.AsyncHTTPTransport(verify=self._ssl, limits=self._limits, proxy=proxy)
+                httpx.AsyncHTTPTransport(verify=cast(ssl.SSLContext, verify), limits=self._limits,
+                                         proxy=proxy)
                 if fresh else free.pop()[0]
             )
             self._busy.add(transport)
@@ -225,6 +232,18 @@ class StackTransport(httpx.AsyncBaseTransport):
                 response.stream = _GiveBack(inner, self, free, transport, network)
                 return response
 
+    def _verify(self, url: httpx.URL) -> ssl.SSLContext | None:
+        """The ``verify=`` of an origin's transports: the Client's one SSL context for
+        ``https``.  A plain ``http`` origin never does TLS (its transports are its own; a
+        proxy's TLS is the proxy's): its transports get None, which httpx passes on as it
+        is, so no context is built for it (httpcore would build its own verifying one if
+        TLS were ever asked of it, never an unverified one)."""
+        if url.scheme != "https":
+            return None
+        if self._ssl is None:
+            self._ssl = httpx.create_ssl_context(trust_env=self._trust_env)  # loaded once
+        return self._ssl
+
     async def _discard(self, transport: httpx.AsyncHTTPTransport) -> None:
         self._busy.discard(transport)
         await _close_all([transport])
@@ -237,7 +256,7 @@ class StackTransport(httpx.AsyncBaseTransport):
 
     def statistics(self) -> TransportStatistics:
         """One-connection transports waiting on the stacks, and checked out."""
-        idle = sum(len(free) for free, _ in self._stacks.values())
+        idle = sum(len(stack[0]) for stack in self._stacks.values())
         from ._statistics import TransportStatistics
 
         return TransportStatistics(idle_connections=idle, active_connections=len(self._busy))
@@ -245,7 +264,7 @@ class StackTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close every idle connection now; checked-out ones are closed when given back."""
         self._closed = True
-        idle = [t for free, _ in self._stacks.values() for t, _ in free]
+        idle = [t for stack in self._stacks.values() for t, _ in stack[0]]
         self._stacks.clear()
         await _close_all(idle)
 
