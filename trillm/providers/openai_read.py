@@ -219,16 +219,22 @@ class OpenAIStreamParser:
 
     def feed_data(self, data: str) -> StreamChunk | None:
         """:meth:`feed` for a plain ``message`` event: its data alone."""
-        obj = self._load(data)
-        if obj is None:
+        if data[:1] != "{" and data.strip() == "[DONE]":  # _load, inlined (the hot path)
+            self._done = True
             return None
+        try:
+            obj = _loads(data)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
+            raise self._malformed(data, str(exc)) from exc
+        if type(obj) is not dict:
+            raise self._malformed(data, "not a JSON object")
         # The common chunk: one choice adding a piece of text, nothing else (no error,
         # usage, finish reason or logprobs).  Checked and built in one pass, with the
         # checks _chunk makes; any other shape (a malformed one too) goes to _chunk.
         get = obj.get
         raw_choices = get("choices")
-        if (type(raw_choices) is list and len(raw_choices) == 1 and get("error") is None
-                and get("usage") is None and get("x_groq") is None):
+        if (type(raw_choices) is list and len(raw_choices) == 1 and "error" not in obj
+                and get("usage") is None and "x_groq" not in obj):
             c = raw_choices[0]
             if type(c) is dict:
                 d = c.get("delta")
