@@ -689,3 +689,43 @@ def test_fast_path_events_are_the_constructors_records() -> None:
         assert attrs.asdict(e) == attrs.asdict(SSEEvent(e.data, "message", "7", 30))
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
             e.data = "y"  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------ feed_plain()
+
+
+def _plain(events: list[SSEEvent]) -> list[str | SSEEvent]:
+    """What feed_plain gives for *events*: a plain message event as its data alone."""
+    return [e.data if (e.event, e.id, e.retry) == ("message", None, None) else e for e in events]
+
+
+@settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(_wires(), st.data())
+def test_feed_plain_is_feed_with_plain_events_as_their_data(
+    case: tuple[bytes, list[SSEEvent]], data: st.DataObject
+) -> None:
+    wire, expected = case
+    cuts = data.draw(st.lists(st.integers(0, len(wire)), max_size=12), label="cuts")
+    dec = SSEDecoder()
+    got = [e for c in split_at(wire, cuts) for e in dec.feed_plain(c)]
+    assert got == _plain(expected)
+    assert [type(e) for e in got] == [type(e) for e in _plain(expected)]
+
+
+def test_feed_plain_on_the_fast_path() -> None:
+    # Whole one-line data events (the decoder's fast path) are handed over as strings,
+    # until an id or a retry is set: every later event carries it, so it is an SSEEvent.
+    dec = SSEDecoder()
+    assert dec.feed_plain(b"data: a\n\n") == ["a"]  # the first read: the line rules
+    assert dec.feed_plain(b"data: b\n\ndata: c\n\n") == ["b", "c"]
+    assert dec.feed_plain(b"data: d\n\nevent: x\ndata: e\n\ndata: f\n\n") == [
+        "d", SSEEvent("e", "x"), "f"]
+    assert dec.feed_plain(b"event: message\ndata: g\n\n") == ["g"]
+    assert dec.feed_plain(b"id: 7\ndata: h\n\ndata: i\n\n") == [
+        SSEEvent("h", id="7"), SSEEvent("i", id="7")]
+    assert dec.feed_plain(b"data: j\n\ndata: k\n\n") == [SSEEvent("j", id="7"),
+                                                          SSEEvent("k", id="7")]
+    dec = SSEDecoder()
+    assert dec.feed_plain(b"retry: 5\n\n") == []
+    assert dec.feed_plain(b"data: a\n\ndata: b\n\n") == [SSEEvent("a", retry=5),
+                                                          SSEEvent("b", retry=5)]

@@ -52,9 +52,9 @@ class CountingParser(OpenAIStreamParser):
         super().__init__("openai", "m")
         self.calls = 0
 
-    def feed(self, event: SSEEvent) -> StreamChunk | None:
+    def feed_data(self, data: str) -> StreamChunk | None:  # every event here is plain
         self.calls += 1
-        return super().feed(event)
+        return super().feed_data(data)
 
 
 def http_stream(body: bytes, parser: OpenAIStreamParser | None = None) -> tuple[Stream, OneRead]:
@@ -72,6 +72,35 @@ async def test_events_are_parsed_one_chunk_at_a_time() -> None:
         assert parser.calls == 1  # 201 events received in one read, one parsed
         await stream.__anext__()
         assert parser.calls == 2
+
+
+async def test_a_parser_gets_plain_events_as_data_and_others_as_events() -> None:
+    # A parser with feed_data is handed a plain message event's data; an event with a
+    # name or an id still reaches its feed() (here: OpenAI's `event: error`).
+    class Seen(OpenAIStreamParser):
+        __slots__ = ("seen",)
+
+        def __init__(self) -> None:
+            super().__init__("openai", "m")
+            self.seen: list[object] = []
+
+        def feed(self, event: SSEEvent) -> StreamChunk | None:
+            self.seen.append(event)
+            return super().feed(event)
+
+        def feed_data(self, data: str) -> StreamChunk | None:
+            self.seen.append(data)
+            return super().feed_data(data)
+
+    body = sse_body(1).replace(b"data: [DONE]", b'event: error\ndata: {"message": "boom"}')
+    parser = Seen()
+    stream, response = http_stream(body, parser)
+    with pytest.raises(errors.APIError, match="boom"):
+        async with stream:
+            [c async for c in stream]
+    assert response.closed
+    assert [type(e) for e in parser.seen] == [str, str, SSEEvent]
+    assert parser.seen[2] == SSEEvent('{"message": "boom"}', "error")
 
 
 async def test_stream_does_not_keep_the_chunks_it_gave_out() -> None:

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from trillm import errors, stream_chunk_builder
 from trillm._wire import StreamParser
 from trillm.providers import anthropic, gemini, openai
 from trillm.sse import SSEDecoder, SSEEvent
-from trillm.types import ChatRequest, ModelResponse, StreamChunk
+from trillm.types import ChatRequest, Delta, ModelResponse, StreamChoice, StreamChunk
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -187,3 +189,113 @@ def test_a_deeply_nested_event_is_a_stream_error(provider: str, data: str) -> No
     # Regression: json.loads let RecursionError escape from every stream parser.
     with pytest.raises(errors.StreamError, match=f"malformed stream event from {provider}"):
         _parser(provider)().feed(SSEEvent(data, "error" if "error" in data[:10] else "message"))
+
+
+# ------------------------------------------------- the OpenAI parser's one-pass path
+
+_COMMON = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1741569952,
+           "model": "gpt-4o-mini", "service_tier": "default", "system_fingerprint": "fp_1",
+           "choices": [{"index": 0, "delta": {"content": " Here"}, "logprobs": None,
+                        "finish_reason": None}],
+           "usage": None}
+_ODD = st.sampled_from([None, "", "x", 0, 1, 2, -1, 1.5, True, False, [], {}, [1], ["x"],
+                        {"a": 1}, {"content": "x"}, {"prompt_tokens": 1, "completion_tokens": 2},
+                        {"content": []}, float("inf")])
+_TOP = ["id", "object", "created", "model", "system_fingerprint", "choices", "usage", "error",
+        "x_groq"]
+_CHOICE = ["index", "delta", "logprobs", "finish_reason"]
+_DELTA = ["content", "role", "refusal", "reasoning_content", "reasoning", "tool_calls"]
+
+
+@st.composite
+def _chunk_shapes(draw: st.DrawFn) -> Any:
+    """The common chunk with a few fields removed or set to other values (most of them
+    wrong), one more or no choice, or a choice that is not an object."""
+    obj: Any = copy.deepcopy(_COMMON)
+    choice, delta = obj["choices"][0], obj["choices"][0]["delta"]
+    for _ in range(draw(st.integers(0, 3))):
+        target, keys = draw(st.sampled_from([(obj, _TOP), (choice, _CHOICE), (delta, _DELTA)]))
+        key = draw(st.sampled_from(keys))
+        if draw(st.booleans()):
+            target.pop(key, None)
+        else:
+            target[key] = draw(_ODD)
+    shape = draw(st.integers(0, 6))
+    if shape == 0 and type(obj.get("choices")) is list:
+        obj["choices"].append(copy.deepcopy(_COMMON["choices"][0]))
+    elif shape == 1:
+        obj["choices"] = []
+    elif shape == 2:
+        obj["choices"] = [draw(_ODD)]
+    return obj
+
+
+def _outcome(f: Callable[[], Any], parser: openai.OpenAIStreamParser) -> Any:
+    try:
+        result = f()
+    except Exception as exc:  # noqa: BLE001 - any error: the same one, message included
+        result = (type(exc), str(exc))
+    else:
+        if result is not None:
+            result = (result, result.raw)  # raw is not compared by ==
+    return result, parser.done, parser.finished, parser._seen, parser._finished
+
+
+def _both_paths(data: str) -> tuple[Any, Any]:
+    """What feed_data gives for *data*, and what the general path alone gives."""
+    fast = openai.OpenAIStreamParser("openai", "m")
+    general = openai.OpenAIStreamParser("openai", "m")
+
+    def slow() -> StreamChunk | None:
+        loaded = general._load(data)
+        return None if loaded is None else general._chunk(loaded, data)
+
+    return _outcome(lambda: fast.feed_data(data), fast), _outcome(slow, general)
+
+
+@settings(deadline=None, max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(_chunk_shapes())
+def test_openai_one_pass_path_is_the_general_path(obj: Any) -> None:
+    # feed_data takes the common chunk (one text delta) in one pass: for every shape, its
+    # result (chunk, error and message, parser state) is the general path's.
+    fast, general = _both_paths(json.dumps(obj))
+    assert fast == general
+
+
+@pytest.mark.parametrize("data", [
+    json.dumps(_COMMON),
+    json.dumps({**_COMMON, "created": 1.5, "model": ""}),  # created made an int, model the call's
+    json.dumps({**_COMMON, "usage": {"prompt_tokens": 1, "completion_tokens": 2}}),
+    json.dumps({**_COMMON, "choices": [{"delta": {"content": "a"}, "finish_reason": "stop"}]}),
+    json.dumps({**_COMMON, "choices": [{"index": 0, "delta": {"content": 1}}]}),
+    json.dumps({**_COMMON, "error": {"message": "boom", "type": "server_error"}}),
+    "[DONE]", "not json", "[]",
+])
+def test_openai_one_pass_path_table(data: str) -> None:
+    fast, general = _both_paths(data)
+    assert fast == general
+    parser = openai.OpenAIStreamParser("openai", "m")
+    assert _outcome(lambda: parser.feed(SSEEvent(data)), parser) == general
+
+
+def test_openai_common_chunk_takes_the_one_pass_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = openai.OpenAIStreamParser("openai", "m")
+    calls: list[Any] = []
+    real = openai.OpenAIStreamParser._chunk
+    monkeypatch.setattr(openai.OpenAIStreamParser, "_chunk",
+                        lambda self, obj, data: calls.append(obj) or real(self, obj, data))
+    chunk = parser.feed_data(json.dumps(_COMMON))
+    assert calls == []
+    assert chunk == StreamChunk("chatcmpl-1", 1741569952, "gpt-4o-mini", (StreamChoice(
+        0, Delta(content=" Here")),), None, "chat.completion.chunk", "fp_1")
+    assert chunk is not None and chunk.raw == _COMMON and parser._seen == {0}
+    parser.feed_data(json.dumps({**_COMMON, "choices": [{"index": 0, "delta": {}}]}))
+    assert len(calls) == 1  # any other shape: the general path
+
+
+def test_openai_error_event_type_still_raises() -> None:
+    # An `event: error` whose data has no "error" key is an error too (feed, not feed_data).
+    with pytest.raises(errors.APIError, match="boom"):
+        openai.OpenAIStreamParser("openai", "m").feed(
+            SSEEvent(json.dumps({"message": "boom"}), "error"))
+    assert openai.OpenAIStreamParser("openai", "m").feed(SSEEvent("[DONE]", "error")) is None

@@ -32,13 +32,12 @@ import trio
 
 from . import errors
 from .accumulate import ChunkAccumulator
-from .sse import SSEDecoder
+from .sse import SSEDecoder, SSEEvent
 from .structured import parse_response
 
 if TYPE_CHECKING:
     from ._transport import ResponseStream
     from ._wire import StreamParser
-    from .sse import SSEEvent
     from .types import ModelResponse, StreamChunk
 
 __all__ = [
@@ -100,8 +99,8 @@ class HTTPChunkSource:
     transport gives) never holds the consumer's task for longer than one slice.
     """
 
-    __slots__ = ("_at", "_decode", "_decoder", "_ended", "_events", "_feed", "_model",
-                 "_parser", "_pending", "_provider", "_response", "headers")
+    __slots__ = ("_at", "_decode", "_decoder", "_ended", "_events", "_feed", "_feed_data",
+                 "_model", "_parser", "_pending", "_provider", "_response", "headers")
 
     def __init__(
         self, response: ResponseStream, parser: StreamParser, *, provider: str, model: str,
@@ -109,10 +108,22 @@ class HTTPChunkSource:
     ) -> None:
         self._response = response
         self._parser = parser
-        self._feed = parser.feed
-        self._decoder = SSEDecoder()
-        self._decode = self._decoder.feed
-        self._events: deque[SSEEvent] = deque()
+        self._decoder = decoder = SSEDecoder()
+        feed = self._feed = parser.feed
+        # A parser with feed_data (StreamParser) is handed a plain message event's data
+        # string alone: the decoder builds no SSEEvent for it.
+        feed_data: Callable[[str], StreamChunk | None] | None = getattr(
+            parser, "feed_data", None)
+        if feed_data is None:
+            self._decode: Callable[[bytes], list[str | SSEEvent]] = cast(
+                "Callable[[bytes], list[str | SSEEvent]]", decoder.feed)
+
+            def feed_data(data: str) -> StreamChunk | None:  # unused: feed() gives no str
+                return feed(SSEEvent(data))
+        else:
+            self._decode = decoder.feed_plain
+        self._feed_data = feed_data
+        self._events: deque[str | SSEEvent] = deque()
         self._pending = b""  # received, not yet decoded from offset _at on
         self._at = 0
         self._provider = provider
@@ -121,10 +132,11 @@ class HTTPChunkSource:
         self.headers = headers
 
     def take(self) -> StreamChunk | None:
-        events, feed = self._events, self._feed
+        events = self._events
         while True:
             while events:
-                chunk = feed(events.popleft())
+                event = events.popleft()
+                chunk = self._feed_data(event) if isinstance(event, str) else self._feed(event)
                 if chunk is not None:
                     return chunk
             if not self._pending:

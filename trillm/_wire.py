@@ -94,7 +94,15 @@ class HTTPRequestSpec:
 
 
 class StreamParser(Protocol):
-    """Turns a provider's stream events into OpenAI-shaped chunks (stateful, per stream)."""
+    """Turns a provider's stream events into OpenAI-shaped chunks (stateful, per stream).
+
+    A parser may also have ``feed_data(data: str) -> StreamChunk | None``, giving what
+    ``feed(SSEEvent(data))`` gives: the stream then hands it a plain message event
+    (no ``event`` name but ``message``, no ``id`` or ``retry`` ever set) as its data
+    string alone, and the decoder builds no :class:`~trillm.sse.SSEEvent` for it
+    (``OpenAIStreamParser`` has one: its events are plain).  Other events still go to
+    ``feed``.
+    """
 
     def feed(self, event: SSEEvent) -> StreamChunk | None:
         """Translate one event; None for events that carry nothing for the caller."""

@@ -20,6 +20,8 @@ hold memory without bound.
 
 from __future__ import annotations
 
+from typing import cast
+
 import attrs
 
 from ._records import positional_builder
@@ -83,6 +85,16 @@ class SSEDecoder:
         Raises :class:`~trillm.errors.StreamError` when one event grows past
         ``max_event_bytes``.
         """
+        return cast("list[SSEEvent]", self._feed(data, False))
+
+    def feed_plain(self, data: bytes) -> list[str | SSEEvent]:
+        """:meth:`feed`, except that a plain message event (``event`` is ``"message"``,
+        no ``id`` or ``retry`` was ever set) is given as its ``data`` string alone, not
+        as an :class:`SSEEvent`: the stream's hot path, where most events are plain.
+        """
+        return self._feed(data, True)
+
+    def _feed(self, data: bytes, plain: bool) -> list[str | SSEEvent]:
         if not data:  # keep _skip_lf: the "\n" of a "\r\n" may still come
             return []
         if self._skip_lf:
@@ -97,17 +109,17 @@ class SSEDecoder:
             if self._pieces or self._data or self._event is not None:
                 first = data.find(b"\n\n")
                 if 0 <= first < len(data) - 2:
-                    events = self._feed_lines(data[:first + 2])
-                    return events + self.feed(data[first + 2:])
+                    events = self._feed_lines(data[:first + 2], plain)
+                    return events + self._feed(data[first + 2:], plain)
             else:
                 end = data.rfind(b"\n\n")
                 if end >= 0:
-                    events = self._whole_events(data[:end])
+                    events = self._whole_events(data[:end], plain)
                     rest = data[end + 2:]
-                    return events + self._feed_lines(rest) if rest else events
-        return self._feed_lines(data)
+                    return events + self._feed_lines(rest, plain) if rest else events
+        return self._feed_lines(data, plain)
 
-    def _feed_lines(self, data: bytes) -> list[SSEEvent]:
+    def _feed_lines(self, data: bytes, plain: bool) -> list[str | SSEEvent]:
         """:meth:`feed` by the line rules (``data`` is not empty)."""
         pieces = self._pieces
         if pieces:  # a line is unterminated
@@ -131,7 +143,7 @@ class SSEDecoder:
             tail = lines.pop()
             pieces.append(tail)
             self._partial = len(tail)
-        events = self._lines(lines, careful) if lines else []
+        events = self._lines(lines, careful, plain) if lines else []
         if careful and self._partial > self._max - self._size:
             raise self._too_big()
         return events
@@ -145,7 +157,7 @@ class SSEDecoder:
         """
         return []
 
-    def _whole_events(self, block: bytes) -> list[SSEEvent]:
+    def _whole_events(self, block: bytes, plain: bool) -> list[str | SSEEvent]:
         """The events of *block*: whole events, nothing held before, no ``\\r``.
 
         A line end cannot fall inside a UTF-8 sequence, so the block is decoded once
@@ -154,12 +166,14 @@ class SSEDecoder:
         """
         last_id, retry = self._last_id, self._retry
         whole = block.decode("utf-8", "replace")
-        events: list[SSEEvent]
+        events: list[str | SSEEvent]
         if whole[:6] == "data: ":
             # The usual stream: every event one "data: " line.  Split where each next
             # event begins; if no line end is left in the pieces, they are the events' data.
-            datas = whole[6:].split("\n\ndata: ")
+            datas: list[str] = whole[6:].split("\n\ndata: ")
             if "\n" not in "".join(datas):
+                if plain and last_id is None and retry is None:
+                    return datas  # type: ignore[return-value]  # list is invariant
                 events = []
                 append = events.append
                 for data in datas:  # _message, inlined: one call fewer per event
@@ -174,9 +188,12 @@ class SSEDecoder:
         append = events.append
         for text in whole.split("\n\n"):
             if text[:6] == "data: " and "\n" not in text:
-                append(_message(text[6:], "message", last_id, retry))
+                if plain and last_id is None and retry is None:
+                    append(text[6:])
+                else:
+                    append(_message(text[6:], "message", last_id, retry))
             else:
-                events.extend(self._lines([*text.encode().split(b"\n"), b""], False))
+                events.extend(self._lines([*text.encode().split(b"\n"), b""], False, plain))
                 last_id, retry = self._last_id, self._retry
         return events
 
@@ -186,8 +203,8 @@ class SSEDecoder:
             "the stream is malformed or hostile"
         )
 
-    def _lines(self, lines: list[bytes], careful: bool) -> list[SSEEvent]:
-        events: list[SSEEvent] = []
+    def _lines(self, lines: list[bytes], careful: bool, plain: bool) -> list[str | SSEEvent]:
+        events: list[str | SSEEvent] = []
         if not self._bom_checked:
             self._bom_checked = True
             if lines[0].startswith(b"\xef\xbb\xbf"):
@@ -203,14 +220,13 @@ class SSEDecoder:
                     raw = data[0] if len(data) == 1 else b"\n".join(data)
                     if careful and len(raw) > self._max:
                         raise self._too_big()
-                    events.append(
-                        SSEEvent(
-                            raw.decode("utf-8", "replace"),
-                            self._event or "message",
-                            self._last_id,
-                            self._retry,
-                        )
-                    )
+                    text = raw.decode("utf-8", "replace")
+                    kind = self._event or "message"
+                    if (plain and kind == "message" and self._last_id is None
+                            and self._retry is None):
+                        events.append(text)
+                    else:
+                        events.append(SSEEvent(text, kind, self._last_id, self._retry))
                     data = self._data = []
                 self._event = None
                 continue

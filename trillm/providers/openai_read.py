@@ -10,8 +10,10 @@ re-exports its public names.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from .. import errors
 from .._json import loads as _loads
@@ -19,6 +21,7 @@ from ..types import (
     EMPTY_STREAM_CHOICES,
     Delta,
     FunctionDelta,
+    StreamChoice,
     StreamChunk,
     ToolCallDelta,
     Usage,
@@ -35,6 +38,27 @@ __all__ = ["OpenAIStreamParser", "error_fields", "error_from_body", "parse_usage
            "reasoning_text"]
 
 _EMPTY_DELTA = Delta()
+
+
+def _setters(cls: type[Any], *names: str) -> tuple[Callable[[Any, Any], None], ...]:
+    """The slot setters of the frozen, slotted attrs record *cls*, one per field, in the
+    order *names* gives (which must name every field: a record built with them has each
+    slot set, as its ``__init__`` would); the ones ``positional_builder`` binds."""
+    if sorted(names) != sorted(f.name for f in attrs.fields(cls)):
+        raise TypeError(f"{cls.__name__}'s fields are not {names}")
+    return tuple(vars(cls)[name].__set__ for name in names)
+
+
+# The records of the common chunk (one text delta), set slot by slot (every field).
+_new = object.__new__
+_d_role, _d_content, _d_tool_calls, _d_reasoning, _d_refusal = _setters(
+    Delta, "role", "content", "tool_calls", "reasoning_content", "refusal")
+_c_index, _c_delta, _c_finish, _c_logprobs = _setters(
+    StreamChoice, "index", "delta", "finish_reason", "logprobs")
+_k_id, _k_created, _k_model, _k_choices, _k_usage, _k_object, _k_fingerprint, _k_raw = _setters(
+    StreamChunk, "id", "created", "model", "choices", "usage", "object", "system_fingerprint",
+    "raw")
+
 
 # Status for an error met inside a 200 body or a stream, by its `type` or `code`.
 _STATUS_BY_KIND = {
@@ -186,7 +210,70 @@ class OpenAIStreamParser:
 
     def feed(self, event: SSEEvent) -> StreamChunk | None:
         """Translate one event; raises the mapped error for an in-stream error event."""
-        data = event.data
+        if event.event == "error":
+            obj = self._load(event.data)
+            if obj is None:
+                return None
+            raise self._error(obj, event.data)
+        return self.feed_data(event.data)
+
+    def feed_data(self, data: str) -> StreamChunk | None:
+        """:meth:`feed` for a plain ``message`` event: its data alone."""
+        if data[:1] != "{" and data.strip() == "[DONE]":  # _load, inlined (the hot path)
+            self._done = True
+            return None
+        try:
+            obj = _loads(data)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
+            raise self._malformed(data, str(exc)) from exc
+        if type(obj) is not dict:
+            raise self._malformed(data, "not a JSON object")
+        # The common chunk: one choice adding a piece of text, nothing else (no error,
+        # usage, finish reason or logprobs).  Checked and built in one pass, with the
+        # checks _chunk makes; any other shape (a malformed one too) goes to _chunk.
+        get = obj.get
+        raw_choices = get("choices")
+        if (type(raw_choices) is list and len(raw_choices) == 1 and "error" not in obj
+                and get("usage") is None and "x_groq" not in obj):
+            c = raw_choices[0]
+            if type(c) is dict:
+                d = c.get("delta")
+                index = c.get("index")
+                rid, created = get("id") or "", get("created") or 0
+                model, fingerprint = get("model") or self._model, get("system_fingerprint")
+                kind = get("object") or "chat.completion.chunk"
+                if (type(d) is dict and len(d) == 1 and type(content := d.get("content")) is str
+                        and c.get("finish_reason") is None and c.get("logprobs") is None
+                        and type(index) is int and type(rid) is str and type(created) is int
+                        and type(model) is str and type(kind) is str
+                        and (fingerprint is None or type(fingerprint) is str)):
+                    if index not in self._seen:
+                        self._seen.add(index)
+                    delta = _new(Delta)
+                    _d_role(delta, None)
+                    _d_content(delta, content)
+                    _d_tool_calls(delta, None)
+                    _d_reasoning(delta, None)
+                    _d_refusal(delta, None)
+                    choice = _new(StreamChoice)
+                    _c_index(choice, index)
+                    _c_delta(choice, delta)
+                    _c_finish(choice, None)
+                    _c_logprobs(choice, None)
+                    chunk = _new(StreamChunk)
+                    _k_id(chunk, rid)
+                    _k_created(chunk, created)
+                    _k_model(chunk, model)
+                    _k_choices(chunk, (choice,))
+                    _k_usage(chunk, None)
+                    _k_object(chunk, kind)
+                    _k_fingerprint(chunk, fingerprint)
+                    _k_raw(chunk, obj)
+                    return chunk
+        return self._chunk(obj, data)
+
+    def _load(self, data: str) -> dict[str, Any] | None:
+        """The event's JSON object; None for ``[DONE]`` (the end marker, then noted)."""
         if data[:1] != "{" and data.strip() == "[DONE]":
             self._done = True
             return None
@@ -196,14 +283,20 @@ class OpenAIStreamParser:
             raise self._malformed(data, str(exc)) from exc
         if type(obj) is not dict:
             raise self._malformed(data, "not a JSON object")
-        err = obj.get("error")
-        if err is not None or event.event == "error":
-            try:
-                mapped = error_from_body(obj, provider=self._provider, model=self._model,
-                                         cfg=self._cfg)
-            except RecursionError as deep:  # nested too deeply to copy or redact
-                raise self._malformed(data, "an error event nested too deeply") from deep
-            raise mapped
+        return obj
+
+    def _error(self, obj: dict[str, Any], data: str) -> errors.APIError:
+        """The mapped error of an in-stream error event."""
+        try:
+            return error_from_body(obj, provider=self._provider, model=self._model,
+                                   cfg=self._cfg)
+        except RecursionError as deep:  # nested too deeply to copy or redact
+            raise self._malformed(data, "an error event nested too deeply") from deep
+
+    def _chunk(self, obj: dict[str, Any], data: str) -> StreamChunk | None:
+        """Every shape of event, checked field by field (:meth:`feed_data`'s general path)."""
+        if obj.get("error") is not None:
+            raise self._error(obj, data)
         try:  # a wrong shape (a string where an object belongs) is a malformed event
             u = obj.get("usage")
             if u is None:
