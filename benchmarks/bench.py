@@ -46,7 +46,7 @@ ALL_VARIANTS = (
     "raw-httpx", "raw-httpx-stream", "raw-httpx2", "raw-httpx2-stream",
     "trillm", "trillm-otel", "trillm-asyncio", "asyncopenai", "trillm-float",
 )
-DEFAULT_PHASES = "c1,c32,c256,s64,s1x5000,s1000,t1,t32,t256,b256,h1000,h10000,e1"
+DEFAULT_PHASES = "c1,c32,c256,s64,s1x5000,s1000,s1000x1000,t1,t32,t256,b256,h1000,h10000,e1"
 #: References that may be missing (their package not installed): reported, never a failure.
 OPTIONAL = frozenset({"asyncopenai", "raw-httpx2", "raw-httpx2-stream"})
 #: Not references of anything but trillm's own "before" (embeddings as JSON floats).

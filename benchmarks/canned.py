@@ -27,8 +27,12 @@ EXPECTED_CONTENT = "Hello! How can I help you today?"
 
 STREAM_WORDS = 200  # content events per stream (sN phases); CPU per chunk divides by this
 LONG_STREAM_WORDS = 5000  # content events of a long stream (sNx5000 phases)
+#: content events of each of many concurrent streams (s1000x1000): long enough that the
+#: per-chunk figure is the chunks' and not their requests' (a request over nginx costs about
+#: as much CPU as 100 chunks: a fifth more per chunk of a 200-chunk stream's, 1/10 of 1,000's)
+MANY_STREAMS_WORDS = 1000
 #: The stream lengths nginx serves (each at its own path: nginx_server.sse_path).
-STREAM_LENGTHS = (STREAM_WORDS, LONG_STREAM_WORDS)
+STREAM_LENGTHS = (STREAM_WORDS, MANY_STREAMS_WORDS, LONG_STREAM_WORDS)
 
 _ID = "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT"
 _CREATED = 1741569952

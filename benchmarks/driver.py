@@ -702,6 +702,9 @@ def supports(variant: str, phase: Phase) -> bool:
         return False  # the hook's cost: requests and 64 streams, against trillm
     if variant == "raw-httpx-stream" and phase.workers >= WAVES_FROM:
         return False  # a checkpoint per event through httpcore 1.0's pool: minutes
+    if (variant.startswith("raw-") and phase.workers >= WAVES_FROM
+            and phase.chunks > canned.STREAM_WORDS):
+        return False  # trillm's own ratio (s1000x1000 ÷ s1x5000): no reference needed
     plain, stream = VARIANTS[variant]
     return (stream if phase.streaming else plain) is not None
 
