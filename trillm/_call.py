@@ -361,6 +361,7 @@ class Pipeline:
             if observer is not None:  # hooks or prices: the one check on the hot path
                 return await self._observed(prepared, observer)
             if len(prepared) == 1 and first.op.combine is None:
+                del prepared  # nor the list of one call
                 return await self._with_retries(first)  # _dispatch's usual case, one frame less
             return await self._dispatch(prepared)
         await trio.lowlevel.checkpoint()
