@@ -211,3 +211,40 @@ async def test_an_answers_message_record_can_be_sent_back(
     sent = json.loads(fake.requests[1].body)["messages"][1]
     assert sent == {"role": "assistant", "tool_calls": [{
         "id": "call_1", "type": "function", "function": {"name": "now", "arguments": "{}"}}]}
+
+
+async def test_a_plain_call_in_flight_holds_three_trillm_frames() -> None:
+    # Each suspended frame is held by every request in flight (~300 bytes each; 256 at once
+    # in the bench's t256 phase): the attempt runs inline in the retry loop, and the
+    # Client method returns the pipeline's coroutine instead of awaiting it.
+    import httpx
+
+    arrived, release = trio.Event(), trio.Event()
+    body = {"id": "x", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                         "finish_reason": "stop"}]}
+
+    class Held(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            arrived.set()
+            await release.wait()
+            return httpx.Response(200, json=body)
+
+    async with trillm.Client(api_key="sk-x", transport=Held()) as client:
+        call = client.acompletion(model="openai/gpt-4o-mini", messages=MSGS)
+        frames: list[str] = []
+
+        async def run() -> None:
+            r = await call
+            assert r.choices[0].message.content == "hi"
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run)
+            await arrived.wait()
+            coro: Any = call
+            while coro is not None and hasattr(coro, "cr_code"):
+                if "/trillm/" in coro.cr_code.co_filename.replace("\\", "/"):
+                    frames.append(coro.cr_code.co_qualname)
+                coro = coro.cr_await
+            release.set()
+    assert frames == ["Pipeline.run", "Pipeline._with_retries", "Transport.send"]

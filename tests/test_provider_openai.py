@@ -153,6 +153,17 @@ def test_no_authorization_header_without_a_key() -> None:
     assert "None" not in repr(spec.headers)
 
 
+def test_requests_share_their_url_and_auth_header_per_base_and_key() -> None:
+    # built once per base URL and key: a request in flight holds no copy of its own
+    first, second = PROVIDER.build_chat(request(), CFG), PROVIDER.build_chat(request(), CFG)
+    assert first.url is second.url and first.headers is second.headers
+    other = ProviderConfig(name="openai", api_base="https://example.test/v1", api_key="sk-other")
+    spec = PROVIDER.build_chat(request(), other)
+    assert spec.url == "https://example.test/v1/chat/completions"
+    assert spec.headers == (("authorization", "Bearer sk-other"),)
+    assert PROVIDER.build_chat(request(), CFG).headers == (("authorization", f"Bearer {KEY}"),)
+
+
 def test_stream_body_for_openai_asks_for_usage() -> None:
     body = PROVIDER.build_chat(request(stream=True), CFG).json
     assert body["stream"] is True

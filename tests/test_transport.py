@@ -732,3 +732,26 @@ async def test_closing_a_stream_whose_rest_was_already_buffered(transport: Trans
                 assert transport.statistics() == stats(0, 0)
             await server.wait_all_closed()
             assert server.connections_opened == 2
+
+
+async def test_a_requests_own_headers_are_encoded_once_and_sent_unchanged() -> None:
+    # httpx encodes every str header on every request; the transport hands it the bytes
+    # it encoded the first time it saw this tuple of headers (a provider reuses its tuple).
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=b"{}")
+
+    transport = Transport(transport=httpx.MockTransport(answer))
+    own = (("authorization", "Bearer sk-abc"), ("X-Trace", "1"))
+    for _ in range(2):
+        await transport.send(HTTPRequestSpec("POST", "http://h.test/v1", own, json={"a": 1}))
+    first, second = (dict(r.headers.raw) for r in seen)
+    assert first[b"authorization"] == b"Bearer sk-abc" and first[b"X-Trace"] == b"1"
+    assert first[b"authorization"] is second[b"authorization"]
+    assert seen[0].headers["content-type"] == "application/json"
+    # a value that is not ASCII is refused as before, naming the header, not quoting it
+    bad = (("authorization", "Bearer sk-\u00e9"),)
+    with pytest.raises(errors.BadRequestError, match="'authorization' request header"):
+        await transport.send(HTTPRequestSpec("POST", "http://h.test/v1", bad, json={}))

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ._files import SpeechResponse
     from ._options import CallOptions
     from ._stream import BytesSource, HTTPChunkSource, ScriptedChunkSource
-    from ._transport import Transport
+    from ._transport import RawResponse, Transport
     from ._wire import HTTPRequestSpec, ProviderConfig
     from .hooks import Observation, Observer
     from .limits import RateLimiter, Reservation
@@ -361,6 +361,7 @@ class Pipeline:
             if observer is not None:  # hooks or prices: the one check on the hot path
                 return await self._observed(prepared, observer)
             if len(prepared) == 1 and first.op.combine is None:
+                del prepared  # nor the list of one call
                 return await self._with_retries(first)  # _dispatch's usual case, one frame less
             return await self._dispatch(prepared)
         await trio.lowlevel.checkpoint()
@@ -459,9 +460,34 @@ class Pipeline:
             if obs is not None and call.rate_keys:  # else it returned at once: no wait
                 waited = obs.now() - started
             try:
-                # (no bound method kept in this frame for the whole call)
-                result = await (self._attempt(call, reservation) if call.stream is None
-                                else self._open_stream(call, reservation))
+                if call.stream is not None:
+                    # (no bound method kept in this frame for the whole call)
+                    result = await self._open_stream(call, reservation)
+                else:
+                    # One attempt of a call whose answer is one whole body, inline: no frame
+                    # of its own held for every request in flight (~300 bytes each).
+                    transport, limiter, slot, until = await self._go_on_the_wire(call)
+                    try:
+                        with trio.move_on_at(until) as scope:
+                            raw = await transport.send(call.spec)
+                    finally:
+                        self.in_flight -= 1
+                        if limiter is not None:
+                            limiter.release_on_behalf_of(slot)
+                    del transport, limiter, slot
+                    if scope.cancelled_caught:
+                        raise self._timeout(call, until)
+                    try:
+                        result = self._parse_whole(call, raw)
+                    finally:
+                        del raw  # not kept through a retry's wait
+                    if reservation is not None:
+                        # Usage, or the Responses API's ResponseUsage (not imported here)
+                        total = getattr(getattr(result, "usage", None), "total_tokens", None)
+                        if isinstance(total, int):
+                            await reservation.settle(total)  # correct the estimate
+                    if call.op.finish is not None:
+                        result = call.op.finish(result, call.req)
             except errors.APIError as exc:  # Exception only: Cancelled / KeyboardInterrupt pass
                 delay = self._retry_delay(call, attempt, exc)
                 # a retry at INFO, the last failure at DEBUG (the error is raised anyway)
@@ -579,33 +605,16 @@ class Pipeline:
         return transport, limiter, slot, min(trio.current_time() + call.options.timeout,
                                              call.deadline_at)
 
-    async def _attempt(self, call: Call, reservation: Reservation | None) -> Any:
-        """One attempt of a call whose answer is one whole body."""
-        transport, limiter, slot, until = await self._go_on_the_wire(call)
-        try:
-            with trio.move_on_at(until) as scope:
-                raw = await transport.send(call.spec)
-        finally:
-            self.in_flight -= 1
-            if limiter is not None:
-                limiter.release_on_behalf_of(slot)
-        if scope.cancelled_caught:
-            raise self._timeout(call, until)
+    @staticmethod
+    def _parse_whole(call: Call, raw: RawResponse) -> Any:
+        """A whole answer's status checked and its body parsed (before ``Operation.finish``)."""
         if call.obs is not None:
             call.status = raw.status
         if raw.status >= 300:
             raise call.provider.parse_error(raw.status, raw.headers, raw.content, call.req,
                                             call.cfg)
-        result = call.op.parse(call.provider, raw.content, call.req, call.cfg,
-                               errors.public_headers(raw.headers, call.cfg.secrets))
-        if reservation is not None:
-            # Usage, or the Responses API's ResponseUsage (not imported for this check)
-            total = getattr(getattr(result, "usage", None), "total_tokens", None)
-            if isinstance(total, int):
-                await reservation.settle(total)  # correct the estimate
-        if call.op.finish is not None:
-            return call.op.finish(result, call.req)
-        return result
+        return call.op.parse(call.provider, raw.content, call.req, call.cfg,
+                             errors.public_headers(raw.headers, call.cfg.secrets))
 
     async def _open_stream(self, call: Call, reservation: Reservation | None) -> Any:
         """One attempt at opening a stream: returned once the headers arrived (a stream's

@@ -43,6 +43,7 @@ import ssl
 import zlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import attrs
@@ -566,8 +567,8 @@ class Transport:
     within the call's own time limits.
     """
 
-    __slots__ = ("_connect_timeout", "_extensions", "_max_bytes", "_stack", "_transport",
-                 "_urls")
+    __slots__ = ("_connect_timeout", "_extensions", "_header_cache", "_max_bytes", "_stack",
+                 "_transport", "_urls")
 
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None,
                  proxy: str | None = None, trust_env: bool = True,
@@ -595,16 +596,19 @@ class Transport:
             raise ValueError("pass proxy= or transport=, not both")
         self._transport = transport
         self._urls: dict[str, httpx.URL] = {}  # each URL parsed once: ~9 us per request
+        # a request's own headers as sent, by the tuple the provider built (see _headers_of)
+        self._header_cache: dict[tuple[tuple[str, str], ...],
+                                 tuple[AbstractSet[str], tuple[tuple[Any, Any], ...]]] = {}
 
     def _build(self, spec: HTTPRequestSpec, defaults: _Headers) -> httpx.Request:
         """The ``httpx.Request`` of *spec* (a plain function: nothing it uses to build the
         request stays alive, in a suspended frame, while the answer is awaited)."""
         try:
-            names = {name.lower() for name, _ in spec.headers}
+            names, given = self._headers_of(spec.headers)
             # (bytes, bytes) and (str, str) pairs: httpx takes each as it is
             headers: list[Any] = list(defaults) if names.isdisjoint(_DEFAULT_NAMES) else [
                 h for h in defaults if h[0].decode() not in names]
-            headers.extend(spec.headers)
+            headers.extend(given)
             content = spec.content
             if spec.json is not None:
                 content = _JSON.encode(spec.json).encode()
@@ -632,6 +636,29 @@ class Transport:
         except (ValueError, TypeError):  # UnicodeEncodeError included
             pass
         raise header_error(headers, spec) from None
+
+    def _headers_of(self, pairs: tuple[tuple[str, str], ...]
+                    ) -> tuple[AbstractSet[str], tuple[tuple[Any, Any], ...]]:
+        """The lower-case names of a request's own headers, and the headers as httpx is
+        given them: ASCII bytes, encoded once per distinct set of headers (a provider hands
+        every request the same tuple) rather than by httpx on every request; as they are
+        when one is not ASCII text, for httpx to refuse as before."""
+        try:
+            hit = self._header_cache.get(pairs)
+        except TypeError:  # an unhashable value: httpx refuses it
+            return {name.lower() for name, _ in pairs}, pairs
+        if hit is None:
+            names = frozenset(name.lower() for name, _ in pairs)
+            encoded: tuple[tuple[Any, Any], ...]
+            try:
+                encoded = tuple((name.encode("ascii"), value.encode("ascii"))
+                                for name, value in pairs)
+            except (AttributeError, UnicodeError):
+                encoded = pairs
+            if len(self._header_cache) >= 64:
+                self._header_cache.clear()
+            hit = self._header_cache[pairs] = (names, encoded)
+        return hit
 
     def _sender(self) -> httpx.AsyncBaseTransport:
         return self._transport if _ROUTE is None or self._stack is None else _ROUTE

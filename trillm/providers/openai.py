@@ -33,7 +33,7 @@ import json
 import sys
 from array import array
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 from .. import errors, types
 from ..types import (
@@ -110,6 +110,20 @@ def _choice(c: Mapping[str, Any], i: int) -> Choice:
     index = c.get("index")
     return Choice(i if index is None else index, message, c.get("finish_reason"),
                   c.get("logprobs"))
+
+
+_T = TypeVar("_T")
+# What every request to the same base URL or with the same key shares (a few entries: one per
+# base or key in use; cleared, not grown, past 64).
+_CHAT_URLS: dict[str, str] = {}
+_AUTH_HEADERS: dict[str, tuple[tuple[str, str], ...]] = {}
+
+
+def _remember(cache: dict[str, _T], key: str, value: _T) -> _T:
+    if len(cache) >= 64:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 class OpenAIProvider:
@@ -216,11 +230,20 @@ class OpenAIProvider:
 
     def chat_url(self, req: ChatRequest, cfg: ProviderConfig) -> str:
         """The chat-completions endpoint for *cfg*'s base URL."""
-        return f"{cfg.api_base}/chat/completions"
+        url = _CHAT_URLS.get(cfg.api_base)
+        if url is None:  # built once per base: a request in flight holds the shared string
+            url = _remember(_CHAT_URLS, cfg.api_base, f"{cfg.api_base}/chat/completions")
+        return url
 
     def auth_headers(self, cfg: ProviderConfig) -> tuple[tuple[str, str], ...]:
         """``authorization: Bearer <key>``, or nothing when there is no key."""
-        return (("authorization", f"Bearer {cfg.api_key}"),) if cfg.api_key else ()
+        key = cfg.api_key
+        if not key:
+            return ()
+        headers = _AUTH_HEADERS.get(key)
+        if headers is None:  # built once per key, not for every request
+            headers = _remember(_AUTH_HEADERS, key, (("authorization", f"Bearer {key}"),))
+        return headers
 
     def include_usage(self, req: ChatRequest) -> bool:
         """Whether a stream asks for the usage chunk by default (``openai`` only)."""
