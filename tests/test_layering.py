@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "_records": 0,  # the record base (Mapping view, to_dict) and Usage, under every record
     "_statistics": 0,  # the snapshots Client.statistics() returns (imported with the first)
     "_beyond_chat": 0,  # embeddings, images, audio, model lists records: types' lazy part
+    "_stream_records": 0,  # a stream's chunk records: types' other lazy part
     "errors": 0,
     "sse": 0,
     "retry": 0,
@@ -120,6 +121,8 @@ PROVIDER_EXCEPTIONS = frozenset({
     # a provider's own split-off parts: the Responses API's translation and mock rendering
     ("providers.openai", "providers.openai_responses"),
     ("providers.openai", "providers.openai_read"),
+    ("providers.openai", "providers.openai_stream"),
+    ("providers.openai_stream", "providers.openai_read"),
     ("providers.mock", "providers.mock_responses"),
     # each provider attaches its own render steps (the inverse of its parse steps)
     ("providers.openai", "providers.openai_render"),

@@ -34,15 +34,10 @@ from .errors import UnprocessableEntityError as UnprocessableEntityError
 from .retry import RetryPolicy as RetryPolicy
 from .types import ChatRequest as ChatRequest
 from .types import Choice as Choice
-from .types import Delta as Delta
 from .types import FunctionCall as FunctionCall
-from .types import FunctionDelta as FunctionDelta
 from .types import Message as Message
 from .types import ModelResponse as ModelResponse
-from .types import StreamChoice as StreamChoice
-from .types import StreamChunk as StreamChunk
 from .types import ToolCall as ToolCall
-from .types import ToolCallDelta as ToolCallDelta
 from .types import Usage as Usage
 
 if TYPE_CHECKING:
@@ -90,10 +85,15 @@ if TYPE_CHECKING:
     from .response_types import ResponseUsage as ResponseUsage
     from .structured import strict_json_schema as strict_json_schema
     from .tools import run_tool_calls as run_tool_calls
+    from .types import Delta as Delta
     from .types import Embedding as Embedding
     from .types import EmbeddingResponse as EmbeddingResponse
+    from .types import FunctionDelta as FunctionDelta
     from .types import ImageObject as ImageObject
     from .types import ImageResponse as ImageResponse
+    from .types import StreamChoice as StreamChoice
+    from .types import StreamChunk as StreamChunk
+    from .types import ToolCallDelta as ToolCallDelta
     from .types import TranscriptionResponse as TranscriptionResponse
     from .usage import ModelTotals as ModelTotals
     from .usage import Prices as Prices
@@ -105,8 +105,8 @@ __version__ = "0.1.0"
 # at import): what a plain chat call does not need.  The sync API starts a thread
 # machinery, the Responses API, batches, the fan-out helpers (gather, amap, ...), hooks
 # and prices, rate limits, the media records and the OpenAI SDK's call shape (AsyncOpenAI,
-# OpenAI) are for those who use them.  tests/test_imports.py checks that every name
-# resolves and what stays unloaded.
+# OpenAI) are for those who use them, a stream's chunk records for streams.
+# tests/test_imports.py checks that every name resolves and what stays unloaded.
 _LAZY = {
     "SpeechResponse": "_files",
     "ResponseStream": "_response_stream", "ClientStatistics": "_statistics",
@@ -128,6 +128,8 @@ _LAZY = {
     "ResponseReasoning": "response_types", "ResponseUsage": "response_types",
     "run_tool_calls": "tools", "strict_json_schema": "structured",
     "Embedding": "types", "EmbeddingResponse": "types", "ImageObject": "types",
+    "Delta": "types", "FunctionDelta": "types", "StreamChoice": "types",
+    "StreamChunk": "types", "ToolCallDelta": "types",
     "ImageResponse": "types", "TranscriptionResponse": "types",
     "ModelTotals": "usage", "Prices": "usage", "cost": "usage",
 }

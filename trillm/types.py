@@ -15,7 +15,7 @@ response headers; neither is part of the mapping view.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -66,6 +66,15 @@ if TYPE_CHECKING:
     from ._beyond_chat import SpeechRequest as SpeechRequest
     from ._beyond_chat import TranscriptionRequest as TranscriptionRequest
     from ._beyond_chat import TranscriptionResponse as TranscriptionResponse
+    from ._stream_records import EMPTY_STREAM_CHOICES as EMPTY_STREAM_CHOICES
+    from ._stream_records import Delta as Delta
+    from ._stream_records import FunctionDelta as FunctionDelta
+    from ._stream_records import StreamChoice as StreamChoice
+    from ._stream_records import StreamChunk as StreamChunk
+    from ._stream_records import ToolCallDelta as ToolCallDelta
+    from ._stream_records import stream_choice as stream_choice
+    from ._stream_records import stream_chunk as stream_chunk
+    from ._stream_records import text_delta as text_delta
 
 # The records of the other operations (embeddings, images, audio, model lists) live in
 # `_beyond_chat` and are imported on first use: every attrs class costs a compile at
@@ -77,18 +86,31 @@ _BEYOND_CHAT = frozenset({
 })
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _BEYOND_CHAT:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import _beyond_chat
+# The stream chunk records live in `_stream_records`, imported on a stream's first use
+# (or on first access here): a plain call needs none of them.
+_STREAM_RECORDS = frozenset({
+    "Delta", "FunctionDelta", "StreamChoice", "StreamChunk", "ToolCallDelta",
+    "EMPTY_STREAM_CHOICES", "stream_choice", "stream_chunk", "text_delta",
+})
 
-    value = getattr(_beyond_chat, name)
+
+def __getattr__(name: str) -> Any:
+    if name in _STREAM_RECORDS:
+        from . import _stream_records
+
+        value = getattr(_stream_records, name)
+    elif name in _BEYOND_CHAT:
+        from . import _beyond_chat
+
+        value = getattr(_beyond_chat, name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _BEYOND_CHAT)
+    return sorted(set(globals()) | _BEYOND_CHAT | _STREAM_RECORDS)
 
 
 # ---------------------------------------------------------------- complete answers
@@ -175,90 +197,6 @@ class ModelResponse(_Record):
     headers: Mapping[str, str] = attrs.field(
         factory=dict, repr=False, eq=False, metadata=_HIDDEN
     )
-
-
-# ---------------------------------------------------------------- stream chunks
-
-
-@_record
-@attrs.frozen
-class FunctionDelta(_Record):
-    """A piece of a streamed function call: the name once, then argument fragments."""
-
-    name: str | None = None
-    arguments: str | None = None
-
-
-@_record
-@attrs.frozen
-class ToolCallDelta(_Record):
-    """A piece of a streamed tool call; ``index`` says which call it extends."""
-
-    index: int
-    id: str | None = None
-    type: str | None = None
-    function: FunctionDelta | None = None
-    extra_content: Mapping[str, Any] | None = None  # as on ToolCall; in one delta, whole
-
-
-@_record
-@attrs.frozen
-class Delta(_Record):
-    """What one stream chunk adds to a choice's message."""
-
-    role: str | None = None
-    content: str | None = None
-    tool_calls: tuple[ToolCallDelta, ...] | None = None
-    reasoning_content: str | None = None
-    refusal: str | None = None
-
-
-_EMPTY_DELTA = Delta()
-
-
-@_record
-@attrs.frozen
-class StreamChoice(_Record):
-    """One choice's part of a stream chunk."""
-
-    index: int = 0
-    delta: Delta = _EMPTY_DELTA
-    finish_reason: str | None = None
-    logprobs: Any = None
-
-
-EMPTY_STREAM_CHOICES = (StreamChoice(),)
-
-
-@_record
-@attrs.frozen
-class StreamChunk(_Record):
-    """One streamed event in the OpenAI ``chat.completion.chunk`` shape.
-
-    It always has at least one choice: the usage-only chunk at the end of an
-    OpenAI stream carries ``usage`` and one empty choice, so
-    ``chunk.choices[0].delta.content`` never raises.
-    """
-
-    id: str
-    created: int
-    model: str
-    choices: tuple[StreamChoice, ...] = EMPTY_STREAM_CHOICES
-    usage: Usage | None = None
-    object: str = "chat.completion.chunk"
-    system_fingerprint: str | None = None
-    raw: Any = attrs.field(default=None, repr=False, eq=False, metadata=_HIDDEN)
-
-
-# The stream parsers' hot path builds these three records for every chunk: built by
-# position, through each slot's setter (the same records as the constructors build).
-#: ``Delta(content=content)``, built faster (a stream parser's common case).
-text_delta: Callable[[str | None], Delta] = positional_builder(Delta, ("content",))
-#: ``StreamChoice(index, delta, finish_reason, logprobs)``, built faster.
-stream_choice: Callable[[int, Delta, str | None, Any], StreamChoice] = positional_builder(
-    StreamChoice)
-#: ``StreamChunk(...)`` with every field given by position, built faster.
-stream_chunk: Callable[..., StreamChunk] = positional_builder(StreamChunk)
 
 
 # ---------------------------------------------------------------- requests

@@ -42,7 +42,6 @@ from ..types import (
     FunctionCall,
     Message,
     ModelResponse,
-    StreamChunk,
     ToolCall,
 )
 from .base import (
@@ -58,7 +57,6 @@ from .base import (
     with_extra_headers,
 )
 from .openai_read import (
-    OpenAIStreamParser,
     error_fields,
     error_from_body,
     parse_usage,
@@ -75,13 +73,24 @@ if TYPE_CHECKING:
         ModelList,
         ModelsRequest,
         SpeechRequest,
+        StreamChunk,
         TranscriptionRequest,
         TranscriptionResponse,
     )
     from .openai_batch import OpenAIBatches
     from .openai_responses import ResponsesStreamParser
+    from .openai_stream import OpenAIStreamParser as OpenAIStreamParser
 
 __all__ = ["PROVIDER", "OpenAIProvider", "OpenAIStreamParser", "error_from_body", "parse_usage"]
+
+
+def __getattr__(name: str) -> Any:
+    # OpenAIStreamParser lives in openai_stream, imported when a stream is opened.
+    if name != "OpenAIStreamParser":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .openai_stream import OpenAIStreamParser
+
+    return OpenAIStreamParser
 
 def _tool_call(t: Mapping[str, Any], i: int) -> ToolCall:
     f = t.get("function") or {}
@@ -309,6 +318,8 @@ class OpenAIProvider:
         self, req: ChatRequest, cfg: ProviderConfig | None = None
     ) -> OpenAIStreamParser:
         """A fresh parser for one streamed answer (*cfg*'s key is scrubbed from its errors)."""
+        from .openai_stream import OpenAIStreamParser  # a plain call never loads it
+
         return OpenAIStreamParser(req.provider, req.model, cfg)
 
     # ---------------------------------------------------------- responses (openai_responses)
