@@ -125,6 +125,8 @@ def test_a_first_chat_call_leaves_them_unimported_too() -> None:
                 assert r.choices[0].message.content == "hi"
 
         trio.run(main)
+        # nor the stream's record classes (each an attrs class: memory and a compile)
+        assert "StreamChunk" not in vars(trillm.types), "a plain call made StreamChunk"
     """)
     loaded = _loaded_after(code)
     assert loaded.isdisjoint(LAZY_MODULES), sorted(loaded & set(LAZY_MODULES))
@@ -132,6 +134,6 @@ def test_a_first_chat_call_leaves_them_unimported_too() -> None:
 
 def test_each_lazy_part_loads_when_used() -> None:
     loaded = _loaded_after("import trillm\ntrillm.Response\ntrillm.types.EmbeddingRequest\n"
-                           "trillm.BatchJob\ntrillm.Prices")
+                           "trillm.BatchJob\ntrillm.Prices\ntrillm.StreamChunk")
     assert {"trillm.response_types", "trillm._beyond_chat", "trillm.batch_types",
-            "trillm.usage"} <= loaded
+            "trillm.usage", "trillm._stream_records"} <= loaded
