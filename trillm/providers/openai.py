@@ -92,6 +92,7 @@ def __getattr__(name: str) -> Any:
 
     return OpenAIStreamParser
 
+
 def _tool_call(t: Mapping[str, Any], i: int) -> ToolCall:
     f = t.get("function") or {}
     args = f.get("arguments")
