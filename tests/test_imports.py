@@ -21,6 +21,7 @@ import trillm.types
 #: Modules a plain `import trillm` and a first chat call must not import.
 LAZY_MODULES = (
     "trillm._batch_mock",
+    "trillm._mock_wire",
     "trillm._beyond_chat",
     "trillm._bridge",
     "trillm._count_tokens",

@@ -58,6 +58,7 @@ LAYERS: dict[str, int] = {
     "response_types": 0,  # the Responses API's records (request, Response, items, events)
     "accumulate": 0,  # stream_chunk_builder: pure, over types (not in DESIGN.md's table)
     "_wire": 0,  # neutral wire records shared by providers and I/O
+    "_mock_wire": 0,  # the mock's knobs and in-process answers (with the first mocked call)
     "_options": 0,  # a call's options, settled from the Client's and the call's: pure
     "hooks": 0,  # the hook records and the dispatcher the pipeline fires (its clock passed in)
     "usage": 0,  # normalized token counts, Prices, cost(), the per-model totals

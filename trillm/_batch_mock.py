@@ -21,10 +21,11 @@ from typing import Any
 import attrs
 import trio
 
-from ._wire import HTTPRequestSpec, LocalAnswer
+from ._mock_wire import LocalAnswer, MockOptions
+from ._records import record_repr
+from ._wire import HTTPRequestSpec
 from .batch_types import BatchStep
 from .providers import mock
-from .providers.mock import MockOptions
 from .types import ChatRequest
 
 __all__ = ["DEFAULT_DELAY", "answer"]
@@ -34,8 +35,11 @@ DEFAULT_DELAY = 1.0
 _JSON = (("content-type", "application/json"),)
 
 
-@attrs.define
+@attrs.define(repr=False)
 class _Job:
+
+    __repr__ = record_repr
+
     id: str
     input_file_id: str
     created: float
@@ -47,8 +51,11 @@ class _Job:
     failed: int = 0
 
 
-@attrs.define
+@attrs.define(repr=False)
 class _Registry:
+
+    __repr__ = record_repr
+
     files: dict[str, bytes] = attrs.Factory(dict)
     jobs: dict[str, _Job] = attrs.Factory(dict)
     counter: int = 0

@@ -13,7 +13,7 @@ import attrs
 
 from ._records import HIDDEN as _HIDDEN
 from ._records import Record as _Record
-from ._records import Usage
+from ._records import Usage, record_repr
 from ._records import record as _record
 
 __all__ = [
@@ -36,7 +36,7 @@ __all__ = [
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Embedding(_Record):
     """One input's vector; ``index`` is the input's position."""
 
@@ -46,7 +46,7 @@ class Embedding(_Record):
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class EmbeddingResponse(_Record):
     """Vectors for every input, in input order (``data[i].embedding``)."""
 
@@ -63,7 +63,7 @@ class EmbeddingResponse(_Record):
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ImageObject(_Record):
     """One generated image: a ``url`` or base64 data (``b64_json``), per ``response_format``."""
 
@@ -73,7 +73,7 @@ class ImageObject(_Record):
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ImageResponse(_Record):
     """Generated images (``data[i].url`` or ``data[i].b64_json``)."""
 
@@ -87,7 +87,7 @@ class ImageResponse(_Record):
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class TranscriptionResponse(_Record):
     """A transcription: ``text``, plus ``language``, ``duration`` and ``segments`` when asked
     (``response_format="verbose_json"``)."""
@@ -104,7 +104,7 @@ class TranscriptionResponse(_Record):
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ModelInfo(_Record):
     """One model a server offers (``id``; ``created`` and ``owned_by`` when it says)."""
 
@@ -115,7 +115,7 @@ class ModelInfo(_Record):
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ModelList(_Record):
     """The models a server offers, as ``GET /models`` lists them (``data[i].id``)."""
 
@@ -127,9 +127,11 @@ class ModelList(_Record):
 # ---------------------------------------------------------------- requests
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class EmbeddingRequest:
     """One embeddings request: *inputs* (one provider-sized batch), the first at *offset*."""
+
+    __repr__ = record_repr
 
     provider: str
     model: str
@@ -140,9 +142,11 @@ class EmbeddingRequest:
     offset: int = 0
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ImageRequest:
     """One image-generation request for *prompt* (``n``, ``size``, ... in *params*)."""
+
+    __repr__ = record_repr
 
     provider: str
     model: str
@@ -152,9 +156,11 @@ class ImageRequest:
     extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class TranscriptionRequest:
     """One transcription request: *file* is ``(filename, bytes, content type)``, read whole."""
+
+    __repr__ = record_repr
 
     provider: str
     model: str
@@ -164,9 +170,11 @@ class TranscriptionRequest:
     extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class SpeechRequest:
     """One text-to-speech request for *input* (``voice``, ``response_format``, ... in *params*)."""
+
+    __repr__ = record_repr
 
     provider: str
     model: str
@@ -176,9 +184,11 @@ class SpeechRequest:
     extra_headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ModelsRequest:
     """A request for the list of models a server offers; *model* is only what routed it."""
+
+    __repr__ = record_repr
 
     provider: str
     model: str

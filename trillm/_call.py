@@ -35,6 +35,7 @@ import trio
 
 from . import errors
 from ._cancel import only_cancelled, raise_bare
+from ._records import record_repr
 from .providers import openai
 from .retry import is_retryable
 from .routing import Route, mock_route, parse_model, resolve_config
@@ -42,6 +43,7 @@ from .types import ChatRequest, ModelResponse, Usage
 
 if TYPE_CHECKING:
     from ._files import SpeechResponse
+    from ._mock_wire import MockOptions
     from ._options import CallOptions
     from ._stream import BytesSource, HTTPChunkSource, ScriptedChunkSource
     from ._transport import RawResponse, Transport
@@ -81,7 +83,7 @@ def provider_for(kind: str) -> Provider | None:
 # ---------------------------------------------------------------- operations
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Operation:
     """One kind of call: the provider steps that build and parse it.
 
@@ -90,6 +92,8 @@ class Operation:
     is the provider-neutral last step on a whole answer (structured output);
     ``elsewhere`` says what to use instead with a provider that does not offer it.
     """
+
+    __repr__ = record_repr
 
     name: str
     what: str
@@ -192,6 +196,13 @@ def _mock_answer(*args: Any) -> Any:
     return answer(*args)
 
 
+def _no_mock() -> MockOptions:
+    """The knobs of a ``mock/`` call that set none (imported with the first mocked call)."""
+    from ._mock_wire import NO_MOCK
+
+    return NO_MOCK
+
+
 def _batch_mock_answer(*args: Any) -> Any:
     """``_batch_mock.answer``, imported with the first mocked batch call."""
     from ._batch_mock import answer
@@ -208,7 +219,7 @@ BATCHES = Operation(
 )
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class Call:
     """One prepared call to one model: what to send, within which limits, and how to read it.
 
@@ -216,6 +227,8 @@ class Call:
     ``"responses"`` for a Responses API event stream, ``"bytes"`` for a streamed
     download (speech).
     """
+
+    __repr__ = record_repr
 
     op: Operation
     req: Any
@@ -288,8 +301,9 @@ class Pipeline:
             raise errors.BadRequestError(
                 f"model must be a non-empty string like 'openai/gpt-4o-mini', not {model!r}"
             )
-        mocked = (options.mock.response is not None or options.mock.tool_calls is not None
-                  or model.startswith("mock/"))
+        knobs = options.mock
+        mocked = model.startswith("mock/") or (knobs is not None and (
+            knobs.response is not None or knobs.tool_calls is not None))
         if mocked:
             route, cfg = mock_route(model), _MOCK_CONFIG
         else:
@@ -308,7 +322,7 @@ class Pipeline:
             spec = op.build(provider, req, cfg)
             if mocked:  # answered in-process: the one place the mock is named
                 answer = op.mock_answer or _mock_answer
-                spec = attrs.evolve(spec, local=functools.partial(answer, options.mock, req))
+                spec = attrs.evolve(spec, local=functools.partial(answer, knobs or _no_mock(), req))
             call = Call(op, req, provider, cfg, spec, options, deadline_at, stream)
             calls.append(self._note_rate_keys(call))
         return calls

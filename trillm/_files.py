@@ -14,13 +14,16 @@ import attrs
 import trio
 
 from . import errors
+from ._records import record_repr
 
 __all__ = ["SpeechResponse", "load_file"]
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class SpeechResponse:
     """Generated speech: ``content`` (the audio bytes) and ``await write_to_file(path)``."""
+
+    __repr__ = record_repr
 
     content: bytes = attrs.field(repr=False)
     response_format: str = "mp3"

@@ -16,24 +16,27 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import errors
-from ._wire import MockOptions
+from ._records import record_repr
 from .providers import openai
 from .retry import RetryPolicy
 from .types import ChatRequest, ModelResponse
 
 if TYPE_CHECKING:
+    from ._mock_wire import MockOptions
     from .hooks import Observer
 
 __all__ = ["CallOptions", "ClientDefaults", "call_options", "check_messages", "retries",
            "seconds"]
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ClientDefaults:
     """What a Client was built with: every call starts from these.
 
     :meth:`plain_options` are the options of a call that overrides nothing.
     """
+
+    __repr__ = record_repr
 
     timeout: float = 600.0
     deadline: float = math.inf
@@ -59,7 +62,7 @@ class ClientDefaults:
         return self._plain[0]
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class CallOptions:
     """Everything one call needs besides its content, settled before anything is sent.
 
@@ -67,10 +70,13 @@ class CallOptions:
     fallbacks), ``idle_timeout`` each gap between stream events (the effective
     ``timeout`` unless given).  ``headers`` are the Client's, the call's and
     ``extra_headers`` merged, in that order.  ``mock`` holds the offline mock's
-    knobs: it answers ``mock/`` models, and any model when ``mock.response`` or
-    ``mock.tool_calls`` is set.  ``observer`` holds the hooks (the Client's, then the
-    call's ``hooks=``) and prices; None when there are none.
+    knobs when the call set one (None otherwise): the mock answers ``mock/`` models,
+    and any model when ``mock.response`` or ``mock.tool_calls`` is set.  ``observer``
+    holds the hooks (the Client's, then the call's ``hooks=``) and prices; None when
+    there are none.
     """
+
+    __repr__ = record_repr
 
     timeout: float
     deadline: float
@@ -82,7 +88,7 @@ class CallOptions:
     api_version: str | None = None
     headers: Mapping[str, str] | None = attrs.field(default=None, repr=False)
     extra_body: Mapping[str, Any] | None = None
-    mock: MockOptions = attrs.field(factory=MockOptions)
+    mock: MockOptions | None = None
     observer: Observer | None = None
 
 
@@ -176,14 +182,12 @@ def call_options(
         api_version=api_version,
         headers=merged or None,
         extra_body=extra_body,
-        mock=_NO_MOCK if (mock_response is None and mock_latency is None
+        mock=None if (mock_response is None and mock_latency is None
                           and mock_chunk_delay is None and mock_tool_calls is None)
         else _mock_options(mock_response, mock_latency, mock_chunk_delay, mock_tool_calls),
         observer=observer,
     )
 
-
-_NO_MOCK = MockOptions()
 
 
 def _mock_options(response: Any, latency: Any, chunk_delay: Any, tool_calls: Any) -> MockOptions:

@@ -8,20 +8,26 @@ from __future__ import annotations
 
 import attrs
 
+from ._records import record_repr
+
 __all__ = ["ClientStatistics", "TransportStatistics"]
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class TransportStatistics:
     """Pooled connections: waiting on the stacks, and checked out by a request or stream."""
+
+    __repr__ = record_repr
 
     idle_connections: int
     active_connections: int
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ClientStatistics:
     """A snapshot of what a Client holds, to check that nothing leaked."""
+
+    __repr__ = record_repr
 
     requests_in_flight: int
     open_streams: int

@@ -35,7 +35,7 @@ __all__ = [
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class FunctionDelta(_Record):
     """A piece of a streamed function call: the name once, then argument fragments."""
 
@@ -44,7 +44,7 @@ class FunctionDelta(_Record):
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ToolCallDelta(_Record):
     """A piece of a streamed tool call; ``index`` says which call it extends."""
 
@@ -56,7 +56,7 @@ class ToolCallDelta(_Record):
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Delta(_Record):
     """What one stream chunk adds to a choice's message."""
 
@@ -71,7 +71,7 @@ _EMPTY_DELTA = Delta()
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class StreamChoice(_Record):
     """One choice's part of a stream chunk."""
 
@@ -85,7 +85,7 @@ EMPTY_STREAM_CHOICES = (StreamChoice(),)
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class StreamChunk(_Record):
     """One streamed event in the OpenAI ``chat.completion.chunk`` shape.
 

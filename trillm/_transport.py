@@ -54,6 +54,7 @@ from httpx._utils import get_environment_proxies  # private: how httpx reads the
 from . import errors
 from ._body_limits import BodyLimitExceeded, Inflater, inflater_for, over_size
 from ._cancel import only_cancelled, raise_bare
+from ._records import record_repr
 from ._transport_errors import (
     header_error,
     origin,
@@ -121,9 +122,11 @@ def _load_httpcore() -> None:
     )
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class RawResponse:
     """A whole response: status, headers (case-insensitive) and the decoded body."""
+
+    __repr__ = record_repr
 
     status: int
     headers: Mapping[str, str] = attrs.field(repr=False)

@@ -13,14 +13,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from ._records import record_repr
+
 if TYPE_CHECKING:
+    from ._mock_wire import LocalAnswer
     from .sse import SSEEvent
-    from .types import ModelResponse, StreamChunk, ToolCall
+    from .types import StreamChunk
 
-__all__ = ["HTTPRequestSpec", "LocalAnswer", "MockOptions", "ProviderConfig", "StreamParser"]
+__all__ = ["HTTPRequestSpec", "ProviderConfig", "StreamParser"]
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ProviderConfig:
     """Where and as whom to send: resolved by the Client from arguments and environment.
 
@@ -30,6 +33,8 @@ class ProviderConfig:
     variable such as ``OPENAI_BASE_URL``): a proxy, a local or another server,
     so errors about the key speak of "this server" rather than the provider.
     """
+
+    __repr__ = record_repr
 
     name: str
     api_base: str
@@ -44,35 +49,7 @@ class ProviderConfig:
         return (self.api_key,) if self.api_key else ()
 
 
-@attrs.frozen
-class MockOptions:
-    """The mock knobs of one call: what to answer (or raise) and how slowly (read by
-    ``providers/mock``; here because every call's options hold one)."""
-
-    response: str | BaseException | ModelResponse | None = None
-    latency: float = 0.0
-    chunk_delay: float = 0.0
-    tool_calls: tuple[ToolCall, ...] | None = None
-
-
-@attrs.frozen
-class LocalAnswer:
-    """An answer made in this process instead of by a server (the ``mock/`` provider's).
-
-    The transport waits ``latency`` seconds (before the headers), then raises a
-    fresh copy of ``error`` when there is one, else answers ``status`` with
-    ``headers`` and a body of ``chunks``, each after ``chunk_delay`` seconds.
-    """
-
-    status: int = 200
-    headers: tuple[tuple[str, str], ...] = ()
-    chunks: tuple[bytes, ...] = ()
-    chunk_delay: float = 0.0
-    latency: float = 0.0
-    error: BaseException | None = None
-
-
-@attrs.frozen
+@attrs.frozen(repr=False)
 class HTTPRequestSpec:
     """One HTTP request, as data.  ``headers`` may hold keys, so it is never shown.
 
@@ -80,6 +57,8 @@ class HTTPRequestSpec:
     calls it instead of opening a connection): the seam the mock provider
     answers through, so a mocked call takes the same path as a real one.
     """
+
+    __repr__ = record_repr
 
     method: str
     url: str

@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 from . import errors
-from ._records import HIDDEN, Record, record
+from ._records import HIDDEN, Record, record, record_repr
 from .types import ModelResponse
 
 __all__ = [
@@ -46,7 +46,7 @@ RUNNING = ("validating", "in_progress", "finalizing", "cancelling")
 
 
 @record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class BatchRequestCounts(Record):
     """How many of a job's requests there are, and how many finished well or badly."""
 
@@ -56,7 +56,7 @@ class BatchRequestCounts(Record):
 
 
 @record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class BatchJob(Record):
     """One provider batch job, or several behind one handle (``parts``).
 
@@ -90,7 +90,7 @@ class BatchJob(Record):
 
 
 @record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class BatchItem(Record):
     """One request's result: ``response`` (as the direct call gives it) or ``error``."""
 
@@ -114,15 +114,17 @@ def error_dict(error: BaseException) -> dict[str, Any]:
             "status_code": getattr(error, "status_code", None)}
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class BatchPartRequest:
     """One request of a batch, translated: its id and its body in the provider's form."""
+
+    __repr__ = record_repr
 
     custom_id: str
     body: Any
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class BatchStep:
     """The request record of one HTTP step of the batch APIs (the pipeline's ``req``).
 
@@ -130,6 +132,8 @@ class BatchStep:
     (``file_id`` or ``content``: the requests, ``metadata``), ``"get"`` /
     ``"cancel"`` (``batch_id``) or ``"download"`` (``file_id`` or ``url``).
     """
+
+    __repr__ = record_repr
 
     provider: str
     model: str

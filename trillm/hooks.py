@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from ._records import record_repr
 from .types import positional_builder
 from .usage import Prices, TokenCounts, UsageTotals, cost, token_counts, usage_of
 
@@ -49,7 +50,7 @@ _random_bits = random.getrandbits
 _CONTENT_PARAMS = frozenset({"instructions", "input", "messages", "prompt", "system"})
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class CallInfo:
     """What a call asks for, given to ``on_call_start``.
 
@@ -60,6 +61,8 @@ class CallInfo:
     never content); ``content`` the messages / input / prompt, only for a hook that
     asks (``capture_content = True``).
     """
+
+    __repr__ = record_repr
 
     call_id: str
     operation: str
@@ -73,7 +76,7 @@ class CallInfo:
     content: Any = None
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class AttemptInfo:
     """One attempt, given to ``on_attempt_end``.
 
@@ -84,6 +87,8 @@ class AttemptInfo:
     ``slot_wait`` are the seconds spent waiting for the rate-limit turn and for a
     concurrency slot before it went out; ``duration`` is the attempt's own time.
     """
+
+    __repr__ = record_repr
 
     number: int
     provider: str
@@ -98,7 +103,7 @@ class AttemptInfo:
     duration: float
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class CallResult:
     """How a call ended, given to ``on_call_end``.
 
@@ -113,6 +118,8 @@ class CallResult:
     cancelled), ``error_type`` its class name; ``cost`` is set when the Client
     has a price for the model.
     """
+
+    __repr__ = record_repr
 
     provider: str
     model: str

@@ -62,6 +62,8 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from ._records import record_repr
+
 __all__ = [
     "REQUESTS", "TOKENS", "RateLimit", "RateStore", "InMemoryRateStore",
     "RateLimiter", "Reservation", "RateLimitTimeout", "estimate_tokens",
@@ -89,7 +91,7 @@ def _check_seconds(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a finite number of seconds >= 0, not {value!r}")
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class RateLimit:
     """How fast one key may go: ``rpm`` requests and/or ``tpm`` tokens per minute.
 
@@ -99,6 +101,8 @@ class RateLimit:
     non-positive or infinite rate or a ``burst`` below 1, and :exc:`TypeError`
     for something that is not a number.
     """
+
+    __repr__ = record_repr
 
     rpm: float | None = None
     tpm: float | None = None
@@ -186,16 +190,22 @@ class RateStore(Protocol):
         ...
 
 
-@attrs.define
+@attrs.define(repr=False)
 class _Booking:
+
+    __repr__ = record_repr
+
     start: float
     tokens: float
     moved: dict[str, float]  # how far it moved each TAT: its cost, plus any idle gap skipped
     prev_last_start: float
 
 
-@attrs.define
+@attrs.define(repr=False)
 class _KeyState:
+
+    __repr__ = record_repr
+
     intervals: dict[str, float] = attrs.Factory(dict)
     tolerance: float = 0.0
     tat: dict[str, float] = attrs.Factory(dict)
@@ -333,7 +343,7 @@ class RateLimitTimeout(TimeoutError):
         self.deadline = deadline
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class Reservation:
     """A booked, reached slot: what :meth:`RateLimiter.acquire` returns.
 
@@ -341,6 +351,8 @@ class Reservation:
     applied), ``tokens`` the estimate booked, ``start`` the trio time it was
     cleared to go and ``waited`` how long :meth:`~RateLimiter.acquire` took.
     """
+
+    __repr__ = record_repr
 
     keys: tuple[str, ...]
     tokens: float

@@ -62,6 +62,7 @@ except ImportError as exc:
     raise ImportError("trillm.redis needs coredis: pip install 'trillm[redis]'") from exc
 
 from . import errors
+from ._records import record_repr
 from .limits import REQUESTS, TOKENS, RateLimit
 
 __all__ = ["RedisRateStore"]
@@ -254,9 +255,11 @@ def _client(url: str, timeout: float) -> Any:
     return coredis.Redis(connection_pool=pool, retry_policy=coredis.retry.NoRetryPolicy())
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class _Connection:
     """One trio run's connection: a coredis client owned by a system task."""
+
+    __repr__ = record_repr
 
     ready: trio.Event = attrs.Factory(trio.Event)
     closing: trio.Event = attrs.Factory(trio.Event)

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from ._records import HIDDEN, Record, record
+from ._records import HIDDEN, Record, record, record_repr
 
 __all__ = [
     "OutputItem",
@@ -47,7 +47,7 @@ TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete"})
 
 
 @record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ResponseOutputText(Record):
     """A text part of a message item (``type`` ``"output_text"``)."""
 
@@ -58,7 +58,7 @@ class ResponseOutputText(Record):
 
 
 @record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ResponseOutputRefusal(Record):
     """A refusal part of a message item (``type`` ``"refusal"``)."""
 
@@ -67,7 +67,7 @@ class ResponseOutputRefusal(Record):
 
 
 @record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ResponseOutputMessage(Record):
     """A ``message`` item: the model's answer as content parts (text or refusal; a part
     of another type is kept as its raw dict)."""
@@ -80,7 +80,7 @@ class ResponseOutputMessage(Record):
 
 
 @record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ResponseFunctionCall(Record):
     """A ``function_call`` item: answer it with a ``function_call_output`` input item of the
     same ``call_id``; ``arguments`` is a JSON string."""
@@ -94,7 +94,7 @@ class ResponseFunctionCall(Record):
 
 
 @record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ResponseReasoning(Record):
     """A ``reasoning`` item: its ``summary`` parts (``{"type": "summary_text", "text": ...}``),
     and its ``content`` or ``encrypted_content`` when the server sends them."""
@@ -115,7 +115,7 @@ OutputItem = ResponseOutputMessage | ResponseFunctionCall | ResponseReasoning | 
 
 
 @record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ResponseInputTokensDetails(Record):
     """The input tokens served from the prompt cache."""
 
@@ -123,7 +123,7 @@ class ResponseInputTokensDetails(Record):
 
 
 @record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ResponseOutputTokensDetails(Record):
     """The output tokens spent on reasoning."""
 
@@ -131,7 +131,7 @@ class ResponseOutputTokensDetails(Record):
 
 
 @record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ResponseUsage(Record):
     """Token counts of one response; the details are zero when the server leaves them out."""
 
@@ -148,7 +148,7 @@ class ResponseUsage(Record):
 
 
 @record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Response(Record):
     """A response of the Responses API, whichever server answered.
 
@@ -190,7 +190,7 @@ class Response(Record):
 
 
 @record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ResponseEvent(Record):
     """One event of a streamed response.
 
@@ -214,7 +214,7 @@ class ResponseEvent(Record):
 # ---------------------------------------------------------------- the request
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ResponsesRequest:
     """A normalized Responses API request, before a provider translates it.
 
@@ -223,6 +223,8 @@ class ResponsesRequest:
     (``instructions``, ``tools``, ``text``, ``max_output_tokens``, ``reasoning``,
     ``previous_response_id``, ``store``, and any other keyword), None values removed.
     """
+
+    __repr__ = record_repr
 
     provider: str
     model: str

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 import attrs
 
 from . import errors
+from ._records import record_repr
 
 __all__ = ["RetryPolicy", "is_retryable", "parse_retry_after"]
 
@@ -51,7 +52,7 @@ def is_retryable(error: BaseException) -> bool:
     return isinstance(error, _RETRYABLE)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class RetryPolicy:
     """How to space retries; ``Client(retry=RetryPolicy(...))`` replaces the default.
 
@@ -59,6 +60,8 @@ class RetryPolicy:
     (0 gives exact delays: 0.5, 1, 2, 4, 8, 8, ... s); ``max_retry_after`` is the
     longest server-requested wait trillm sleeps on.
     """
+
+    __repr__ = record_repr
 
     jitter: float = attrs.field(default=0.25)
     max_retry_after: float = 60.0

@@ -31,6 +31,7 @@ from typing import TypeVar
 import attrs
 
 from . import errors
+from ._records import record_repr
 from ._wire import ProviderConfig
 
 __all__ = [
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Preset:
     """One named provider: which module speaks it, where it lives, where its key comes from.
 
@@ -59,6 +60,8 @@ class Preset:
     version (Azure); ``keyless`` presets (local servers) need no key.
     """
 
+    __repr__ = record_repr
+
     name: str
     kind: str
     api_base: str | None
@@ -68,9 +71,11 @@ class Preset:
     version_vars: tuple[str, ...] = ()
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Route:
     """Where a model name goes: the preset's name, the model name sent, and the preset."""
+
+    __repr__ = record_repr
 
     provider: str
     model: str

@@ -24,7 +24,7 @@ from typing import cast
 
 import attrs
 
-from ._records import positional_builder
+from ._records import positional_builder, record_repr
 from .errors import StreamError
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEEvent"]
@@ -33,9 +33,11 @@ __all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEEvent"]
 DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class SSEEvent:
     """One dispatched event: ``event`` defaults to ``"message"``."""
+
+    __repr__ = record_repr
 
     data: str
     event: str = "message"

@@ -52,6 +52,7 @@ from ._records import Record as _Record
 from ._records import Usage as Usage
 from ._records import positional_builder as positional_builder
 from ._records import record as _record
+from ._records import record_repr
 
 if TYPE_CHECKING:
     from ._beyond_chat import Embedding as Embedding
@@ -117,7 +118,7 @@ def __dir__() -> list[str]:
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class FunctionCall(_Record):
     """The function a tool call invokes; ``arguments`` is a JSON string."""
 
@@ -126,7 +127,7 @@ class FunctionCall(_Record):
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ToolCall(_Record):
     """One tool call the model asked for.
 
@@ -142,7 +143,7 @@ class ToolCall(_Record):
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Message(_Record):
     """A chat message from the model (``role`` is ``"assistant"``).
 
@@ -169,7 +170,7 @@ class Message(_Record):
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Choice(_Record):
     """One alternative answer (``n`` > 1 gives several)."""
 
@@ -180,7 +181,7 @@ class Choice(_Record):
 
 
 @_record
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ModelResponse(_Record):
     """A chat completion in the OpenAI shape, whichever provider answered."""
 
@@ -202,7 +203,7 @@ class ModelResponse(_Record):
 # ---------------------------------------------------------------- requests
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ChatRequest:
     """A normalized chat request, before any provider translates it.
 
@@ -210,6 +211,8 @@ class ChatRequest:
     ``params`` holds the OpenAI-named optional parameters the caller gave
     (``temperature``, ``max_tokens``, ``tools``, ...) with None values removed.
     """
+
+    __repr__ = record_repr
 
     provider: str
     model: str

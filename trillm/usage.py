@@ -18,13 +18,14 @@ from typing import Any
 
 import attrs
 
+from ._records import record_repr
 from .types import Usage, positional_builder
 
 __all__ = ["ModelTotals", "Prices", "TokenCounts", "UsageTotals", "cost", "token_counts",
            "usage_of"]
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Prices:
     """What a model costs, in your currency per **million** tokens.
 
@@ -34,6 +35,8 @@ class Prices:
     when not given); ``output`` of a completion token, reasoning tokens included
     (providers bill those as output).
     """
+
+    __repr__ = record_repr
 
     input: float
     output: float
@@ -50,11 +53,13 @@ class Prices:
                                  f"not {value!r}")
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class TokenCounts:
     """One answer's tokens by kind.  ``input`` and ``output`` include their parts:
     ``cached`` and ``cache_write`` are prompt tokens read from / written to the cache,
     ``reasoning`` is the completion tokens spent thinking."""
+
+    __repr__ = record_repr
 
     input: int = 0
     output: int = 0
@@ -135,10 +140,12 @@ def cost(usage: Any, prices: Prices) -> float:
             + c.output * prices.output) / 1_000_000
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ModelTotals:
     """What one model did so far: logical calls (retries and fallbacks inside one), those
     that failed, tokens by kind, and the cost (None when no price was given for it)."""
+
+    __repr__ = record_repr
 
     calls: int = 0
     errors: int = 0

@@ -51,7 +51,8 @@ from typing import Any
 import attrs
 
 from .. import errors
-from .._wire import HTTPRequestSpec, LocalAnswer, MockOptions
+from .._mock_wire import LocalAnswer, MockOptions
+from .._wire import HTTPRequestSpec
 from ..response_types import ResponsesRequest
 from ..types import (
     EMPTY_STREAM_CHOICES,

@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from .._records import record_repr
 from ..providers import anthropic, gemini, mock, openai
 from ..providers.openai_responses_render import DELTA_EVENTS
 from ..providers.render import response_chunks, words
@@ -58,9 +59,11 @@ _JSON = (("content-type", "application/json"),)
 _SSE = (("content-type", "text/event-stream"), ("cache-control", "no-cache"))
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Answer:
     """One scripted answer: what a verb (``reply``, ``stream``, ``fail``, ...) queued."""
+
+    __repr__ = record_repr
 
     kind: str  # "reply", "stream", "fail", "disconnect", "hang" or "respond"
     text: Any = None  # a str, or a function of the FakeRequest (resolved before planning)
@@ -107,7 +110,7 @@ class Answer:
         return f".reply({self.text!r})"
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Plan:
     """How to answer one request: wait ``delay``, then (unless ``hang`` or
     ``cut_before_headers``) send ``status`` and ``headers``, then each of ``frames``
@@ -115,6 +118,8 @@ class Plan:
     cassette's timing); ``cut`` breaks the connection after the frames, ``stall`` keeps
     it open without a word more (until the client gives up).  A plan with a
     ``relay`` (recording) answers whatever the relay brings from upstream instead."""
+
+    __repr__ = record_repr
 
     status: int = 200
     headers: tuple[tuple[str, str], ...] = ()

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, unquote
 import attrs
 
 from .. import errors
+from .._records import record_repr
 
 __all__ = ["ParsedRequest", "last_user_text", "parse_request"]
 
@@ -39,7 +40,7 @@ _GEMINI_OPS = {"generateContent": "chat", "streamGenerateContent": "chat",
 _ROLES = {"model": "assistant", "developer": "system"}
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ParsedRequest:
     """What one request asks, whatever its wire format.
 
@@ -48,6 +49,8 @@ class ParsedRequest:
     ``"transcription"``, ``"speech"``, ``"models"``, ``"responses"`` or ``"unknown"``.
     ``headers`` and ``path`` have their secrets replaced by ``[REDACTED]``.
     """
+
+    __repr__ = record_repr
 
     method: str
     path: str

@@ -27,7 +27,7 @@ class Answering(Protocol):
         ...
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class FakeRequest:
     """One request the fake received, and what became of its answer.
 
