@@ -83,7 +83,7 @@ def provider_for(kind: str) -> Provider | None:
 # ---------------------------------------------------------------- operations
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(eq=False, repr=False)
 class Operation:
     """One kind of call: the provider steps that build and parse it.
 

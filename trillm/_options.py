@@ -29,7 +29,7 @@ __all__ = ["CallOptions", "ClientDefaults", "call_options", "check_messages", "r
            "seconds"]
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(eq=False, repr=False)
 class ClientDefaults:
     """What a Client was built with: every call starts from these.
 
@@ -62,7 +62,7 @@ class ClientDefaults:
         return self._plain[0]
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(eq=False, repr=False)
 class CallOptions:
     """Everything one call needs besides its content, settled before anything is sent.
 

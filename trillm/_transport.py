@@ -122,7 +122,7 @@ def _load_httpcore() -> None:
     )
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(eq=False, repr=False)
 class RawResponse:
     """A whole response: status, headers (case-insensitive) and the decoded body."""
 

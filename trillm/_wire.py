@@ -49,7 +49,7 @@ class ProviderConfig:
         return (self.api_key,) if self.api_key else ()
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(eq=False, repr=False)
 class HTTPRequestSpec:
     """One HTTP request, as data.  ``headers`` may hold keys, so it is never shown.
 
