@@ -46,8 +46,8 @@ if TYPE_CHECKING:
     from ._mock_wire import MockOptions
     from ._options import CallOptions
     from ._stream import BytesSource, HTTPChunkSource, ScriptedChunkSource
-    from ._transport import RawResponse, Transport
-    from ._wire import HTTPRequestSpec, ProviderConfig
+    from ._transport import Transport
+    from ._wire import HTTPRequestSpec, ProviderConfig, RawResponse
     from .hooks import Observation, Observer
     from .limits import RateLimiter, Reservation
     from .providers.base import Provider

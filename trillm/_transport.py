@@ -46,7 +46,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
-import attrs
 import httpx
 import trio
 from httpx._utils import get_environment_proxies  # private: how httpx reads the proxy env
@@ -54,19 +53,18 @@ from httpx._utils import get_environment_proxies  # private: how httpx reads the
 from . import errors
 from ._body_limits import BodyLimitExceeded, Inflater, inflater_for, over_size
 from ._cancel import only_cancelled, raise_bare
-from ._records import record_repr
 from ._transport_errors import (
     header_error,
     origin,
     reason_of,
     too_large,
 )
-from ._wire import HTTPRequestSpec
+from ._wire import HTTPRequestSpec, RawResponse
 
 if TYPE_CHECKING:
     from ._statistics import TransportStatistics
 
-__all__ = ["RawResponse", "ResponseStream", "StackTransport", "Transport",
+__all__ = ["ResponseStream", "StackTransport", "Transport",
            "route_default_transport"]
 
 USER_AGENT = "trillm/0.1.0"
@@ -120,17 +118,6 @@ def _load_httpcore() -> None:
         httpcore.ConnectionNotAvailable, httpcore.ProxyError, httpcore.UnsupportedProtocol,
         httpcore.ProtocolError, httpcore.TimeoutException, httpcore.NetworkError,
     )
-
-
-@attrs.frozen(eq=False, repr=False)
-class RawResponse:
-    """A whole response: status, headers (case-insensitive) and the decoded body."""
-
-    __repr__ = record_repr
-
-    status: int
-    headers: Mapping[str, str] = attrs.field(repr=False)
-    content: bytes = attrs.field(repr=False)
 
 
 # ---------------------------------------------------------------- the stack transport

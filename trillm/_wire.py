@@ -8,7 +8,7 @@ both import these records, so the I/O layer never imports ``providers/``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .sse import SSEEvent
     from .types import StreamChunk
 
-__all__ = ["HTTPRequestSpec", "ProviderConfig", "StreamParser"]
+__all__ = ["HTTPRequestSpec", "ProviderConfig", "RawResponse", "StreamParser"]
 
 
 @attrs.frozen(repr=False)
@@ -70,6 +70,18 @@ class HTTPRequestSpec:
     local: Callable[[HTTPRequestSpec], LocalAnswer] | None = attrs.field(
         default=None, repr=False, eq=False
     )
+
+
+@attrs.frozen(eq=False, repr=False)
+class RawResponse:
+    """A whole response, as the transport read it: status, headers (case-insensitive) and
+    the decoded body."""
+
+    __repr__ = record_repr
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    content: bytes = attrs.field(repr=False)
 
 
 class StreamParser(Protocol):
