@@ -9,6 +9,7 @@ import traceback
 from functools import partial
 from typing import cast
 
+import httpcore
 import httpx
 import pytest
 import trio
@@ -570,17 +571,18 @@ async def test_stale_connection_closed_after_the_probe_is_retried_once(
 async def test_stale_write_error_is_retried_on_a_new_connection(
     transport: Transport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = httpx.AsyncHTTPTransport.handle_async_request
+    original = httpcore.AsyncHTTPConnection.handle_async_request
     calls = 0
 
-    async def flaky(self: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
+    async def flaky(self: httpcore.AsyncHTTPConnection,
+                    request: httpcore.Request) -> httpcore.Response:
         nonlocal calls
         calls += 1
         if calls == 2:  # the first reuse of the pooled connection
-            raise httpx.WriteError("[Errno 32] Broken pipe")
+            raise httpcore.WriteError("[Errno 32] Broken pipe")
         return await original(self, request)
 
-    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", flaky)
+    monkeypatch.setattr(httpcore.AsyncHTTPConnection, "handle_async_request", flaky)
     with trio.fail_after(5):
         async with open_fake_server() as server:
             await transport.send(make_spec(server.base_url))
@@ -594,11 +596,12 @@ async def test_stale_write_error_is_retried_on_a_new_connection(
 async def test_write_error_on_a_fresh_connection_is_not_retried(
     transport: Transport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(self: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
+    async def broken(self: httpcore.AsyncHTTPConnection,
+                     request: httpcore.Request) -> httpcore.Response:
         await trio.lowlevel.checkpoint()
-        raise httpx.WriteError("[Errno 32] Broken pipe")
+        raise httpcore.WriteError("[Errno 32] Broken pipe")
 
-    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", broken)
+    monkeypatch.setattr(httpcore.AsyncHTTPConnection, "handle_async_request", broken)
     with pytest.raises(errors.APIConnectionError, match="before a response arrived"):
         await transport.send(make_spec("http://127.0.0.1:9/"))
     assert transport.statistics() == stats(0, 0)

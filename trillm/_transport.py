@@ -3,18 +3,24 @@
 httpcore 1.0.9's pool re-scans every connection for every idle one on each
 request, so one big pool costs 5-6x more CPU per request at 256 concurrent
 requests than at 1 (research/transport-scaling.md).  :class:`StackTransport`
-keeps, per origin (scheme, host, port), a LIFO stack of free
-``httpx.AsyncHTTPTransport`` objects limited to ONE connection each, so no pool
-ever has anything to scan.  A request pops the most recently used one (the
-warmest keep-alive connection) or makes one; closing the response pushes it
-back if the body was read to the end and httpcore kept the connection open (not
-so after ``Connection: close`` or an HTTP/1.0 answer), and closes it otherwise
-(also after an error, a cancellation or a body past a bound).  Idle ones older
+keeps, per origin (scheme, host, port), a LIFO stack of free connections, each
+httpcore's one HTTP/1.1 connection (``httpcore.AsyncHTTPConnection``, called as
+httpx's own transport calls its pool, with httpcore's errors mapped to httpx's
+as httpx maps them), so no pool ever has anything to scan, and a request in
+flight holds no pool, no pool request and no httpx transport frame (about 2 KB
+less each, and 700 bytes less per connection, than a one-connection
+``httpx.AsyncHTTPTransport``; an origin reached through a proxy still gets
+those, with httpx's proxy support).  A request pops the most recently used one (the
+warmest keep-alive connection), after checking that the server has not closed it
+while it was idle (as httpcore's pool checks), or makes one; closing the response
+pushes it back if the body was read to the end and httpcore kept the connection
+open (not so after ``Connection: close`` or an HTTP/1.0 answer), and closes it
+otherwise (also after an error, a cancellation or a body past a bound).  Idle ones older
 than ``keepalive_expiry`` are closed from the cold end; all share one SSL
 context, built when the first ``https`` origin is used (loading the CA bundle costs
 tens of milliseconds and about 1.5 MB, which a client of a plain-HTTP local server
-never needs).  Public httpx API only, except ``httpx._utils.get_environment_proxies``
-(how httpx reads the proxy variables).
+never needs).  Public httpx and httpcore API only, except
+``httpx._utils.get_environment_proxies`` (how httpx reads the proxy variables).
 
 Stale keep-alive: httpcore probes an idle connection before reusing it.  If the
 server closes it between that probe and our write, the request fails with
@@ -44,7 +50,7 @@ import zlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, cast
 
 import httpx
 import trio
@@ -62,6 +68,8 @@ from ._transport_errors import (
 from ._wire import HTTPRequestSpec, RawResponse
 
 if TYPE_CHECKING:
+    import httpcore
+
     from ._statistics import TransportStatistics
 
 __all__ = ["ResponseStream", "StackTransport", "Transport",
@@ -86,7 +94,8 @@ def _extensions(connect_timeout: float | None) -> dict[str, Any]:
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # == json.dumps(...)
 _CLOSE_TIMEOUT = 1.0  # seconds a shielded close may take
 DEFAULT_MAX_RESPONSE_BYTES = 256 * 2**20
-_STALE = (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError)
+_STALE: tuple[type[Exception], ...] = (
+    httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError)
 # httpx maps httpcore's errors to its own, but a few paths (closing nested body
 # generators) can still let one through.  httpcore is imported on first use, as
 # httpx itself does, to keep `import trillm` cheap: _load_httpcore() widens these
@@ -96,6 +105,10 @@ _LOCAL_PROTOCOL: tuple[type[Exception], ...] = (httpx.LocalProtocolError,)
 _PROXY: tuple[type[Exception], ...] = (httpx.ProxyError,)
 _CONNECT_TIMEOUT: tuple[type[Exception], ...] = (httpx.ConnectTimeout,)
 _CONNECT: tuple[type[Exception], ...] = (httpx.ConnectError,)
+#: httpcore's errors that a direct connection's request or body may raise, each raised
+#: as httpx's (``_as_httpx``), so a StackTransport keeps httpx's transport contract.
+_CORE_ERRORS: tuple[type[Exception], ...] = ()
+_HTTPX_OF: dict[type[Exception], type[Exception]] = {}
 #: Everything sending or reading can raise below the Client: translated, never leaked.
 _WIRE_ERRORS: tuple[type[Exception], ...] = (
     httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError,
@@ -105,6 +118,7 @@ _WIRE_ERRORS: tuple[type[Exception], ...] = (
 
 def _load_httpcore() -> None:
     global _BAD_URL, _LOCAL_PROTOCOL, _PROXY, _CONNECT_TIMEOUT, _CONNECT, _WIRE_ERRORS
+    global _STALE, _CORE_ERRORS, httpcore
     if len(_LOCAL_PROTOCOL) > 1:
         return
     import httpcore
@@ -118,6 +132,35 @@ def _load_httpcore() -> None:
         httpcore.ConnectionNotAvailable, httpcore.ProxyError, httpcore.UnsupportedProtocol,
         httpcore.ProtocolError, httpcore.TimeoutException, httpcore.NetworkError,
     )
+    # a reused connection httpcore finds busy or broken: sent again on a new one
+    _STALE += (httpcore.ConnectionNotAvailable,)
+    _CORE_ERRORS = (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError,
+                    httpcore.ProxyError, httpcore.UnsupportedProtocol)
+    _HTTPX_OF.update({  # httpx's own table (httpx/_transports/default.py)
+        httpcore.TimeoutException: httpx.TimeoutException,
+        httpcore.ConnectTimeout: httpx.ConnectTimeout,
+        httpcore.ReadTimeout: httpx.ReadTimeout,
+        httpcore.WriteTimeout: httpx.WriteTimeout,
+        httpcore.PoolTimeout: httpx.PoolTimeout,
+        httpcore.NetworkError: httpx.NetworkError,
+        httpcore.ConnectError: httpx.ConnectError,
+        httpcore.ReadError: httpx.ReadError,
+        httpcore.WriteError: httpx.WriteError,
+        httpcore.ProxyError: httpx.ProxyError,
+        httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
+        httpcore.ProtocolError: httpx.ProtocolError,
+        httpcore.LocalProtocolError: httpx.LocalProtocolError,
+        httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
+    })
+
+
+def _as_httpx(exc: Exception) -> Exception:
+    """httpx's error for one of httpcore's, with its text (as httpx's transport maps it)."""
+    for kind in type(exc).__mro__:
+        mapped = _HTTPX_OF.get(kind)
+        if mapped is not None:
+            return mapped(str(exc))
+    return exc
 
 
 # ---------------------------------------------------------------- the stack transport
@@ -152,14 +195,21 @@ def _proxy_rules(proxy: str | None, trust_env: bool) -> list[_ProxyRule]:
     return sorted(rules, key=lambda r: r.priority)  # most specific first, as httpx does
 
 
-# An origin's free transports and when each was freed; the right end is the warmest.
-_Free = deque[tuple[httpx.AsyncHTTPTransport, float]]
-# Per origin: its free transports, its proxy (None: direct) and its transports' verify=.
+# One connection on a stack: httpcore's own for a direct origin, a one-connection httpx
+# transport for an origin reached through a proxy.
+if TYPE_CHECKING:
+    _Conn: TypeAlias = httpcore.AsyncHTTPConnection | httpx.AsyncHTTPTransport
+else:
+    _Conn = Any
+# An origin's free connections and when each was freed; the right end is the warmest.
+_Free = deque[tuple[_Conn, float]]
+# Per origin: its free connections, its proxy (None: direct) and its SSL context.
 _Stack = tuple[_Free, httpx.Proxy | None, ssl.SSLContext | None]
+_DEFAULT_PORTS = {b"http": 80, b"https": 443}
 
 
 class StackTransport(httpx.AsyncBaseTransport):
-    """Per origin, a LIFO stack of one-connection ``httpx.AsyncHTTPTransport`` (HTTP/1.1).
+    """Per origin, a LIFO stack of HTTP/1.1 connections (httpcore's, one by one).
 
     ``proxy`` applies to every request; without it, with ``trust_env``,
     HTTP(S)_PROXY / ALL_PROXY / NO_PROXY apply as in ``httpx.AsyncClient``.
@@ -169,6 +219,7 @@ class StackTransport(httpx.AsyncBaseTransport):
     def __init__(
         self, *, proxy: str | None = None, trust_env: bool = True, keepalive_expiry: float = 5.0
     ) -> None:
+        _load_httpcore()
         self._expiry = keepalive_expiry
         self._trust_env = trust_env
         self._ssl: ssl.SSLContext | None = None  # built for the first https origin
@@ -177,7 +228,7 @@ class StackTransport(httpx.AsyncBaseTransport):
         )
         self._rules = _proxy_rules(proxy, trust_env)
         self._stacks: dict[tuple[bytes, bytes, int | None], _Stack] = {}
-        self._busy: set[httpx.AsyncHTTPTransport] = set()
+        self._busy: set[_Conn] = set()
         self._closed = False
 
     def proxy_for(self, url: httpx.URL) -> httpx.Proxy | None:
@@ -199,29 +250,47 @@ class StackTransport(httpx.AsyncBaseTransport):
             await self._expire(free)
         fresh = not free
         while True:
-            transport = (
-                httpx.AsyncHTTPTransport(verify=cast(ssl.SSLContext, verify), limits=self._limits,
-                                         proxy=proxy)
-                if fresh else free.pop()[0]
-            )
-            self._busy.add(transport)
+            if fresh:
+                conn = self._connection(url, proxy, verify)
+            else:
+                conn = free.pop()[0]
+                if proxy is None and cast("httpcore.AsyncHTTPConnection", conn).has_expired():
+                    # the server closed it while it was idle
+                    await _close_all([conn])
+                    fresh = not free
+                    continue
+            self._busy.add(conn)
             response: httpx.Response | None = None
             try:
-                response = await transport.handle_async_request(request)
+                if proxy is None:
+                    response = await _send(cast("httpcore.AsyncHTTPConnection", conn), request)
+                else:
+                    response = await cast(httpx.AsyncHTTPTransport, conn).handle_async_request(
+                        request)
             except _STALE as exc:  # a reused connection the server had closed: retry once
                 if fresh or (isinstance(exc, httpx.RemoteProtocolError)
                              and "without sending a response" not in str(exc)):
                     raise
                 fresh = True
             finally:
-                if response is None:  # an error or a cancellation: the transport is suspect
+                if response is None:  # an error or a cancellation: the connection is suspect
                     with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-                        await self._discard(transport)
+                        await self._discard(conn)
             if response is not None:
                 inner = cast(httpx.AsyncByteStream, response.stream)
                 network = response.extensions.get("network_stream")
-                response.stream = _GiveBack(inner, self, free, transport, network)
+                response.stream = _GiveBack(inner, self, free, conn, network)
                 return response
+
+    def _connection(self, url: httpx.URL, proxy: httpx.Proxy | None,
+                    verify: ssl.SSLContext | None) -> _Conn:
+        """A new connection to *url*'s origin (opened by its first request)."""
+        if proxy is not None:
+            return httpx.AsyncHTTPTransport(verify=cast(ssl.SSLContext, verify),
+                                            limits=self._limits, proxy=proxy)
+        port = url.port or _DEFAULT_PORTS[url.raw_scheme]
+        return httpcore.AsyncHTTPConnection(httpcore.Origin(url.raw_scheme, url.raw_host, port),
+                                            ssl_context=verify, keepalive_expiry=self._expiry)
 
     def _verify(self, url: httpx.URL) -> ssl.SSLContext | None:
         """The ``verify=`` of an origin's transports: the Client's one SSL context for
@@ -235,9 +304,9 @@ class StackTransport(httpx.AsyncBaseTransport):
             self._ssl = httpx.create_ssl_context(trust_env=self._trust_env)  # loaded once
         return self._ssl
 
-    async def _discard(self, transport: httpx.AsyncHTTPTransport) -> None:
-        self._busy.discard(transport)
-        await _close_all([transport])
+    async def _discard(self, conn: _Conn) -> None:
+        self._busy.discard(conn)
+        await _close_all([conn])
 
     async def _expire(self, free: _Free) -> None:
         limit, old = trio.current_time() - self._expiry, []
@@ -246,7 +315,7 @@ class StackTransport(httpx.AsyncBaseTransport):
         await _close_all(old)
 
     def statistics(self) -> TransportStatistics:
-        """One-connection transports waiting on the stacks, and checked out."""
+        """Connections waiting on the stacks, and checked out."""
         idle = sum(len(stack[0]) for stack in self._stacks.values())
         from ._statistics import TransportStatistics
 
@@ -260,19 +329,40 @@ class StackTransport(httpx.AsyncBaseTransport):
         await _close_all(idle)
 
 
+async def _send(conn: httpcore.AsyncHTTPConnection, request: httpx.Request) -> httpx.Response:
+    """*request* on *conn*, as httpx's transport sends it to its pool; httpcore's errors
+    raised as httpx's.  The body stays httpcore's (``_GiveBack`` maps its errors)."""
+    url = request.url
+    try:
+        answer = await conn.handle_async_request(httpcore.Request(
+            request.method,
+            httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
+                         target=url.raw_path),
+            headers=request.headers.raw, content=request.stream, extensions=request.extensions,
+        ))
+    except _CORE_ERRORS as exc:
+        raise _as_httpx(exc) from exc
+    return httpx.Response(answer.status, headers=answer.headers,
+                          stream=cast(httpx.AsyncByteStream, answer.stream),
+                          extensions=answer.extensions)
+
+
 class _GiveBack(httpx.AsyncByteStream):
-    """A response body that gives its transport back to the stack when closed."""
+    """A response body that gives its connection back to the stack when closed."""
 
     def __init__(self, inner: httpx.AsyncByteStream, owner: StackTransport, free: _Free,
-                 transport: httpx.AsyncHTTPTransport, network: object) -> None:
+                 transport: _Conn, network: object) -> None:
         self._inner, self._owner, self._free = inner, owner, free
-        self._transport: httpx.AsyncHTTPTransport | None = transport
+        self._transport: _Conn | None = transport
         self._network = network  # httpcore's network stream (a public response extension)
         self._done = self.broken = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for part in self._inner:
-            yield part
+        try:
+            async for part in self._inner:
+                yield part
+        except _CORE_ERRORS as exc:  # a direct connection's body: httpx's error, as httpx's
+            raise _as_httpx(exc) from exc
         self._done = True  # the whole body arrived: the connection can be reused
 
     async def aclose(self) -> None:
@@ -282,7 +372,10 @@ class _GiveBack(httpx.AsyncByteStream):
         reusable = False
         try:
             if not self.broken:  # broken: its socket was closed under it, so httpcore must
-                await self._inner.aclose()  # not see it as idle (it would probe fd -1)
+                try:  # not see it as idle (it would probe fd -1)
+                    await self._inner.aclose()
+                except _CORE_ERRORS as exc:
+                    raise _as_httpx(exc) from exc
                 reusable = self._done and not self._owner._closed and _still_open(self._network)
         finally:
             if reusable:
@@ -301,13 +394,14 @@ def _still_open(network: object) -> bool:
     return sock is None or sock.fileno() != -1
 
 
-async def _close_all(transports: list[httpx.AsyncHTTPTransport]) -> None:
-    """Close transports, shielded from cancellation and bounded in time; errors don't matter."""
-    if transports:
+async def _close_all(conns: list[_Conn]) -> None:
+    """Close connections, shielded from cancellation and bounded in time; errors don't
+    matter."""
+    if conns:
         with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-            for transport in transports:
+            for conn in conns:
                 with contextlib.suppress(*_WIRE_ERRORS):
-                    await transport.aclose()
+                    await conn.aclose()
 
 
 async def _close_response(response: httpx.Response) -> None:
