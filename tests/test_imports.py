@@ -30,6 +30,7 @@ LAZY_MODULES = (
     "trillm._response_stream",
     "trillm._responses",
     "trillm._stream",
+    "trillm._stream_body",
     "trillm._stream_records",
     "trillm._statistics",
     "trillm._sync",

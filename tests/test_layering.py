@@ -71,7 +71,9 @@ LAYERS: dict[str, int] = {
     "tools": 1,
     "_transport": 2,
     "_body_limits": 2,  # response size and decompression-bomb bounds (pure), split off _transport
+    "_body_iterators": 2,  # request and in-process bodies as iterator objects, off _transport
     "_transport_errors": 2,  # what the transport's errors say (no httpx), split off _transport
+    "_stream_body": 2,  # an open streaming response's body (no httpx at run time), off _transport
     "_stream": 2,
     "_response_stream": 2,  # ResponseStream: a Responses API event stream over _stream's base
     "_files": 2,  # audio files in and out (trio file I/O)

@@ -36,7 +36,7 @@ from .sse import SSEDecoder, SSEEvent
 from .structured import parse_response
 
 if TYPE_CHECKING:
-    from ._transport import ResponseStream
+    from ._stream_body import StreamingBody
     from ._wire import StreamParser
     from .types import ModelResponse, StreamChunk
 
@@ -87,7 +87,7 @@ class ChunkSource(Protocol[T_co]):
     async def aclose(self) -> None:
         """Release the underlying response; idempotent and safe under cancellation: it
         is awaited by a task that may be cancelled, with no cancel scope around it, so
-        whatever it awaits is shielded and bounded in time (as ``ResponseStream.aclose``)."""
+        whatever it awaits is shielded and bounded in time (as ``StreamingBody.aclose``)."""
         ...
 
 
@@ -103,7 +103,7 @@ class HTTPChunkSource:
                  "_model", "_parser", "_pending", "_provider", "_response", "headers")
 
     def __init__(
-        self, response: ResponseStream, parser: StreamParser, *, provider: str, model: str,
+        self, response: StreamingBody, parser: StreamParser, *, provider: str, model: str,
         headers: dict[str, str],
     ) -> None:
         self._response = response
@@ -224,7 +224,7 @@ class BytesSource:
     __slots__ = ("_ended", "_model", "_pending", "_provider", "_response", "headers")
 
     def __init__(
-        self, response: ResponseStream, *, provider: str, model: str, headers: dict[str, str]
+        self, response: StreamingBody, *, provider: str, model: str, headers: dict[str, str]
     ) -> None:
         self._response = response
         self._pending: bytes | None = None

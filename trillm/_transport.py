@@ -4,18 +4,15 @@ httpcore 1.0.9's pool re-scans every connection for every idle one on each
 request, so one big pool costs 5-6x more CPU per request at 256 concurrent
 requests than at 1 (research/transport-scaling.md).  :class:`StackTransport`
 keeps, per origin (scheme, host, port), a LIFO stack of free connections, each
-httpcore's one HTTP/1.1 connection (``httpcore.AsyncHTTPConnection``, called as
-httpx's own transport calls its pool, with httpcore's errors mapped to httpx's
-as httpx maps them), so no pool ever has anything to scan, and a request in
-flight holds no pool, no pool request and no httpx transport frame (about 2 KB
-less each, and 700 bytes less per connection, than a one-connection
-``httpx.AsyncHTTPTransport``; an origin reached through a proxy still gets
-those, with httpx's proxy support).  A request pops the most recently used one (the
-warmest keep-alive connection), after checking that the server has not closed it
-while it was idle (as httpcore's pool checks), or makes one; closing the response
-pushes it back if the body was read to the end and httpcore kept the connection
-open (not so after ``Connection: close`` or an HTTP/1.0 answer), and closes it
-otherwise (also after an error, a cancellation or a body past a bound).  Idle ones older
+httpcore's own ``AsyncHTTPConnection``, sent to as httpx's transport sends to its
+pool (httpcore's errors raised as httpx's): no pool has anything to scan, and a
+request in flight holds no pool, pool request or httpx transport frame (1.3 KB
+less, and 530 bytes less per connection; an origin behind a proxy still gets a
+one-connection ``httpx.AsyncHTTPTransport``).  A request pops the most recently used
+one (the warmest), dropping it if the server closed it while idle (as httpcore's
+pool checks), or makes one; closing the response pushes it back if the body was
+read to the end and the connection stayed open (not after ``Connection: close`` or
+HTTP/1.0), and closes it otherwise (after an error, a cancellation, a bound too).  Idle ones older
 than ``keepalive_expiry`` are closed from the cold end; all share one SSL
 context, built when the first ``https`` origin is used (loading the CA bundle costs
 tens of milliseconds and about 1.5 MB, which a client of a plain-HTTP local server
@@ -48,7 +45,7 @@ import math
 import ssl
 import zlib
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, cast
 
@@ -57,13 +54,15 @@ import trio
 from httpx._utils import get_environment_proxies  # private: how httpx reads the proxy env
 
 from . import errors
-from ._body_limits import BodyLimitExceeded, Inflater, inflater_for, over_size
+from ._body_iterators import DelayedChunks, OneChunk
+from ._body_limits import BodyLimitExceeded, inflater_for, over_size
 from ._cancel import only_cancelled, raise_bare
 from ._transport_errors import (
+    WireErrorKind,
+    bad_request,
     header_error,
-    origin,
-    reason_of,
     too_large,
+    wire_error,
 )
 from ._wire import HTTPRequestSpec, RawResponse
 
@@ -71,9 +70,9 @@ if TYPE_CHECKING:
     import httpcore
 
     from ._statistics import TransportStatistics
+    from ._stream_body import StreamingBody
 
-__all__ = ["ResponseStream", "StackTransport", "Transport",
-           "route_default_transport"]
+__all__ = ["StackTransport", "Transport", "route_default_transport"]
 
 USER_AGENT = "trillm/0.1.0"
 # gzip for whole bodies (as the official SDKs ask; decoded here, within the bounds of
@@ -424,23 +423,7 @@ class _Body(httpx.AsyncByteStream):
         self._data = data
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        return _OneChunk(self._data)
-
-
-class _OneChunk:
-    __slots__ = ("_data",)
-
-    def __init__(self, data: bytes) -> None:
-        self._data: bytes | None = data
-
-    def __aiter__(self) -> _OneChunk:
-        return self
-
-    async def __anext__(self) -> bytes:
-        data, self._data = self._data, None
-        if data is None:
-            raise StopAsyncIteration
-        return data
+        return OneChunk(self._data)
 
 
 # ---------------------------------------------------------------- in-process answers
@@ -477,127 +460,10 @@ class _LocalBody(httpx.AsyncByteStream):
         self._chunks, self._delay = chunks, delay
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        return _DelayedChunks(self._chunks, self._delay)
-
-
-class _DelayedChunks:
-    __slots__ = ("_delay", "_left")
-
-    def __init__(self, chunks: tuple[bytes, ...], delay: float) -> None:
-        self._left = deque(chunks)
-        self._delay = delay
-
-    def __aiter__(self) -> _DelayedChunks:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if not self._left:
-            raise StopAsyncIteration
-        if self._delay:
-            await trio.sleep(self._delay)
-        return self._left.popleft()
+        return DelayedChunks(self._chunks, self._delay)
 
 
 # ---------------------------------------------------------------- what the Client uses
-
-
-class ResponseStream:
-    """An open streaming response, returned once its headers arrived.
-
-    ``receive_some()`` gives the next body bytes, ``b""`` at the end and after
-    it.  A cancelled ``receive_some`` leaves the body unusable (httpcore closes
-    the connection): the next call raises ``APIConnectionError``.  Past
-    *max_bytes* decoded bytes (or a decompression bomb's first MiB) it raises
-    ``APIError`` and closes the connection.  The connection is given back when
-    the end is read; always ``aclose()`` the stream.
-    """
-
-    __slots__ = ("_chunks", "_closed", "_eof", "_error", "_finished", "_inflater", "_left",
-                 "_limit", "_response", "_spec", "headers", "status")
-
-    def __init__(self, response: httpx.Response, spec: HTTPRequestSpec,
-                 max_bytes: float = DEFAULT_MAX_RESPONSE_BYTES) -> None:
-        self.status: int = response.status_code
-        self.headers: Mapping[str, str] = response.headers
-        self._response, self._spec = response, spec
-        self._chunks = _raw_chunks(response)  # straight from response.stream
-        self._limit = self._left = max_bytes  # _left: bytes the body may still give
-        # A body compressed although we asked for identity is decoded here, within bounds.
-        self._inflater = inflater_for(response.headers.get("content-encoding"), max_bytes)
-        self._finished = self._eof = self._closed = False
-        self._error: errors.APIError | None = None
-
-    async def receive_some(self) -> bytes:
-        """The next body bytes; ``b""`` at the end of the body and every call after it."""
-        if self._finished:
-            await trio.lowlevel.checkpoint()
-            if self._eof or self._closed:
-                return b""
-            error = self._error or errors.APIConnectionError(
-                "the response body is unusable: an earlier read was cancelled")
-            raise type(error)(error.message, provider=self._spec.provider or None,
-                              model=self._spec.model or None)
-        self._finished = True  # stays so if this read is cancelled or fails
-        try:
-            if self._inflater is None:
-                chunk = await self._chunks.__anext__()
-                while not chunk:
-                    chunk = await self._chunks.__anext__()
-            else:
-                chunk = await self._inflate(self._inflater)  # within both bounds
-        except StopAsyncIteration:
-            self._eof = True
-        except _WIRE_ERRORS as exc:
-            self._error = _translate(exc, self._spec, in_body=True)
-            raise self._error from exc
-        except BodyLimitExceeded as exc:
-            self._error = too_large(exc, self._spec)
-        else:
-            self._left -= len(chunk)
-            if self._left >= 0:
-                self._finished = False
-                return chunk
-            self._error = too_large(over_size(self._limit), self._spec)
-        if self._error is not None:  # a bound: stop the body now, and the connection with it
-            await _abandon(self._response, self._chunks)
-            raise self._error from None
-        await _close_response(self._response)  # the end: give the connection back now
-        return b""
-
-    async def _inflate(self, inflater: Inflater) -> bytes:
-        """The next decoded bytes of a compressed body; StopAsyncIteration at its end."""
-        while not (piece := inflater.pull()):
-            try:
-                raw = await self._chunks.__anext__()
-            except StopAsyncIteration:
-                if piece := inflater.finish():
-                    return piece
-                raise
-            inflater.feed(raw)
-        return piece
-
-    async def aread(self) -> bytes:
-        """The rest of the body (for error bodies)."""
-        parts = []
-        while chunk := await self.receive_some():
-            parts.append(chunk)
-        return b"".join(parts)
-
-    async def aclose(self) -> None:
-        """Close body and response: idempotent, shielded, never raises (Cancelled included)."""
-        if self._closed:
-            return
-        self._closed = self._finished = True
-        if self._eof:
-            await _close_response(self._response)
-        else:
-            await _abandon(self._response, self._chunks)
-
-
-def _raw_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
-    """The body as the transport gives it (not decoded), as an async iterator."""
-    return cast(AsyncGenerator[bytes, None],
-                cast(httpx.AsyncByteStream, response.stream).__aiter__())
 
 
 async def _abandon(response: httpx.Response, chunks: AsyncGenerator[bytes, None]) -> None:
@@ -798,7 +664,10 @@ class Transport:
             if sent is None:
                 raise header_error(request.headers.raw, spec) from None
             response = sent
-        chunks, limit = _raw_chunks(response), self._max_bytes
+        # the body as the transport gives it (not decoded)
+        chunks = cast(AsyncGenerator[bytes, None],
+                      cast(httpx.AsyncByteStream, response.stream).__aiter__())
+        limit = self._max_bytes
         parts: list[bytes] = []
         finished = False  # not response.is_closed: httpx closes a Response(content=...) at once
         try:
@@ -828,9 +697,32 @@ class Transport:
                     await _abandon(response, chunks)
         return RawResponse(response.status_code, response.headers, b"".join(parts))
 
-    async def open_stream(self, spec: HTTPRequestSpec) -> ResponseStream:
+    async def open_stream(self, spec: HTTPRequestSpec) -> StreamingBody:
         """Send *spec* and return once the response headers arrived."""
-        return ResponseStream(await self._request(spec, _STREAM_HEADERS), spec, self._max_bytes)
+        from ._stream_body import StreamingBody  # with the first stream
+
+        return StreamingBody(await self._request(spec, _STREAM_HEADERS), spec, self._max_bytes,
+                             self)
+
+    # What a StreamingBody asks of the transport that opened it (_stream_body.BodyOwner).
+    @property
+    def wire_errors(self) -> tuple[type[Exception], ...]:
+        """What reading a body can raise below the Client (translated, never leaked)."""
+        return _WIRE_ERRORS
+
+    def body_error(self, exc: Exception, spec: HTTPRequestSpec) -> errors.APIError:
+        """The trillm error for *exc*, raised while a body of *spec* was read."""
+        return _translate(exc, spec, in_body=True)
+
+    async def abandon(self, response: httpx.Response,
+                      chunks: AsyncGenerator[bytes, None]) -> None:
+        """Stop reading *response*'s body (*chunks*: its iterator) and close its connection
+        (see ``_abandon``)."""
+        await _abandon(response, chunks)
+
+    async def close_response(self, response: httpx.Response) -> None:
+        """Close *response*, its body read to the end (its connection given back)."""
+        await _close_response(response)
 
     async def aclose(self) -> None:
         """Close every pooled connection (a user-supplied transport is left open)."""
@@ -850,43 +742,28 @@ class Transport:
 
 
 def _bad_request(exc: Exception, spec: HTTPRequestSpec) -> errors.APIError:
-    if isinstance(exc, _BAD_URL):
-        text = f"invalid URL ({exc}): api_base must look like https://host[:port]/path"
-    else:
-        text = f"the request could not be built ({type(exc).__name__}: {exc})"
-    return errors.BadRequestError(text, provider=spec.provider or None, model=spec.model or None)
+    return bad_request(exc, spec, bad_url=isinstance(exc, _BAD_URL))
 
 
 def _translate(exc: Exception, spec: HTTPRequestSpec, *, in_body: bool,
-               via: str | None = None, connect_timeout: float | None = None) -> errors.APIError:
+              via: str | None = None, connect_timeout: float | None = None) -> errors.APIError:
     """The trillm error for a wire error (raised ``from exc``); *via* is the proxy used."""
+    return wire_error(exc, spec, _kind_of(exc), in_body=in_body, via=via,
+                      connect_timeout=connect_timeout)
+
+
+def _kind_of(exc: Exception) -> WireErrorKind:
+    """Which of httpx's and httpcore's error classes *exc* is, as _transport_errors asks."""
     if isinstance(exc, _BAD_URL):
-        return _bad_request(exc, spec)
-    where, reason = origin(spec.url), reason_of(exc)
-    via = via and origin(via)
-    provider, model = spec.provider or None, spec.model or None
-    if isinstance(exc, _LOCAL_PROTOCOL):  # its text may quote a header value: not used
-        return errors.BadRequestError(
-            f"the request to {where} could not be sent: check header names and values",
-            provider=provider, model=model,
-        )
-    if isinstance(exc, _PROXY) or (
-        via and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-    ):
-        text = (f"could not reach {where} through the proxy {via} ({reason}): "
-                "check proxy= or HTTP(S)_PROXY / ALL_PROXY / NO_PROXY")
-    elif isinstance(exc, _CONNECT_TIMEOUT):
-        limit = "" if connect_timeout is None else f" within connect_timeout={connect_timeout:g} s"
-        text = f"could not connect to {where}{limit}: is the host reachable? a proxy needed?"
-    elif isinstance(exc, _CONNECT):
-        hint = ("check the server's certificate (SSL_CERT_FILE) and any proxy" if "TLS" in reason
-                else "is the server running and api_base right?")
-        text = f"could not connect to {where} ({reason}): {hint}"
-    elif isinstance(exc, httpx.DecodingError | zlib.error):
-        text = f"could not decode the response body from {where} ({reason})"
-    elif in_body:
-        text = f"the connection to {where} broke in the middle of the response body ({reason})"
-    else:
-        text = (f"the connection to {where} broke before a response arrived ({reason}): "
-                "the server or a proxy closed it")
-    return errors.APIConnectionError(text, provider=provider, model=model)
+        return "bad_url"
+    if isinstance(exc, _LOCAL_PROTOCOL):
+        return "local_protocol"
+    if isinstance(exc, _PROXY):
+        return "proxy"
+    if isinstance(exc, _CONNECT_TIMEOUT):
+        return "connect_timeout"
+    if isinstance(exc, _CONNECT):
+        return "connect"
+    if isinstance(exc, httpx.DecodingError | zlib.error):
+        return "decoding"
+    return "broken"
