@@ -222,6 +222,9 @@ class StackTransport(httpx.AsyncBaseTransport):
         self._expiry = keepalive_expiry
         self._trust_env = trust_env
         self._ssl: ssl.SSLContext | None = None  # built for the first https origin
+        # trio's, shared (a StackTransport runs under trio only): not httpcore's default of
+        # one AutoBackend per connection, each asking sniffio on every connect
+        self._network = httpcore.TrioBackend()
         self._limits = httpx.Limits(
             max_connections=1, max_keepalive_connections=1, keepalive_expiry=keepalive_expiry
         )
@@ -262,7 +265,16 @@ class StackTransport(httpx.AsyncBaseTransport):
             response: httpx.Response | None = None
             try:
                 if proxy is None:
-                    response = await _send(cast("httpcore.AsyncHTTPConnection", conn), request)
+                    # as httpx's transport sends to its pool, inline: no frame of its own
+                    # held for every request in flight
+                    try:
+                        answer = await cast("httpcore.AsyncHTTPConnection",
+                                            conn).handle_async_request(_core_request(request))
+                    except _CORE_ERRORS as exc:
+                        raise _as_httpx(exc) from exc
+                    response = httpx.Response(answer.status, headers=answer.headers,
+                                              stream=cast(httpx.AsyncByteStream, answer.stream),
+                                              extensions=answer.extensions)
                 else:
                     response = await cast(httpx.AsyncHTTPTransport, conn).handle_async_request(
                         request)
@@ -289,7 +301,8 @@ class StackTransport(httpx.AsyncBaseTransport):
                                             limits=self._limits, proxy=proxy)
         port = url.port or _DEFAULT_PORTS[url.raw_scheme]
         return httpcore.AsyncHTTPConnection(httpcore.Origin(url.raw_scheme, url.raw_host, port),
-                                            ssl_context=verify, keepalive_expiry=self._expiry)
+                                            ssl_context=verify, keepalive_expiry=self._expiry,
+                                            network_backend=self._network)
 
     def _verify(self, url: httpx.URL) -> ssl.SSLContext | None:
         """The ``verify=`` of an origin's transports: the Client's one SSL context for
@@ -328,22 +341,15 @@ class StackTransport(httpx.AsyncBaseTransport):
         await _close_all(idle)
 
 
-async def _send(conn: httpcore.AsyncHTTPConnection, request: httpx.Request) -> httpx.Response:
-    """*request* on *conn*, as httpx's transport sends it to its pool; httpcore's errors
-    raised as httpx's.  The body stays httpcore's (``_GiveBack`` maps its errors)."""
+def _core_request(request: httpx.Request) -> httpcore.Request:
+    """httpcore's request for *request*, as httpx's transport makes it (the body stays
+    httpcore's: ``_GiveBack`` maps its errors)."""
     url = request.url
-    try:
-        answer = await conn.handle_async_request(httpcore.Request(
-            request.method,
-            httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
-                         target=url.raw_path),
-            headers=request.headers.raw, content=request.stream, extensions=request.extensions,
-        ))
-    except _CORE_ERRORS as exc:
-        raise _as_httpx(exc) from exc
-    return httpx.Response(answer.status, headers=answer.headers,
-                          stream=cast(httpx.AsyncByteStream, answer.stream),
-                          extensions=answer.extensions)
+    return httpcore.Request(
+        request.method,
+        httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+        headers=request.headers.raw, content=request.stream, extensions=request.extensions,
+    )
 
 
 class _GiveBack(httpx.AsyncByteStream):
