@@ -32,6 +32,7 @@ LAZY_MODULES = (
     "trillm._stream",
     "trillm._stream_body",
     "trillm._stream_records",
+    "trillm._tool_records",
     "trillm._statistics",
     "trillm._sync",
     "trillm.accumulate",
@@ -136,6 +137,6 @@ def test_a_first_chat_call_leaves_them_unimported_too() -> None:
 
 def test_each_lazy_part_loads_when_used() -> None:
     loaded = _loaded_after("import trillm\ntrillm.Response\ntrillm.types.EmbeddingRequest\n"
-                           "trillm.BatchJob\ntrillm.Prices\ntrillm.StreamChunk")
+                           "trillm.BatchJob\ntrillm.Prices\ntrillm.StreamChunk\ntrillm.ToolCall")
     assert {"trillm.response_types", "trillm._beyond_chat", "trillm.batch_types",
-            "trillm.usage", "trillm._stream_records"} <= loaded
+            "trillm.usage", "trillm._stream_records", "trillm._tool_records"} <= loaded

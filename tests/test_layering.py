@@ -50,6 +50,7 @@ LAYERS: dict[str, int] = {
     "_statistics": 0,  # the snapshots Client.statistics() returns (imported with the first)
     "_beyond_chat": 0,  # embeddings, images, audio, model lists records: types' lazy part
     "_stream_records": 0,  # a stream's chunk records: types' other lazy part
+    "_tool_records": 0,  # a tool call's records: loaded with the first tool call
     "errors": 0,
     "sse": 0,
     "retry": 0,

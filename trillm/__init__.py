@@ -34,10 +34,8 @@ from .errors import UnprocessableEntityError as UnprocessableEntityError
 from .retry import RetryPolicy as RetryPolicy
 from .types import ChatRequest as ChatRequest
 from .types import Choice as Choice
-from .types import FunctionCall as FunctionCall
 from .types import Message as Message
 from .types import ModelResponse as ModelResponse
-from .types import ToolCall as ToolCall
 from .types import Usage as Usage
 
 if TYPE_CHECKING:
@@ -88,11 +86,13 @@ if TYPE_CHECKING:
     from .types import Delta as Delta
     from .types import Embedding as Embedding
     from .types import EmbeddingResponse as EmbeddingResponse
+    from .types import FunctionCall as FunctionCall
     from .types import FunctionDelta as FunctionDelta
     from .types import ImageObject as ImageObject
     from .types import ImageResponse as ImageResponse
     from .types import StreamChoice as StreamChoice
     from .types import StreamChunk as StreamChunk
+    from .types import ToolCall as ToolCall
     from .types import ToolCallDelta as ToolCallDelta
     from .types import TranscriptionResponse as TranscriptionResponse
     from .usage import ModelTotals as ModelTotals
@@ -129,7 +129,8 @@ _LAZY = {
     "run_tool_calls": "tools", "strict_json_schema": "structured",
     "Embedding": "types", "EmbeddingResponse": "types", "ImageObject": "types",
     "Delta": "types", "FunctionDelta": "types", "StreamChoice": "types",
-    "StreamChunk": "types", "ToolCallDelta": "types",
+    "StreamChunk": "types", "ToolCallDelta": "types", "FunctionCall": "types",
+    "ToolCall": "types",
     "ImageResponse": "types", "TranscriptionResponse": "types",
     "ModelTotals": "usage", "Prices": "usage", "cost": "usage",
 }

@@ -76,6 +76,8 @@ if TYPE_CHECKING:
     from ._stream_records import stream_choice as stream_choice
     from ._stream_records import stream_chunk as stream_chunk
     from ._stream_records import text_delta as text_delta
+    from ._tool_records import FunctionCall as FunctionCall
+    from ._tool_records import ToolCall as ToolCall
 
 # The records of the other operations (embeddings, images, audio, model lists) live in
 # `_beyond_chat` and are imported on first use: every attrs class costs a compile at
@@ -95,8 +97,17 @@ _STREAM_RECORDS = frozenset({
 })
 
 
+# The tool call records live in `_tool_records`, imported with the first tool call (or on
+# first access here): an answer without tool calls needs neither.
+_TOOL_RECORDS = frozenset({"FunctionCall", "ToolCall"})
+
+
 def __getattr__(name: str) -> Any:
-    if name in _STREAM_RECORDS:
+    if name in _TOOL_RECORDS:
+        from . import _tool_records
+
+        value = getattr(_tool_records, name)
+    elif name in _STREAM_RECORDS:
         from . import _stream_records
 
         value = getattr(_stream_records, name)
@@ -111,35 +122,10 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _BEYOND_CHAT | _STREAM_RECORDS)
+    return sorted(set(globals()) | _BEYOND_CHAT | _STREAM_RECORDS | _TOOL_RECORDS)
 
 
 # ---------------------------------------------------------------- complete answers
-
-
-@_record
-@attrs.frozen(repr=False)
-class FunctionCall(_Record):
-    """The function a tool call invokes; ``arguments`` is a JSON string."""
-
-    name: str
-    arguments: str = ""
-
-
-@_record
-@attrs.frozen(repr=False)
-class ToolCall(_Record):
-    """One tool call the model asked for.
-
-    ``extra_content`` is what a provider needs back with the call on the next turn
-    (Gemini's ``{"google": {"thought_signature": ...}}``, as Google's OpenAI-compatible
-    API spells it); keep the call as it came when you send it back.
-    """
-
-    id: str
-    function: FunctionCall
-    type: str = "function"
-    extra_content: Mapping[str, Any] | None = None
 
 
 @_record

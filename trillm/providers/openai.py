@@ -39,10 +39,8 @@ from .. import errors, types
 from ..types import (
     ChatRequest,
     Choice,
-    FunctionCall,
     Message,
     ModelResponse,
-    ToolCall,
 )
 from .base import (
     AnyRequest,
@@ -74,6 +72,7 @@ if TYPE_CHECKING:
         ModelsRequest,
         SpeechRequest,
         StreamChunk,
+        ToolCall,
         TranscriptionRequest,
         TranscriptionResponse,
     )
@@ -94,6 +93,8 @@ def __getattr__(name: str) -> Any:
 
 
 def _tool_call(t: Mapping[str, Any], i: int) -> ToolCall:
+    from .._tool_records import FunctionCall, ToolCall  # with the first tool call
+
     f = t.get("function") or {}
     args = f.get("arguments")
     if args is None:
