@@ -252,6 +252,8 @@ class StackTransport(httpx.AsyncBaseTransport):
             await self._expire(free)
         fresh = not free
         while True:
+            if self._closed:  # closed while this request awaited (an expiry, a close)
+                raise RuntimeError("this trillm transport is closed")
             if fresh:
                 conn = self._connection(url, proxy, verify)
             else:
@@ -282,6 +284,8 @@ class StackTransport(httpx.AsyncBaseTransport):
                 if fresh or (isinstance(exc, httpx.RemoteProtocolError)
                              and "without sending a response" not in str(exc)):
                     raise
+                if not isinstance(request.stream, _Body | httpx.ByteStream):
+                    raise  # a body that can be sent once only (a caller's generator)
                 fresh = True
             finally:
                 if response is None:  # an error or a cancellation: the connection is suspect
@@ -337,6 +341,8 @@ class StackTransport(httpx.AsyncBaseTransport):
         """Close every idle connection now; checked-out ones are closed when given back."""
         self._closed = True
         idle = [t for stack in self._stacks.values() for t, _ in stack[0]]
+        for stack in self._stacks.values():
+            stack[0].clear()  # a request between awaits must not pop one closed here
         self._stacks.clear()
         await _close_all(idle)
 
